@@ -1,0 +1,197 @@
+"""The ``robust-attn`` command: a thin typer layer over the library.
+
+Heavy imports (torch, pandas) happen inside the commands so ``--help`` is instant. A
+:class:`~robust_attn.errors.UserError` or a click usage error becomes one stderr line and exit
+status 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+try:  # typer >= 0.25 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer depends on click itself
+    import click.exceptions as click_exceptions
+
+from .errors import UserError
+
+app = typer.Typer(
+    name="robust-attn",
+    help="Adversarial-robustness evaluation of the 'Learn To Pay Attention' CNNs.",
+    pretty_exceptions_show_locals=False,
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Dataset utilities.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# ------------------------------------------------------------------ shared option aliases
+Width = Annotated[float, typer.Option("--width", help="Channel multiplier (1.0 = the paper's size).")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed; recorded in every output.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder (or .npz) holding the dataset.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples per batch.")]
+ModelsDir = Annotated[Path, typer.Option("--models-dir", help="Folder with checkpoints and manifest.json.")]
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    _state["debug"] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def command_line() -> str:
+    """The command as typed, for provenance records."""
+    return shlex.join(["robust-attn", *sys.argv[1:]])
+
+
+# ------------------------------------------------------------------ models
+@app.command("models")
+def models_cmd(
+    width: Width = 0.125,
+    pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'vgg-att3-*'.")] = "*",
+    num_classes: Annotated[int, typer.Option("--num-classes")] = 10,
+) -> None:
+    """List registered architectures with their parameter counts at WIDTH."""
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    from .models import create_model, get_model_cfg, list_models
+
+    names = list_models(pattern)
+    if not names:
+        raise UserError(f"no model matches {pattern!r}")
+    table = Table("attended layers", "combine", "compatibility", f"params @ width {width:g}")
+    table.columns.insert(0, Column("model", no_wrap=True))
+    for name in names:
+        cfg = get_model_cfg(name)
+        n_params = sum(p.numel() for p in create_model(name, width=width, num_classes=num_classes).parameters())
+        table.add_row(
+            name,
+            ",".join(map(str, cfg.attention_layers)) or "-",
+            cfg.combine.value if cfg.combine else "-",
+            cfg.compatibility.value if cfg.compatibility else "-",
+            f"{n_params:,}",
+        )
+    Console().print(table)
+
+
+# ------------------------------------------------------------------ train
+@app.command("train")
+def train_cmd(
+    model: Annotated[str, typer.Argument(help="Architecture name (see `robust-attn models`).")],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write.")],
+    dataset: Annotated[str, typer.Option("--dataset")] = "cifar10-subset",
+    data_dir: DataDir = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 30,
+    width: Width = 0.125,
+    seed: Seed = 0,
+    batch_size: BatchSize = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Peak (one-cycle) or initial (step) learning rate.")] = 0.1,
+    schedule: Annotated[str, typer.Option("--schedule", help="onecycle or step (paper: x0.5 every 25 epochs).")] = "onecycle",
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = 5e-4,
+    threads: Threads = None,
+    device: Device = "auto",
+    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the dataset.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last finished epoch.")] = False,
+    manifest: Annotated[bool, typer.Option("--manifest", help="Record the checkpoint in manifest.json beside it.")] = False,
+) -> None:
+    """Train MODEL and write a checkpoint carrying its metadata."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .train import Schedule, TrainConfig, train
+
+    try:
+        sched = Schedule(schedule)
+    except ValueError:
+        raise UserError(f"--schedule must be one of {[s.value for s in Schedule]}, got {schedule!r}") from None
+    _set_threads(threads)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory, expected a checkpoint file path")
+    cfg = TrainConfig(model, dataset, str(data_dir) if data_dir else None, epochs, width, seed, batch_size, lr,
+                      weight_decay=weight_decay, schedule=sched, device=device, download=download)
+    cfg.validate()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(f"{model} epoch 1/{epochs}", total=None, status="")
+
+        def on_batch(done: int, total: int, loss: float, acc: float) -> None:
+            progress.update(task, completed=done, total=total, status=f"loss {loss:.3f} acc {acc:.3f}")
+
+        def on_epoch(stats) -> None:
+            progress.console.print(
+                f"epoch {stats.epoch}/{stats.epochs}: loss {stats.train_loss:.4f} "
+                f"train acc {stats.train_accuracy:.4f} test acc {stats.test_accuracy:.4f}"
+            )
+            progress.update(task, description=f"{model} epoch {min(stats.epoch + 1, epochs)}/{epochs}", completed=0)
+
+        path = train(cfg, out, resume=resume, on_batch=on_batch, on_epoch=on_epoch)
+    if manifest:
+        from .checkpoints import register_in_manifest
+
+        entry = register_in_manifest(path, command=command_line())
+        typer.echo(f"registered {entry.name} in {path.parent / 'manifest.json'}")
+    typer.echo(f"wrote {path}")
+
+
+# ------------------------------------------------------------------ data
+@data_app.command("make-subset")
+def make_subset_cmd(
+    cifar_root: Annotated[Path, typer.Argument(help="Folder of torchvision's CIFAR-10 download.")],
+    out: Annotated[Path, typer.Argument(help="Output .npz.")],
+) -> None:
+    """Rebuild cifar10_subset.npz (rows i < 932 of each train batch and of the test batch)."""
+    from .data import make_subset
+
+    typer.echo(f"wrote {make_subset(cifar_root, out)}")
+
+
+@data_app.command("list")
+def data_list_cmd() -> None:
+    """List dataset names."""
+    from .data import get_dataset_cfg, list_datasets
+
+    for name in list_datasets():
+        typer.echo(f"{name:24s} {get_dataset_cfg(name).description}")
+
+
+# ------------------------------------------------------------------ entry point
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: user mistakes exit 2 with one stderr line, Ctrl-C exits 130."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        if _state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.UsageError as exc:
+        print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, click_exceptions.Abort):
+        print("interrupted: finished work is saved; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

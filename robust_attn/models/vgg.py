@@ -1,0 +1,124 @@
+"""The paper's CIFAR VGG-16 and its attention variants (Jetley et al. 2018, section 4).
+
+Layout like timm's: a config table, the module, a private builder, registered entry points.
+
+The backbone is VGG-16 with BatchNorm, adapted as in the paper: the first two max-pools are
+dropped so that layer 7 keeps the input resolution (32x32 for CIFAR), and two extra 512 conv
+layers each followed by 2x2 max-pooling bring the map to 1x1; a dense layer then yields the
+global feature g. The baseline classifies g; attention variants classify only the attended
+descriptors g_a of layers 7, 10 and 13 (att3), 10 and 13 (att2) or 13 (att1).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .attention import AttentionBlock
+from .registry import Combine, Compatibility, ModelCfg, register_model, scale_channels
+
+# (output channels at width 1, max-pool after this conv layer) for conv layers 1..15.
+_VGG_LAYERS: tuple[tuple[int, bool], ...] = (
+    (64, False), (64, False),
+    (128, False), (128, False),
+    (256, False), (256, False), (256, True),  # layer 7: end of the 3x256 block, full resolution
+    (512, False), (512, False), (512, True),  # layer 10
+    (512, False), (512, False), (512, True),  # layer 13
+    (512, True),
+    (512, True),
+)
+_GLOBAL_CHANNELS = 512
+
+_ATTENTION_LAYERS = {"att1": (13,), "att2": (10, 13), "att3": (7, 10, 13)}
+
+_CFGS: tuple[ModelCfg, ...] = (ModelCfg(name="vgg", family="vgg"),) + tuple(
+    ModelCfg(
+        name=f"vgg-{depth}-{combine.value}-{compat.value}",
+        family="vgg",
+        attention_layers=layers,
+        combine=combine,
+        compatibility=compat,
+    )
+    for depth, layers in _ATTENTION_LAYERS.items()
+    for combine in Combine
+    for compat in Compatibility
+)
+
+
+class Features(NamedTuple):
+    local_features: tuple[torch.Tensor, ...]  # the attended layers' outputs, N x C_l x H x W
+    global_feature: torch.Tensor  # g, N x C_g
+
+
+class HeadOutput(NamedTuple):
+    logits: torch.Tensor
+    attention_maps: tuple[torch.Tensor, ...]  # a per attended layer, N x 1 x H x W
+    compatibility: tuple[torch.Tensor, ...]  # c per attended layer, N x 1 x H x W
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class VGGAttention(nn.Module):
+    """VGG-16 backbone with zero or more attention blocks; one class for baseline and variants,
+    so both share their backbone code exactly."""
+
+    def __init__(self, cfg: ModelCfg, width: float, num_classes: int, in_channels: int):
+        super().__init__()
+        self.cfg = cfg
+        channels = [scale_channels(c, width) for c, _ in _VGG_LAYERS]
+        self.pool_after = frozenset(i + 1 for i, (_, pool) in enumerate(_VGG_LAYERS) if pool)
+        self.layers = nn.ModuleList(_conv_bn_relu(cin, cout) for cin, cout in zip([in_channels, *channels], channels))
+        self.pool = nn.MaxPool2d(2)
+        g_dim = scale_channels(_GLOBAL_CHANNELS, width)
+        # The paper's dense layer producing g; average pooling first makes any input size
+        # that is a multiple of 32 work (at 32x32 the map is already 1x1).
+        self.dense = nn.Linear(channels[-1], g_dim)
+        self.attention = nn.ModuleList(
+            AttentionBlock(channels[layer - 1], g_dim, cfg.compatibility) for layer in cfg.attention_layers
+        )
+        n_att = len(cfg.attention_layers)
+        if n_att == 0:
+            self.classifier = nn.Linear(g_dim, num_classes)
+        elif cfg.combine is Combine.CONCAT:
+            self.classifier = nn.Linear(g_dim * n_att, num_classes)
+        else:
+            self.classifier = nn.ModuleList(nn.Linear(g_dim, num_classes) for _ in range(n_att))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> Features:
+        local = []
+        for index, layer in enumerate(self.layers, start=1):
+            x = layer(x)
+            if index in self.cfg.attention_layers:
+                local.append(x)
+            if index in self.pool_after:
+                x = self.pool(x)
+        g = self.dense(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return Features(tuple(local), g)
+
+    def forward_head(self, features: Features) -> HeadOutput:
+        if not self.attention:
+            return HeadOutput(self.classifier(features.global_feature), (), ())
+        outs = [block(l, features.global_feature) for block, l in zip(self.attention, features.local_features)]
+        descriptors = [o.descriptor for o in outs]  # classification uses the g_a alone
+        if isinstance(self.classifier, nn.ModuleList):
+            logits = torch.stack([fc(d) for fc, d in zip(self.classifier, descriptors)]).mean(0)
+        else:
+            logits = self.classifier(torch.cat(descriptors, dim=1))
+        return HeadOutput(logits, tuple(o.attention for o in outs), tuple(o.compatibility for o in outs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x)).logits
+
+
+def _build_vgg(cfg: ModelCfg, *, width: float, num_classes: int, in_channels: int) -> VGGAttention:
+    return VGGAttention(cfg, width=width, num_classes=num_classes, in_channels=in_channels)
+
+
+for _cfg in _CFGS:
+    register_model(_cfg)(_build_vgg)

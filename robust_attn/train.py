@@ -1,0 +1,248 @@
+"""Training: SGD with momentum and weight decay, the paper's step schedule or one-cycle,
+batched tensor augmentation (random crop with 4-pixel zero padding + horizontal flip).
+
+Deterministic on CPU for a given seed and thread count: shuffling and augmentation draw from
+one seeded generator. A training state is saved after every epoch so ``resume=True`` continues
+from the last finished epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoints import save_checkpoint
+from .data import ImageSet, Splits, load_dataset
+from .errors import UserError
+from .files import atomic_write_bytes
+from .models import create_model, get_model_cfg
+
+log = logging.getLogger(__name__)
+
+
+class Schedule(str, Enum):
+    ONECYCLE = "onecycle"
+    STEP = "step"  # the paper: lr x 0.5 every 25 epochs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    architecture: str
+    dataset: str
+    data_dir: str | None = None
+    epochs: int = 30
+    width: float = 0.125
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Schedule = Schedule.ONECYCLE
+    augment: bool = True
+    device: str = "auto"
+    download: bool = False
+
+    def validate(self) -> None:
+        get_model_cfg(self.architecture)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("width", "lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UserError(f"{name} must be a positive number, got {value!r}")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UserError(f"{name} must be a non-negative number, got {value!r}")
+
+
+class EpochStats(NamedTuple):
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float
+    test_accuracy: float
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and horizontal flip of a whole N x C x H x W batch at once."""
+    n, _, h, w = x.shape
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # n x 1 x h x 1
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # n x 1 x 1 x w
+    batch = torch.arange(n)[:, None, None, None]
+    chans = torch.arange(x.shape[1])[None, :, None, None]
+    out = padded[batch, chans, rows, cols]
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+@torch.inference_mode()
+def evaluate_accuracy(model: nn.Module, images: ImageSet, batch_size: int = 500, device: torch.device | None = None) -> float:
+    """Top-1 accuracy of ``model`` (in eval mode) on ``images``."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x, y = images.float_batch(slice(start, start + batch_size))
+        correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
+    model.train(was_training)
+    return correct / len(images)
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    if cfg.schedule is Schedule.ONECYCLE:
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=25 * steps_per_epoch, gamma=0.5)
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".state")
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    resume: bool = False,
+    on_batch: Callable[[int, int, float, float], None] | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    splits: Splits | None = None,
+) -> Path:
+    """Train ``cfg.architecture`` and write a checkpoint to ``out``; return its path.
+
+    ``on_batch(done, total, loss, acc)`` and ``on_epoch(stats)`` let a caller draw progress.
+    """
+    cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule)})
+    cfg.validate()
+    out = Path(out)
+    device = resolve_device(cfg.device)
+    splits = splits or load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download)
+    if splits.train is None:
+        raise UserError(f"dataset {cfg.dataset!r} is evaluation-only; train on {splits.cfg.name.removesuffix('-embedded')}")
+    dcfg = splits.cfg
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.architecture, width=cfg.width, num_classes=dcfg.num_classes,
+                         in_channels=dcfg.in_channels, mean=dcfg.mean, std=dcfg.std)
+    # channels_last: about 1.25x faster training on CPU (measured at width 0.125), same function.
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                nesterov=False)
+    train_set = splits.train
+    n = len(train_set)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    scheduler = _make_scheduler(cfg, optimizer, steps_per_epoch)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start_epoch, seconds = 0, 0.0
+    state_path = _state_path(out)
+    if resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state["config"] != _config_record(cfg):
+            raise UserError(f"{state_path} was written by a different training configuration; remove it or drop --resume")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, seconds = state["epoch"], state["seconds"]
+        log.info("resuming %s from epoch %d", out, start_epoch)
+    use_amp = device.type == "cuda"
+    loss_fn = nn.CrossEntropyLoss()
+    test_accuracy = float("nan")
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=generator)
+        total_loss, total_correct, seen = 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            if len(idx) < 2:  # BatchNorm needs more than one example
+                continue
+            xb = train_set.x[idx]
+            if cfg.augment:
+                xb = augment_batch(xb, generator)
+            x = xb.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+            y = train_set.y[idx].to(device, non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
+                logits = model(x)
+                loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach()) * len(idx)
+            total_correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+            if on_batch:
+                on_batch(step + 1, steps_per_epoch, total_loss / seen, total_correct / seen)
+        test_accuracy = evaluate_accuracy(model, splits.test, device=device)
+        seconds += time.perf_counter() - t0
+        stats = EpochStats(epoch + 1, cfg.epochs, total_loss / max(seen, 1), total_correct / max(seen, 1), test_accuracy)
+        log.info("epoch %d/%d loss %.4f train acc %.4f test acc %.4f", *stats)
+        if on_epoch:
+            on_epoch(stats)
+        _save_state(state_path, cfg, model, optimizer, scheduler, generator, epoch + 1, seconds)
+    if math.isnan(test_accuracy):  # resumed a finished run: measure again
+        test_accuracy = evaluate_accuracy(model, splits.test, device=device)
+    model = model.cpu().eval()
+    path = save_checkpoint(model, out, {
+        "dataset": cfg.dataset,
+        "clean_accuracy": test_accuracy,
+        "n_test": len(splits.test),
+        "epochs": cfg.epochs,
+        "seed": cfg.seed,
+        "train_config": _config_record(cfg),
+        "training_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "version": __version__,
+    })
+    state_path.unlink(missing_ok=True)
+    return path
+
+
+def _config_record(cfg: TrainConfig) -> dict:
+    record = {k: (v.value if isinstance(v, Enum) else v) for k, v in vars(cfg).items()}
+    record.pop("data_dir")
+    record.pop("device")
+    return record
+
+
+def _save_state(path: Path, cfg, model, optimizer, scheduler, generator, epoch: int, seconds: float) -> None:
+    buf = io.BytesIO()
+    torch.save({
+        "config": _config_record(cfg),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "seconds": seconds,
+    }, buf)
+    atomic_write_bytes(path, buf.getvalue())
