@@ -70,8 +70,10 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"refusing to load {path}: it holds objects a weights-only load does not allow ({first})") from None
+        blocked = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        if blocked:  # a pickle asking for a callable: refuse, naming what it wanted to run
+            raise UserError(f"refusing to load {path}: it would import code ({blocked[0]})") from None
+        raise UserError(f"{path} is not a readable checkpoint (corrupt pickle data)") from None
     except Exception as exc:  # truncated zip, not a torch file, ...
         raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]) from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or not isinstance(blob.get("metadata"), dict):

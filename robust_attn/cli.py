@@ -157,6 +157,113 @@ def train_cmd(
     typer.echo(f"wrote {path}")
 
 
+# ------------------------------------------------------------------ sweep
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated options and comma-separated lists both work: --attack fgsm,pgd == --attack fgsm --attack pgd."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _print_tables(frame, console) -> None:
+    from rich.table import Table
+
+    from .results import accuracy_table
+
+    for attack in frame["attack"].unique():
+        wide = accuracy_table(frame, attack)
+        table = Table(title=f"accuracy (%) under {attack}", title_justify="left")
+        table.add_column("model", no_wrap=True)
+        for label in wide.columns:
+            table.add_column(f"eps {label}", justify="right")
+        for model, values in wide.iterrows():
+            table.add_row(str(model), *(f"{100 * v:.1f}" for v in values))
+        console.print(table)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    attack: Annotated[list[str], typer.Option("--attack", "-a", help="Attack name(s); repeat or comma-separate.")],
+    eps: Annotated[str, typer.Option("--eps", help="Grid: START:STOP:STEP (stop included) or a list 0,1,2,4,8.")] = "0:8:1",
+    eps_unit: Annotated[str, typer.Option("--eps-unit", help="255 (eps in 1/255, Linf) or raw (e.g. L2).")] = "255",
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Manifest names, checkpoint paths or globs (default: all of --models-dir).")] = None,
+    attack_arg: Annotated[Optional[list[str]], typer.Option("--attack-arg", help="Override an attack parameter, KEY=VALUE.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Evaluation dataset (default: each checkpoint's embedded set).")] = None,
+    data_dir: DataDir = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Evaluate the first N examples (default: all).")] = None,
+    batch_size: BatchSize = 256,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    out: Annotated[Path, typer.Option("--out", help="Results folder; rerunning on it resumes.")] = Path("results"),
+    per_example: Annotated[bool, typer.Option("--per-example", help="Also write per_example.csv.")] = False,
+    models_dir: ModelsDir = Path("models"),
+    threads: Threads = None,
+) -> None:
+    """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .attacks import parse_attack_args
+    from .sweep import RESULTS_FILE, sweep
+
+    _set_threads(threads)
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    progress = Progress(*columns, console=console)
+    task = progress.add_task("sweep", total=None)
+
+    def on_start(total: int) -> None:  # after validation, so a bad input prints one line only
+        progress.update(task, total=total)
+        progress.start()
+
+    def on_cell(event) -> None:
+        progress.update(task, completed=event.done, total=event.total,
+                        description=f"{event.model} {event.attack} eps={event.eps_label}")
+
+    try:
+        frame = sweep(
+            _split(models), _split(attack), eps, dataset, eps_unit=eps_unit, attack_args=parse_attack_args(attack_arg),
+            data_dir=data_dir, models_dir=models_dir, n=n, batch_size=batch_size, seed=seed, device=device, out=out,
+            per_example=per_example, on_start=on_start, on_cell=on_cell,
+        )
+    finally:
+        progress.stop()
+    _print_tables(frame, Console())
+    typer.echo(f"wrote {out / RESULTS_FILE} ({len(frame)} rows)")
+
+
+# ------------------------------------------------------------------ regress
+@app.command("regress")
+def regress_cmd(
+    models_dir: ModelsDir = Path("models"),
+    update: Annotated[bool, typer.Option("--update", help="Rewrite the expected results and print what moved.")] = False,
+    threads: Threads = None,
+) -> None:
+    """Re-run the regression suite on the shipped checkpoints; exit 1 if any cell moved."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .regress import compare, read_expected, read_suite, run_suite, write_expected
+
+    _set_threads(threads)
+    suite = read_suite(models_dir)
+    err = Console(stderr=True)
+    actual = run_suite(models_dir, on_entry=lambda i, total, e: err.print(f"[{i + 1}/{total}] {e.attack} eps {e.eps}"))
+    expected_path = models_dir / "regress_expected.csv"
+    diffs = compare(read_expected(models_dir), actual, suite) if (expected_path.exists() or not update) else []
+    if diffs:
+        table = Table("cell", "expected n_correct", "actual n_correct", "tolerance",
+                      title=f"{len(diffs)} of {len(actual)} regression cells moved", title_justify="left")
+        for d in diffs:
+            table.add_row(d.cell, d.expected, d.actual, str(d.allowed))
+        Console(width=200).print(table)
+    if update:
+        typer.echo(f"wrote {write_expected(models_dir, actual)} ({len(actual)} cells)")
+        return
+    if diffs:
+        raise typer.Exit(1)
+    typer.echo(f"regression suite passed: {len(actual)} cells match")
+
+
 # ------------------------------------------------------------------ data
 @data_app.command("make-subset")
 def make_subset_cmd(

@@ -25,6 +25,7 @@ from torch import nn
 from . import __version__
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, load_dataset
+from .devices import resolve_device
 from .errors import UserError
 from .files import atomic_write_bytes
 from .models import create_model, get_model_cfg
@@ -76,16 +77,6 @@ class EpochStats(NamedTuple):
     train_loss: float
     train_accuracy: float
     test_accuracy: float
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"device must be auto, cpu or cuda[:N], got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:

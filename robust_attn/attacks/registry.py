@@ -1,0 +1,203 @@
+"""Attack registry, same conventions as the model registry.
+
+An entry is a frozen :class:`AttackCfg` (norm, whether it is eps-bounded, its parameters with
+defaults, paper) plus a builder ``build(model, eps, params, seed) -> perturb`` where
+``perturb(x, y) -> x_adv`` works on pixel-space images in [0, 1]. Builders hold no global state;
+:func:`create_attack` adds what every attack needs: input checks, eval mode restored afterwards,
+and randomness taken from the seed without touching the global RNG.
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UserError, unknown_name
+
+
+class Norm(str, Enum):
+    LINF = "Linf"
+    L2 = "L2"
+
+
+Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Builder = Callable[[nn.Module, float, Mapping[str, Any], int], Perturb]
+
+
+@dataclass(frozen=True)
+class AttackCfg:
+    """What an attack is.
+
+    ``eps_bounded`` attacks take the budget eps and return a perturbation inside the eps-ball.
+    Minimal-perturbation attacks (CW, DeepFool) take no eps; they are reported as accuracy under a
+    budget: an example counts as broken at eps only if the attack's perturbation norm is <= eps.
+    """
+
+    name: str
+    norm: Norm
+    eps_bounded: bool
+    paper: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    randomized: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+
+
+_REGISTRY: dict[str, tuple[AttackCfg, Builder]] = {}
+
+
+def register_attack(cfg: AttackCfg) -> Callable[[Builder], Builder]:
+    def decorator(builder: Builder) -> Builder:
+        if cfg.name in _REGISTRY:
+            raise ValueError(f"attack {cfg.name!r} is already registered")
+        _REGISTRY[cfg.name] = (cfg, builder)
+        return builder
+
+    return decorator
+
+
+def list_attacks(pattern: str = "*") -> list[str]:
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_attack_cfg(name: str) -> AttackCfg:
+    if name not in _REGISTRY:
+        raise unknown_name("attack", name, _REGISTRY)
+    return _REGISTRY[name][0]
+
+
+# ------------------------------------------------------------------ parameters
+
+_POSITIVE = {"steps", "n_queries", "restarts", "rel_stepsize", "lr", "c", "p_init"}
+_NON_NEGATIVE = {"kappa", "overshoot"}
+
+
+def _coerce(cfg: AttackCfg, key: str, value: Any) -> Any:
+    default = cfg.defaults[key]
+    kind = type(default)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = text.lower() in ("true", "1", "yes")
+            elif kind is int:
+                value = int(text)
+            elif kind is float:
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            raise UserError(f"attack {cfg.name!r}: {key}={value!r} is not a valid {kind.__name__}") from None
+    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise UserError(f"attack {cfg.name!r}: {key} must be {kind.__name__}, got {value!r}")
+    if kind in (int, float) and not math.isfinite(value):
+        raise UserError(f"attack {cfg.name!r}: {key} must be finite, got {value!r}")
+    if key in _POSITIVE and value <= 0:
+        raise UserError(f"attack {cfg.name!r}: {key} must be > 0, got {value!r}")
+    if key in _NON_NEGATIVE and value < 0:
+        raise UserError(f"attack {cfg.name!r}: {key} must be >= 0, got {value!r}")
+    if key == "p_init" and value > 1:
+        raise UserError(f"attack {cfg.name!r}: p_init must be in (0, 1], got {value!r}")
+    return value
+
+
+def resolve_params(name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The attack's defaults with ``overrides`` applied, type-checked; unknown keys are errors."""
+    cfg = get_attack_cfg(name)
+    params = dict(cfg.defaults)
+    for key, value in (overrides or {}).items():
+        if key not in cfg.defaults:
+            known = ", ".join(sorted(cfg.defaults)) or "none"
+            raise UserError(f"attack {name!r} has no parameter {key!r} (parameters: {known})")
+        params[key] = _coerce(cfg, key, value)
+    return params
+
+
+def parse_attack_args(items: list[str] | None) -> dict[str, str]:
+    """``["steps=20", "random_start=false"]`` -> ``{"steps": "20", ...}`` (typed later per attack)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(f"--attack-arg expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """Canonical JSON of attack parameters: the resume key and the CSV column."""
+    return json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ running
+
+def check_images(x: torch.Tensor, y: torch.Tensor, num_classes: int | None = None) -> None:
+    """Reject (never clamp) inputs an attack must not see."""
+    if not torch.is_floating_point(x) or x.ndim != 4:
+        raise UserError(f"images must be a float N x C x H x W tensor, got {x.dtype} {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise UserError("images contain NaN or inf")
+    if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+        raise UserError(f"images must lie in [0, 1], got [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+    if y.ndim != 1 or len(y) != len(x):
+        raise UserError(f"labels must be a vector of {len(x)} entries, got shape {tuple(y.shape)}")
+    if num_classes is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise UserError(f"labels must lie in [0, {num_classes - 1}]")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the duration, then the model's previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Take randomness from ``seed`` and leave the global RNG as it was."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(seed)
+        yield
+
+
+def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **overrides: Any) -> Perturb:
+    """A ready attack ``perturb(x, y) -> x_adv`` for ``model`` at budget ``eps`` (raw units).
+
+    Images are N x C x H x W floats in [0, 1]; labels N int64. The model runs in eval mode and is
+    restored to its previous mode; randomness comes from ``seed``.
+    """
+    cfg = get_attack_cfg(name)
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise UserError(f"eps must be a finite number >= 0, got {eps!r}")
+    params = resolve_params(name, overrides)
+    builder = _REGISTRY[name][1]
+    num_classes = getattr(model, "num_classes", None)
+
+    def perturb(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        check_images(x, y, num_classes)
+        with eval_mode(model), seeded(seed, x.device):
+            attack = builder(model, float(eps), params, seed)
+            x_adv = attack(x, y)
+        return x_adv.detach()
+
+    return perturb

@@ -1,0 +1,132 @@
+"""The regression gate: re-run a declared suite of sweeps on the shipped checkpoints and compare
+every cell's n_correct with the committed expectation.
+
+The suite (``models/regress_suite.json``) lists checkpoints x attack x eps grid x dataset; the
+expectation (``models/regress_expected.csv``) holds one row per cell. Deterministic attacks must
+match exactly on CPU; randomised ones (seeded, so normally exact too) get a stated tolerance in
+examples, because a different CPU's kernels may round a near-tie the other way.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .attacks import get_attack_cfg
+from .checkpoints import resolve_checkpoints
+from .errors import UserError
+from .files import atomic_write_text
+from .results import frame_to_csv
+
+SUITE_FILE = "regress_suite.json"
+EXPECTED_FILE = "regress_expected.csv"
+KEY = ["model", "dataset", "n", "attack", "attack_params", "eps_label"]
+EXPECTED_COLUMNS = [*KEY, "checkpoint_sha256", "n_correct"]
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    attack: str
+    eps: str
+    eps_unit: str = "255"
+    models: tuple[str, ...] = ()  # manifest names; empty: every checkpoint in the manifest
+    dataset: str | None = None  # None: each checkpoint's embedded evaluation set
+    n: int | None = None
+    attack_args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    entries: tuple[SuiteEntry, ...]
+    seed: int
+    tolerance_deterministic: int
+    tolerance_randomized: int
+
+
+@dataclass(frozen=True)
+class Diff:
+    cell: str
+    expected: str
+    actual: str
+    allowed: int
+
+
+def read_suite(models_dir: str | os.PathLike) -> Suite:
+    path = Path(models_dir) / SUITE_FILE
+    if not path.is_file():
+        raise UserError(f"regression suite {path} does not exist")
+    try:
+        raw = json.loads(path.read_text())
+        entries = tuple(
+            SuiteEntry(
+                attack=e["attack"], eps=e["eps"], eps_unit=str(e.get("eps_unit", "255")),
+                models=tuple(e.get("models", ())), dataset=e.get("dataset"), n=e.get("n"),
+                attack_args=tuple(sorted(e.get("attack_args", {}).items())),
+            )
+            for e in raw["entries"]
+        )
+        tol = raw.get("tolerance", {})
+        return Suite(entries, int(raw.get("seed", 0)), int(tol.get("deterministic", 0)), int(tol.get("randomized", 0)))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} is not a valid regression suite ({type(exc).__name__}: {exc})") from None
+
+
+def run_suite(
+    models_dir: str | os.PathLike, on_entry: Callable[[int, int, SuiteEntry], None] | None = None,
+    batch_size: int = 256,
+) -> pd.DataFrame:
+    """Run every suite entry; the concatenated result rows."""
+    from .sweep import sweep
+
+    suite = read_suite(models_dir)
+    frames = []
+    for i, entry in enumerate(suite.entries):
+        if on_entry:
+            on_entry(i, len(suite.entries), entry)
+        refs = resolve_checkpoints(list(entry.models) or None, models_dir)
+        frames.append(sweep(refs, [entry.attack], entry.eps, entry.dataset, eps_unit=entry.eps_unit,
+                            attack_args=dict(entry.attack_args), models_dir=models_dir, n=entry.n,
+                            batch_size=batch_size, seed=suite.seed, device="cpu"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_expected(models_dir: str | os.PathLike) -> pd.DataFrame:
+    path = Path(models_dir) / EXPECTED_FILE
+    if not path.is_file():
+        raise UserError(f"expected results {path} do not exist; create them with `robust-attn regress --update`")
+    try:
+        frame = pd.read_csv(path, dtype={"eps_label": str, "checkpoint_sha256": str, "attack_params": str})
+    except Exception as exc:
+        raise UserError(f"cannot read {path}: {exc}".splitlines()[0]) from None
+    missing = [c for c in EXPECTED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks columns {missing}")
+    return frame[EXPECTED_COLUMNS]
+
+
+def compare(expected: pd.DataFrame, actual: pd.DataFrame, suite: Suite) -> list[Diff]:
+    """Cells whose n_correct moved beyond the tolerance, plus cells present on one side only."""
+    merged = expected.merge(actual[EXPECTED_COLUMNS], on=KEY, how="outer", suffixes=("_expected", "_actual"),
+                            indicator=True)
+    diffs: list[Diff] = []
+    for row in merged.itertuples(index=False):
+        cell = f"{row.model} {row.attack} eps={row.eps_label} ({row.dataset}, n={row.n})"
+        if row._merge != "both":
+            side = "expected only" if row._merge == "left_only" else "new cell"
+            diffs.append(Diff(cell, side if row._merge == "left_only" else "-", side if row._merge == "right_only" else "-", 0))
+            continue
+        allowed = suite.tolerance_randomized if get_attack_cfg(row.attack).randomized else suite.tolerance_deterministic
+        if row.checkpoint_sha256_expected != row.checkpoint_sha256_actual:
+            diffs.append(Diff(cell, f"sha256 {row.checkpoint_sha256_expected[:12]}", f"sha256 {row.checkpoint_sha256_actual[:12]}", 0))
+        elif abs(int(row.n_correct_expected) - int(row.n_correct_actual)) > allowed:
+            diffs.append(Diff(cell, str(int(row.n_correct_expected)), str(int(row.n_correct_actual)), allowed))
+    return diffs
+
+
+def write_expected(models_dir: str | os.PathLike, actual: pd.DataFrame) -> Path:
+    path = Path(models_dir) / EXPECTED_FILE
+    return atomic_write_text(path, frame_to_csv(actual[EXPECTED_COLUMNS].reset_index(drop=True)))
