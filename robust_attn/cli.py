@@ -121,6 +121,7 @@ def train_cmd(
     """Train MODEL and write a checkpoint carrying its metadata."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from .files import ensure_dir
     from .train import Schedule, TrainConfig, train
 
     try:
@@ -133,6 +134,7 @@ def train_cmd(
     cfg = TrainConfig(model, dataset, str(data_dir) if data_dir else None, epochs, width, seed, batch_size, lr,
                       weight_decay=weight_decay, schedule=sched, device=device, download=download)
     cfg.validate()
+    ensure_dir(out.parent, "checkpoint directory")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress:
@@ -289,7 +291,7 @@ def data_list_cmd() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user mistakes exit 2 with one stderr line, Ctrl-C exits 130."""
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # typer turns Ctrl-C into exit code 130
     except UserError as exc:
         if _state["debug"]:
             raise
@@ -298,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.UsageError as exc:
         print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
         sys.exit(2)
-    except (KeyboardInterrupt, click_exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
+        rc = 130
+    if rc == 130:
         print("interrupted: finished work is saved; rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)

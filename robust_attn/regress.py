@@ -111,13 +111,13 @@ def read_expected(models_dir: str | os.PathLike) -> pd.DataFrame:
 def compare(expected: pd.DataFrame, actual: pd.DataFrame, suite: Suite) -> list[Diff]:
     """Cells whose n_correct moved beyond the tolerance, plus cells present on one side only."""
     merged = expected.merge(actual[EXPECTED_COLUMNS], on=KEY, how="outer", suffixes=("_expected", "_actual"),
-                            indicator=True)
+                            indicator="presence")
     diffs: list[Diff] = []
     for row in merged.itertuples(index=False):
         cell = f"{row.model} {row.attack} eps={row.eps_label} ({row.dataset}, n={row.n})"
-        if row._merge != "both":
-            side = "expected only" if row._merge == "left_only" else "new cell"
-            diffs.append(Diff(cell, side if row._merge == "left_only" else "-", side if row._merge == "right_only" else "-", 0))
+        if row.presence != "both":
+            side = "expected only" if row.presence == "left_only" else "new cell"
+            diffs.append(Diff(cell, side if row.presence == "left_only" else "-", side if row.presence == "right_only" else "-", 0))
             continue
         allowed = suite.tolerance_randomized if get_attack_cfg(row.attack).randomized else suite.tolerance_deterministic
         if row.checkpoint_sha256_expected != row.checkpoint_sha256_actual:

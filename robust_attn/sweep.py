@@ -38,7 +38,7 @@ from .checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_che
 from .data import ImageSet, get_dataset_cfg, load_dataset
 from .devices import resolve_device
 from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, ensure_dir
 from .results import EXAMPLE_COLUMNS, RESULT_COLUMNS, ExampleRow, ResultRow, rows_frame, wilson_interval, write_csv
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,6 @@ class CellStore:
 @contextlib.contextmanager
 def out_lock(out: Path) -> Iterator[None]:
     """Refuse a second sweep on the same ``out``; take over a lock left by a dead process."""
-    out.mkdir(parents=True, exist_ok=True)
     lock = out / LOCK_FILE
     for _ in range(2):
         try:
@@ -376,19 +375,17 @@ def sweep(
     if data is not None:
         get_dataset_cfg(data)
     checkpoints = _load_models(models, models_dir)
-    out_path = Path(out) if out is not None else None
-    if out_path is not None and out_path.exists() and not out_path.is_dir():
-        raise UserError(f"--out {out_path} exists and is not a directory")
-    with out_lock(out_path) if out_path else contextlib.nullcontext():
-        return _run(checkpoints, specs, grid, data, data_dir, n, batch_size, seed, dev, out_path, per_example,
-                    channels_last, on_start, on_cell)
-
-
-def _run(checkpoints, specs, grid, data, data_dir, n, batch_size, seed, dev, out_path, per_example, channels_last,
-         on_start, on_cell) -> pd.DataFrame:
-    store = CellStore(out_path) if out_path else None
     cache: dict[str, ImageSet] = {}
     evals = [_evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
+    out_path = ensure_dir(out, "--out") if out is not None else None
+    with out_lock(out_path) if out_path else contextlib.nullcontext():
+        return _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
+                    on_start, on_cell)
+
+
+def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
+         on_start, on_cell) -> pd.DataFrame:
+    store = CellStore(out_path) if out_path else None
     total = len(checkpoints) * len(specs) * len(grid)
     if on_start:
         on_start(total)
