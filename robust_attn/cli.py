@@ -172,10 +172,10 @@ def _print_tables(frame, console) -> None:
 
     for attack in frame["attack"].unique():
         wide = accuracy_table(frame, attack)
-        table = Table(title=f"accuracy (%) under {attack}", title_justify="left")
+        table = Table(title=f"accuracy (%) under {attack}, by eps", title_justify="left")
         table.add_column("model", no_wrap=True)
         for label in wide.columns:
-            table.add_column(f"eps {label}", justify="right")
+            table.add_column(str(label), justify="right", no_wrap=True)
         for model, values in wide.iterrows():
             table.add_row(str(model), *(f"{100 * v:.1f}" for v in values))
         console.print(table)
@@ -195,7 +195,9 @@ def sweep_cmd(
     seed: Seed = 0,
     device: Device = "cpu",
     out: Annotated[Path, typer.Option("--out", help="Results folder; rerunning on it resumes.")] = Path("results"),
-    per_example: Annotated[bool, typer.Option("--per-example", help="Also write per_example.csv.")] = False,
+    per_example: Annotated[bool, typer.Option("--per-example/--no-per-example", help="Also write per_example.csv (paired tests in reports).")] = True,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Build an HTML report in --report-dir.")] = True,
+    report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Report folder (default: reports/<name of --out>).")] = None,
     models_dir: ModelsDir = Path("models"),
     threads: Threads = None,
 ) -> None:
@@ -225,12 +227,37 @@ def sweep_cmd(
         frame = sweep(
             _split(models), _split(attack), eps, dataset, eps_unit=eps_unit, attack_args=parse_attack_args(attack_arg),
             data_dir=data_dir, models_dir=models_dir, n=n, batch_size=batch_size, seed=seed, device=device, out=out,
-            per_example=per_example, on_start=on_start, on_cell=on_cell,
+            per_example=per_example, on_start=on_start, on_cell=on_cell, provenance={"command": command_line()},
         )
     finally:
         progress.stop()
-    _print_tables(frame, Console())
+    _print_tables(frame, Console(width=None if sys.stdout.isatty() else 160))
     typer.echo(f"wrote {out / RESULTS_FILE} ({len(frame)} rows)")
+    if report:
+        from .report import build_report
+
+        with console.status("building report"):
+            index = build_report([out], report_dir or Path("reports") / out.resolve().name, command=command_line())
+        typer.echo(f"wrote {index}")
+
+
+# ------------------------------------------------------------------ report
+@app.command("report")
+def report_cmd(
+    results: Annotated[list[Path], typer.Argument(help="One or more sweep result folders (merged).")],
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/latest"),
+    panel_images: Annotated[int, typer.Option("--panel-images", help="Images in the attention panels (0: none).")] = 8,
+    shift_images: Annotated[int, typer.Option("--shift-images", help="Images for the attention-shift curve.")] = 64,
+    panel_attack: Annotated[Optional[str], typer.Option("--panel-attack", help="Attack for the panels (default: fgsm).")] = None,
+    threads: Threads = None,
+) -> None:
+    """Build an HTML + CSV report from sweep results (no attacks re-run beyond the attention panels)."""
+    from .report import build_report
+
+    _set_threads(threads)
+    index = build_report(results, out, panel_images=panel_images, shift_images=shift_images,
+                         panel_attack=panel_attack, command=command_line())
+    typer.echo(f"wrote {index}")
 
 
 # ------------------------------------------------------------------ regress

@@ -47,6 +47,7 @@ RESULTS_FILE = "results.csv"
 EXAMPLES_FILE = "per_example.csv"
 CELLS_DIR = "cells"
 LOCK_FILE = ".lock"
+RUN_FILE = "run.json"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class _Outcome:
 
     adv_pred: torch.Tensor
     norm: torch.Tensor
+    x_adv: torch.Tensor | None = None  # kept only when asked for (attention panels)
 
     def robust(self, y: torch.Tensor) -> torch.Tensor:
         return self.adv_pred == y.cpu()
@@ -158,7 +160,7 @@ def _walk_bounded(
     fgsm = _FGSMShared(model, x, y, batch_size) if spec.name == "fgsm" else None
     for k in range(start, len(grid)):
         eps = grid.values[k]
-        state = _Outcome(state.adv_pred.clone(), state.norm.clone())
+        state = _Outcome(state.adv_pred.clone(), state.norm.clone(), None if state.x_adv is None else state.x_adv.clone())
         todo = state.robust(y).nonzero().flatten().cpu() if eps > 0 else torch.empty(0, dtype=torch.long)
         if fgsm is not None:
             fgsm.prepare(todo)
@@ -173,6 +175,8 @@ def _walk_bounded(
             broken = pred != y[idx].cpu()
             state.adv_pred[idx[broken]] = pred[broken]
             state.norm[idx[broken]] = _perturbation_norm(x_adv[broken] - x[idx[broken]], cfg.norm).cpu()
+            if state.x_adv is not None:
+                state.x_adv[idx[broken]] = x_adv[broken].to(state.x_adv)
         yield k, state
 
 
@@ -195,6 +199,22 @@ def _walk_minimal(
     for k, eps in enumerate(grid.values):
         broken = success & (norm <= eps)
         yield k, _Outcome(torch.where(broken, adv_pred, clean.adv_pred), torch.where(broken, norm, 0.0))
+
+
+def adversarial_examples(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str | AttackSpec, grid: EpsGrid | str,
+    batch_size: int = 256, seed: int = 0,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(adversarial images, predictions) at every eps, produced exactly as the sweep walks the grid:
+    broken points keep the example that broke them; clean-misclassified points stay clean.
+    For eps-bounded attacks only (the attention panels of reports use it)."""
+    spec = resolve_attacks([attack])[0]
+    if not get_attack_cfg(spec.name).eps_bounded:
+        raise UserError(f"{spec.name} is a minimal-perturbation attack; choose an eps-bounded one")
+    grid = grid if isinstance(grid, EpsGrid) else parse_eps_grid(grid)
+    clean = _Outcome(predict(model, x, batch_size), torch.zeros(len(y)), x.detach().clone())
+    return [(o.x_adv.clone(), o.adv_pred.clone())
+            for _, o in _walk_bounded(model, x, y, spec, grid, 0, clean, batch_size, seed)]
 
 
 # ------------------------------------------------------------------ the resume store
@@ -357,6 +377,7 @@ def sweep(
     channels_last: bool = True,
     on_start: Callable[[int], None] | None = None,
     on_cell: Callable[[CellEvent], None] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``models`` under ``attacks`` at every eps of the grid; one row per cell.
 
@@ -378,9 +399,33 @@ def sweep(
     cache: dict[str, ImageSet] = {}
     evals = [_evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
     out_path = ensure_dir(out, "--out") if out is not None else None
+    started = time.time()
     with out_lock(out_path) if out_path else contextlib.nullcontext():
-        return _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
-                    on_start, on_cell)
+        frame = _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
+                     on_start, on_cell)
+        if out_path:
+            run = {
+                **dict(provenance or {}),
+                "version": __version__,
+                "seed": seed,
+                "device": str(dev),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "n": n,
+                "batch_size": batch_size,
+                "eps": list(grid.values),
+                "eps_labels": list(grid.labels),
+                "attacks": [{"name": s.name, "params": dict(s.params)} for s in specs],
+                "data_dir": None if data_dir is None else str(data_dir),
+                "checkpoints": [
+                    {"name": c.name, "path": str(c.path), "sha256": c.sha256, "architecture": c.metadata["architecture"],
+                     "width": c.metadata["width"], "trained_on": c.metadata["dataset"], "evaluated_on": e.dataset}
+                    for c, e in zip(checkpoints, evals)
+                ],
+                "wall_seconds": round(time.time() - started, 2),
+            }
+            atomic_write_text(out_path / RUN_FILE, json.dumps(run, indent=2) + "\n")
+    return frame
 
 
 def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,

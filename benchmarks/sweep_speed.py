@@ -1,0 +1,109 @@
+"""Sweep engine speed, measured in one run on one checkpoint, one set of images, one grid.
+
+(a) naive: one torchattacks attack built and run per eps on every image, then evaluated;
+(b) robust-attn's sweep (shared clean pass, shared FGSM gradient, only still-robust points attacked);
+(c) the floor for FGSM: one forward+backward plus one forward per nonzero eps over the same images.
+
+Prints the ratios; targets: FGSM (a)/(b) >= 3 and (b)/(c) <= 1.15; PGD-10 (a)/(b) >= 8 with the
+sweep's robust accuracy never more than 0.5 points above the naive loop's.
+
+    python benchmarks/sweep_speed.py [--checkpoint vgg_c10s] [--n 932] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torchattacks
+
+from robust_attn.attacks import parse_eps_grid
+from robust_attn.checkpoints import load_checkpoint, resolve_checkpoints
+from robust_attn.data import load_dataset
+from robust_attn.sweep import predict, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def naive(model, make_attack, x, y, grid, batch_size):
+    """Accuracy per eps, a fresh attack per eps over every image (nested like the sweep for comparison)."""
+    robust = torch.ones(len(y), dtype=torch.bool)
+    counts = []
+    for eps in grid.values:
+        if eps == 0:
+            correct = predict(model, x, batch_size) == y
+        else:
+            attack = make_attack(model, eps)
+            adv = torch.cat([attack(x[s:s + batch_size], y[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+            correct = predict(model, adv, batch_size) == y
+        robust &= correct
+        counts.append(int(robust.sum()))
+    return counts
+
+
+def floor_fgsm(model, x, y, grid, batch_size):
+    """One forward+backward, then one forward per nonzero eps, over all images."""
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.eval()
+    signs = []
+    for s in range(0, len(x), batch_size):
+        xb = x[s:s + batch_size].clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_fn(model(xb), y[s:s + batch_size]), xb)
+        signs.append(grad.sign())
+    sign = torch.cat(signs)
+    predict(model, x, batch_size)
+    for eps in grid.values:
+        if eps:
+            predict(model, (x + eps * sign).clamp(0, 1), batch_size)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="vgg_c10s")
+    parser.add_argument("--n", type=int, default=932)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ref = next(r for r in resolve_checkpoints([args.checkpoint], ROOT / "models"))
+    ckpt = load_checkpoint(ref.path, ref.sha256, ref.name)
+    model = ckpt.model.eval().to(memory_format=torch.channels_last)
+    images = load_dataset("cifar10-embedded").test
+    x, y = images.float_batch(slice(0, args.n))
+    x = x.contiguous(memory_format=torch.channels_last)
+    grid = parse_eps_grid("0:8:1")
+    bs = args.batch_size
+    print(f"checkpoint {ckpt.name} ({ckpt.metadata['architecture']}, width {ckpt.metadata['width']}), "
+          f"{args.n} cifar10-embedded images, eps 0:8:1 (/255), {args.threads} threads")
+
+    t_floor, _ = timed(lambda: floor_fgsm(model, x, y, grid, bs))
+    t_naive, naive_counts = timed(lambda: naive(model, lambda m, e: torchattacks.FGSM(m, eps=e), x, y, grid, bs))
+    t_sweep, frame = timed(lambda: sweep([ckpt], ["fgsm"], grid, n=args.n, batch_size=bs))
+    same = frame["n_correct"].tolist() == naive_counts
+    print(f"FGSM  naive {t_naive:6.2f}s  sweep {t_sweep:6.2f}s  floor {t_floor:6.2f}s  "
+          f"naive/sweep {t_naive / t_sweep:5.2f}x (target >= 3)  sweep/floor {t_sweep / t_floor:5.2f}x (target <= 1.15)  "
+          f"identical counts: {same}")
+
+    def pgd(m, e):
+        return torchattacks.PGD(m, eps=e, alpha=e / 4, steps=10, random_start=True)
+
+    torch.manual_seed(0)
+    t_naive, naive_counts = timed(lambda: naive(model, pgd, x, y, grid, bs))
+    t_sweep, frame = timed(lambda: sweep([ckpt], ["pgd"], grid, n=args.n, batch_size=bs))
+    gap = max((s - a) / args.n * 100 for s, a in zip(frame["n_correct"], naive_counts))
+    print(f"PGD10 naive {t_naive:6.2f}s  sweep {t_sweep:6.2f}s  naive/sweep {t_naive / t_sweep:5.2f}x (target >= 8)  "
+          f"max(sweep - naive) robust accuracy {gap:+.2f} points (target <= 0.5)")
+    print("robust accuracy per eps, naive vs sweep (PGD-10):")
+    for label, a, s in zip(grid.labels, naive_counts, frame["n_correct"]):
+        print(f"  {label:>6}: {100 * a / args.n:5.1f}%  {100 * s / args.n:5.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Seaborn figures for reports, each saved as PNG (for the HTML) and SVG (for papers)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..files import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig, out_dir: Path, stem: str) -> str:
+    """Write ``stem``.png and ``stem``.svg atomically; return the PNG's file name."""
+    import io
+
+    for ext in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=110, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+        atomic_write_bytes(out_dir / f"{stem}.{ext}", buf.getvalue())
+    plt.close(fig)
+    return f"{stem}.png"
+
+
+def _eps_axis(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
+    if (rows["norm"] == "Linf").all():
+        return rows["eps"].to_numpy() * 255, "eps (/255, Linf)"
+    return rows["eps"].to_numpy(), f"eps ({rows['norm'].iloc[0]}, raw)"
+
+
+def accuracy_plot(frame: pd.DataFrame, attack: str, is_attention: dict[str, bool], out_dir: Path, stem: str) -> str:
+    """One line per model with its Wilson 95% band; attention models solid, baselines dashed."""
+    rows = frame[frame["attack"] == attack].sort_values(["model", "eps"])
+    models = sorted(rows["model"].unique())
+    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for model in models:
+        r = rows[rows["model"] == model]
+        x, label = _eps_axis(r)
+        style = "-" if is_attention.get(model, False) else "--"
+        marker = "o" if is_attention.get(model, False) else "s"
+        ax.plot(x, 100 * r["accuracy"], style, marker=marker, ms=3.5, color=palette[model],
+                label=f"{model} ({'attention' if is_attention.get(model) else 'baseline'})")
+        ax.fill_between(x, 100 * r["ci_low"], 100 * r["ci_high"], color=palette[model], alpha=0.15, lw=0)
+    ax.set_xlabel(label)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"accuracy under {attack} (bands: Wilson 95% CI)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    return save_figure(fig, out_dir, stem)
+
+
+def difference_plot(diffs: pd.DataFrame, out_dir: Path, stem: str) -> str:
+    """Attention minus baseline accuracy (points) per eps, one line per (attention model, attack)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    data = diffs.assign(pair=diffs["model"] + " / " + diffs["attack"], eps255=diffs["eps"] * 255,
+                        diff_points=100 * diffs["difference"])
+    sns.lineplot(data=data, x="eps255", y="diff_points", hue="pair", marker="o", ax=ax)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("eps (/255)")
+    ax.set_ylabel("attention - baseline accuracy (points)")
+    ax.set_title("how attention changes robustness")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_figure(fig, out_dir, stem)
+
+
+def shift_plot(shift: pd.DataFrame, out_dir: Path, stem: str) -> str:
+    """Mean Jensen-Shannon distance between clean and adversarial attention vs eps, broken vs not."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    data = shift.assign(eps255=shift["eps"] * 255)
+    sns.lineplot(data=data, x="eps255", y="js_distance", hue="model", style="outcome", marker="o", errorbar=None, ax=ax)
+    ax.set_xlabel("eps (/255)")
+    ax.set_ylabel("Jensen-Shannon distance (clean vs adversarial attention)")
+    ax.set_title("attention shift under attack")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_figure(fig, out_dir, stem)
+
+
+def attention_panel(images: np.ndarray, adversarial: np.ndarray, clean_maps: list[np.ndarray],
+                    adv_maps: list[np.ndarray], layer_names: list[str], title: str, out_dir: Path, stem: str) -> str:
+    """Rows: images. Columns: input, adversarial input, then per attended layer clean and adversarial maps."""
+    n = len(images)
+    cols = 2 + 2 * len(clean_maps)
+    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols, 1.3 * n), squeeze=False)
+    for i in range(n):
+        panels = [(images[i], "input"), (adversarial[i], "adversarial")]
+        for name, c, a in zip(layer_names, clean_maps, adv_maps):
+            panels += [(c[i], f"{name} clean"), (a[i], f"{name} adv")]
+        for ax, (img, label) in zip(axes[i], panels):
+            if img.ndim == 3:
+                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+            else:
+                ax.imshow(img, cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(label, fontsize=6)
+    fig.suptitle(title, fontsize=8)
+    return save_figure(fig, out_dir, stem)
