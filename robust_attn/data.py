@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError, unknown_name
+from .errors import UserError
 from .files import atomic_write_bytes
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -61,34 +62,27 @@ _CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 _FASHION_STATS = ((0.2860,), (0.3530,))
 
 Loader = Callable[[Path | None, bool], tuple[ImageSet | None, ImageSet]]
-_DATASETS: dict[str, tuple[DatasetCfg, Loader]] = {}
+_DATASETS: Registry[DatasetCfg, Loader] = Registry("dataset")
 
 
 def register_dataset(cfg: DatasetCfg) -> Callable[[Loader], Loader]:
-    def decorator(loader: Loader) -> Loader:
-        if cfg.name in _DATASETS:
-            raise ValueError(f"dataset {cfg.name!r} is already registered")
-        _DATASETS[cfg.name] = (cfg, loader)
-        return loader
-
-    return decorator
+    """Register ``loader(data_dir, download) -> (train | None, test)`` under ``cfg.name``."""
+    return _DATASETS.register(cfg.name, cfg)
 
 
-def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+def list_datasets(pattern: str = "*") -> list[str]:
+    return _DATASETS.names(pattern)
 
 
 def get_dataset_cfg(name: str) -> DatasetCfg:
-    if name not in _DATASETS:
-        raise unknown_name("dataset", name, _DATASETS)
-    return _DATASETS[name][0]
+    return _DATASETS.cfg(name)
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = False) -> Splits:
     """(train, test) for a dataset name; ``train`` is None for evaluation-only sets."""
     cfg = get_dataset_cfg(name)
     path = Path(data_dir) if data_dir is not None else None
-    train, test = _DATASETS[name][1](path, download)
+    train, test = _DATASETS.builder(name)(path, download)
     for split in (train, test):
         if split is not None:
             validate_images(split, cfg)

@@ -9,7 +9,6 @@ and randomness taken from the seed without touching the global RNG.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UserError, unknown_name
+from ..errors import UserError
+from ..registry import Registry
 
 
 class Norm(str, Enum):
@@ -54,27 +54,21 @@ class AttackCfg:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
 
 
-_REGISTRY: dict[str, tuple[AttackCfg, Builder]] = {}
+_REGISTRY: Registry[AttackCfg, Builder] = Registry("attack")
 
 
 def register_attack(cfg: AttackCfg) -> Callable[[Builder], Builder]:
-    def decorator(builder: Builder) -> Builder:
-        if cfg.name in _REGISTRY:
-            raise ValueError(f"attack {cfg.name!r} is already registered")
-        _REGISTRY[cfg.name] = (cfg, builder)
-        return builder
-
-    return decorator
+    """Register ``builder(model, eps, params, seed) -> perturb`` under ``cfg.name``."""
+    return _REGISTRY.register(cfg.name, cfg)
 
 
 def list_attacks(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    """Registered attack names matching a shell-style ``pattern``, sorted."""
+    return _REGISTRY.names(pattern)
 
 
 def get_attack_cfg(name: str) -> AttackCfg:
-    if name not in _REGISTRY:
-        raise unknown_name("attack", name, _REGISTRY)
-    return _REGISTRY[name][0]
+    return _REGISTRY.cfg(name)
 
 
 # ------------------------------------------------------------------ parameters
@@ -190,7 +184,7 @@ def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **over
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise UserError(f"eps must be a finite number >= 0, got {eps!r}")
     params = resolve_params(name, overrides)
-    builder = _REGISTRY[name][1]
+    builder = _REGISTRY.builder(name)
     num_classes = getattr(model, "num_classes", None)
 
     def perturb(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,6 @@ so that normalisation lives inside the model and attacks work on [0, 1] pixels.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +13,8 @@ from enum import Enum
 
 from torch import nn
 
-from ..errors import UserError, unknown_name
+from ..errors import UserError
+from ..registry import Registry
 
 
 class Combine(str, Enum):
@@ -49,30 +49,21 @@ class ModelCfg:
 
 
 Builder = Callable[..., nn.Module]
-_REGISTRY: dict[str, tuple[ModelCfg, Builder]] = {}
+_REGISTRY: Registry[ModelCfg, Builder] = Registry("model")
 
 
 def register_model(cfg: ModelCfg) -> Callable[[Builder], Builder]:
     """Register ``builder(cfg, width=, num_classes=, in_channels=) -> nn.Module`` under ``cfg.name``."""
-
-    def decorator(builder: Builder) -> Builder:
-        if cfg.name in _REGISTRY:
-            raise ValueError(f"model {cfg.name!r} is already registered")
-        _REGISTRY[cfg.name] = (cfg, builder)
-        return builder
-
-    return decorator
+    return _REGISTRY.register(cfg.name, cfg)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern``, sorted."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    return _REGISTRY.names(pattern)
 
 
 def get_model_cfg(name: str) -> ModelCfg:
-    if name not in _REGISTRY:
-        raise unknown_name("model", name, _REGISTRY)
-    return _REGISTRY[name][0]
+    return _REGISTRY.cfg(name)
 
 
 def validate_width(width: float) -> float:
@@ -111,5 +102,5 @@ def create_model(
     std = tuple(float(s) for s in (std if std is not None else [1.0] * in_channels))
     if len(mean) != in_channels or len(std) != in_channels or any(s <= 0 for s in std):
         raise UserError(f"mean/std need {in_channels} entries with std > 0, got {mean} / {std}")
-    net = _REGISTRY[name][1](cfg, width=width, num_classes=num_classes, in_channels=in_channels)
+    net = _REGISTRY.builder(name)(cfg, width=width, num_classes=num_classes, in_channels=in_channels)
     return ModelWrapper(net, cfg=cfg, width=width, num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
