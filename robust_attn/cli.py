@@ -117,10 +117,16 @@ def train_cmd(
     download: Annotated[bool, typer.Option("--download", help="Let torchvision download the dataset.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last finished epoch.")] = False,
     manifest: Annotated[bool, typer.Option("--manifest", help="Record the checkpoint in manifest.json beside it.")] = False,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun: synchronise BatchNorm statistics across ranks.")] = False,
 ) -> None:
-    """Train MODEL and write a checkpoint carrying its metadata."""
+    """Train MODEL and write a checkpoint carrying its metadata.
+
+    Under `torchrun --nproc-per-node N -m robust_attn train ...` training uses DistributedDataParallel
+    (gloo on CPU, nccl on GPU); rank 0 writes the checkpoint.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from .distributed import init_from_env, local_device, shutdown
     from .files import ensure_dir
     from .train import Schedule, TrainConfig, train
 
@@ -131,13 +137,15 @@ def train_cmd(
     _set_threads(threads)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory, expected a checkpoint file path")
+    ranks = init_from_env(device)
     cfg = TrainConfig(model, dataset, str(data_dir) if data_dir else None, epochs, width, seed, batch_size, lr,
-                      weight_decay=weight_decay, schedule=sched, device=device, download=download)
+                      weight_decay=weight_decay, schedule=sched, device=local_device(device), download=download)
     cfg.validate()
-    ensure_dir(out.parent, "checkpoint directory")
+    if ranks.is_writer:
+        ensure_dir(out.parent, "checkpoint directory")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, disable=not ranks.is_writer) as progress:
         task = progress.add_task(f"{model} epoch 1/{epochs}", total=None, status="")
 
         def on_batch(done: int, total: int, loss: float, acc: float) -> None:
@@ -150,7 +158,12 @@ def train_cmd(
             )
             progress.update(task, description=f"{model} epoch {min(stats.epoch + 1, epochs)}/{epochs}", completed=0)
 
-        path = train(cfg, out, resume=resume, on_batch=on_batch, on_epoch=on_epoch)
+        try:
+            path = train(cfg, out, resume=resume, on_batch=on_batch, on_epoch=on_epoch, sync_batchnorm=sync_bn)
+        finally:
+            shutdown()
+    if not ranks.is_writer:
+        return
     if manifest:
         from .checkpoints import register_in_manifest
 
@@ -190,7 +203,7 @@ def sweep_cmd(
     attack_arg: Annotated[Optional[list[str]], typer.Option("--attack-arg", help="Override an attack parameter, KEY=VALUE.")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Evaluation dataset (default: each checkpoint's embedded set).")] = None,
     data_dir: DataDir = None,
-    n: Annotated[Optional[int], typer.Option("--n", help="Evaluate the first N examples (default: all).")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", "--examples", help="Evaluate the first N examples (default: all). Under torchrun use -n or --examples (torchrun claims --n).")] = None,
     batch_size: BatchSize = 256,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -201,15 +214,32 @@ def sweep_cmd(
     models_dir: ModelsDir = Path("models"),
     threads: Threads = None,
 ) -> None:
-    """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv."""
+    """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv.
+
+    Under `torchrun --nproc-per-node N -m robust_attn sweep ...` the attacked examples are shared
+    among the processes and the results equal a single-process run's; rank 0 writes them.
+    """
+    from .distributed import init_from_env, local_device, shutdown
+
+    _set_threads(threads)
+    ranks = init_from_env(device)  # under torchrun: join the process group (gloo on CPU, nccl on GPU)
+    device = local_device(device)
+    try:
+        _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
+                          out, per_example, report, report_dir, models_dir, ranks.is_writer)
+    finally:
+        shutdown()
+
+
+def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
+                      out, per_example, report, report_dir, models_dir, writer: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .attacks import parse_attack_args
     from .sweep import RESULTS_FILE, sweep
 
-    _set_threads(threads)
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=not writer)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
     progress = Progress(*columns, console=console)
@@ -231,6 +261,8 @@ def sweep_cmd(
         )
     finally:
         progress.stop()
+    if not writer:  # under torchrun, rank 0 alone reports
+        return
     _print_tables(frame, Console(width=None if sys.stdout.isatty() else 160))
     typer.echo(f"wrote {out / RESULTS_FILE} ({len(frame)} rows)")
     if report:

@@ -37,6 +37,7 @@ from .attacks import (
 from .checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_checkpoints
 from .data import ImageSet, get_dataset_cfg, load_dataset
 from .devices import resolve_device
+from .distributed import Ranks
 from .errors import UserError
 from .files import atomic_write_text, ensure_dir
 from .results import EXAMPLE_COLUMNS, RESULT_COLUMNS, ExampleRow, ResultRow, rows_frame, wilson_interval, write_csv
@@ -97,17 +98,18 @@ class _Outcome:
 
 # ------------------------------------------------------------------ fast paths
 
-def _gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """sign of d CE / d x, in batches, exactly as torchattacks' FGSM computes it."""
-    out = torch.empty_like(x)
-    loss_fn = nn.CrossEntropyLoss()
+def _gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sign of d CE / d x for one batch, exactly as torchattacks' FGSM computes it."""
     with eval_mode(model):
-        for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size].clone().requires_grad_(True)
-            loss = loss_fn(model(xb), y[start:start + batch_size])
-            (grad,) = torch.autograd.grad(loss, xb)
-            out[start:start + batch_size] = grad.sign()
-    return out
+        xb = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xb), y), xb)
+    return grad.sign()
+
+
+def _batches(todo: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """The attacked points cut into batches: identical in every process, so results do not depend
+    on how many processes share the work."""
+    return [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
 
 
 class _FGSMShared:
@@ -117,15 +119,22 @@ class _FGSMShared:
     eps attacks a subset of them.
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int):
-        self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, ranks: Ranks):
+        self.model, self.x, self.y, self.batch_size, self.ranks = model, x, y, batch_size, ranks
         self.sign: torch.Tensor | None = None
         self.row = torch.full((len(x),), -1, dtype=torch.long)
 
     def prepare(self, todo: torch.Tensor) -> None:
-        if self.sign is None and len(todo):
-            self.row[todo] = torch.arange(len(todo))
-            self.sign = _gradient_sign(self.model, self.x[todo], self.y[todo], self.batch_size)
+        if self.sign is not None or not len(todo):
+            return
+        self.row[todo] = torch.arange(len(todo))
+        sign = torch.zeros((len(todo), *self.x.shape[1:]), device=self.x.device)
+        touched = torch.zeros(len(todo), dtype=torch.bool)
+        for idx in self.ranks.pick(_batches(todo, self.batch_size)):
+            rows = self.row[idx]
+            sign[rows] = _gradient_sign(self.model, self.x[idx], self.y[idx])
+            touched[rows] = True
+        self.sign = self.ranks.merge(sign, touched)
 
     def perturb(self, idx: torch.Tensor, eps: float) -> torch.Tensor:
         return (self.x[idx] + eps * self.sign[self.row[idx]]).clamp_(0, 1)
@@ -153,19 +162,19 @@ def _batch_seed(seed: int, eps_index: int, first_example: int) -> int:
 
 def _walk_bounded(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, grid: EpsGrid, start: int,
-    state: _Outcome, batch_size: int, seed: int,
+    state: _Outcome, batch_size: int, seed: int, ranks: Ranks = Ranks(),
 ) -> Iterator[tuple[int, _Outcome]]:
     """Attack the still-robust points at each eps from ``start`` on; yield (eps index, outcome)."""
     cfg = get_attack_cfg(spec.name)
-    fgsm = _FGSMShared(model, x, y, batch_size) if spec.name == "fgsm" else None
+    fgsm = _FGSMShared(model, x, y, batch_size, ranks) if spec.name == "fgsm" else None
     for k in range(start, len(grid)):
         eps = grid.values[k]
         state = _Outcome(state.adv_pred.clone(), state.norm.clone(), None if state.x_adv is None else state.x_adv.clone())
         todo = state.robust(y).nonzero().flatten().cpu() if eps > 0 else torch.empty(0, dtype=torch.long)
         if fgsm is not None:
             fgsm.prepare(todo)
-        for s in range(0, len(todo), batch_size):
-            idx = todo[s:s + batch_size]
+        touched = torch.zeros(len(y), dtype=torch.bool)
+        for idx in ranks.pick(_batches(todo, batch_size)):
             if fgsm is not None:
                 x_adv = fgsm.perturb(idx, eps)
             else:
@@ -175,26 +184,30 @@ def _walk_bounded(
             broken = pred != y[idx].cpu()
             state.adv_pred[idx[broken]] = pred[broken]
             state.norm[idx[broken]] = _perturbation_norm(x_adv[broken] - x[idx[broken]], cfg.norm).cpu()
+            touched[idx[broken]] = True
             if state.x_adv is not None:
                 state.x_adv[idx[broken]] = x_adv[broken].to(state.x_adv)
+        state.adv_pred, state.norm = ranks.merge(state.adv_pred, touched), ranks.merge(state.norm, touched)
         yield k, state
 
 
 def _walk_minimal(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, grid: EpsGrid, clean: _Outcome,
-    batch_size: int, seed: int,
+    batch_size: int, seed: int, ranks: Ranks = Ranks(),
 ) -> Iterator[tuple[int, _Outcome]]:
     """Run a minimal-perturbation attack once on the clean-correct points; read it at each budget."""
     cfg = get_attack_cfg(spec.name)
     todo = clean.robust(y).nonzero().flatten()
     adv_pred = clean.adv_pred.clone()
     norm = torch.full_like(clean.norm, float("inf"))
-    for s in range(0, len(todo), batch_size):
-        idx = todo[s:s + batch_size]
+    touched = torch.zeros(len(y), dtype=torch.bool)
+    for idx in ranks.pick(_batches(todo, batch_size)):
         attack = create_attack(spec.name, model, 0.0, seed=_batch_seed(seed, 0, int(idx[0])), **spec.params)
         x_adv = attack(x[idx], y[idx])
         adv_pred[idx] = predict(model, x_adv, batch_size)
         norm[idx] = _perturbation_norm(x_adv - x[idx], cfg.norm).cpu()
+        touched[idx] = True
+    adv_pred, norm = ranks.merge(adv_pred, touched), ranks.merge(norm, touched)
     success = adv_pred != y.cpu()
     for k, eps in enumerate(grid.values):
         broken = success & (norm <= eps)
@@ -398,12 +411,13 @@ def sweep(
     checkpoints = _load_models(models, models_dir)
     cache: dict[str, ImageSet] = {}
     evals = [_evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
-    out_path = ensure_dir(out, "--out") if out is not None else None
+    ranks = Ranks.current()
+    out_path = None if out is None else ensure_dir(out, "--out") if ranks.is_writer else Path(out)
     started = time.time()
-    with out_lock(out_path) if out_path else contextlib.nullcontext():
+    with _locked(out_path, ranks):
         frame = _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
-                     on_start, on_cell)
-        if out_path:
+                     on_start, on_cell, ranks)
+        if out_path and ranks.is_writer:
             run = {
                 **dict(provenance or {}),
                 "version": __version__,
@@ -411,6 +425,7 @@ def sweep(
                 "device": str(dev),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "processes": ranks.world,
                 "n": n,
                 "batch_size": batch_size,
                 "eps": list(grid.values),
@@ -428,9 +443,31 @@ def sweep(
     return frame
 
 
+@contextlib.contextmanager
+def _locked(out: Path | None, ranks: Ranks) -> Iterator[None]:
+    """Rank 0 takes the lock on ``out``; every rank learns whether it got it."""
+    if out is None:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        problem = None
+        if ranks.is_writer:
+            try:
+                stack.enter_context(out_lock(out))
+            except UserError as exc:
+                problem = str(exc)
+        problem = ranks.broadcast(problem)
+        if problem:
+            raise UserError(problem)
+        yield
+
+
 def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
-         on_start, on_cell) -> pd.DataFrame:
-    store = CellStore(out_path) if out_path else None
+         on_start, on_cell, ranks: Ranks) -> pd.DataFrame:
+    writer = ranks.is_writer
+    store = CellStore(out_path) if out_path and writer else None
+    out_path = out_path if writer else None
+    on_start, on_cell = (on_start, on_cell) if writer else (None, None)
     total = len(checkpoints) * len(specs) * len(grid)
     if on_start:
         on_start(total)
@@ -446,7 +483,7 @@ def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_e
         clean = _Outcome(predict(model, x, batch_size), torch.zeros(len(y)))
         for spec in specs:
             keys = [CellStore.key(ckpt.sha256, ev.dataset, len(y), seed, spec, grid.values[:k + 1]) for k in range(len(grid))]
-            finished = [store.load(k) if store else None for k in keys]
+            finished = ranks.broadcast([store.load(k) if store else None for k in keys])
             start = next((k for k, f in enumerate(finished) if f is None), len(grid))
             for k in range(start):
                 rows.append(finished[k][0])
@@ -460,9 +497,9 @@ def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_e
             cfg = get_attack_cfg(spec.name)
             if cfg.eps_bounded:
                 state = finished[start - 1][1] if start > 0 else clean
-                walk = _walk_bounded(model, x, y, spec, grid, start, state, batch_size, seed)
+                walk = _walk_bounded(model, x, y, spec, grid, start, state, batch_size, seed, ranks)
             else:
-                walk = _walk_minimal(model, x, y, spec, grid, clean, batch_size, seed)
+                walk = _walk_minimal(model, x, y, spec, grid, clean, batch_size, seed, ranks)
             t0 = time.perf_counter()
             for k, outcome in walk:
                 seconds = time.perf_counter() - t0

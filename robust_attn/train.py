@@ -26,6 +26,7 @@ from . import __version__
 from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, load_dataset
 from .devices import resolve_device
+from .distributed import Ranks
 from .errors import UserError
 from .files import atomic_write_bytes
 from .models import create_model, get_model_cfg
@@ -125,15 +126,21 @@ def train(
     on_batch: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     splits: Splits | None = None,
+    sync_batchnorm: bool = False,
 ) -> Path:
     """Train ``cfg.architecture`` and write a checkpoint to ``out``; return its path.
 
     ``on_batch(done, total, loss, acc)`` and ``on_epoch(stats)`` let a caller draw progress.
+    Under torchrun (an initialised process group) the model is wrapped in DistributedDataParallel:
+    every rank draws the same shuffled, augmented global batch and trains on its slice of it
+    (``rank::world``), optionally with SyncBatchNorm; rank 0 alone writes files.
     """
     cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule)})
     cfg.validate()
     out = Path(out)
     device = resolve_device(cfg.device)
+    if sync_batchnorm and device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm works with GPU modules only)")
     splits = splits or load_dataset(cfg.dataset, cfg.data_dir, download=cfg.download)
     if splits.train is None:
         raise UserError(f"dataset {cfg.dataset!r} is evaluation-only; train on {splits.cfg.name.removesuffix('-embedded')}")
@@ -143,6 +150,12 @@ def train(
                          in_channels=dcfg.in_channels, mean=dcfg.mean, std=dcfg.std)
     # channels_last: about 1.25x faster training on CPU (measured at width 0.125), same function.
     model = model.to(device, memory_format=torch.channels_last)
+    ranks = Ranks.current()
+    net = model  # what is saved; ``model`` may become its DDP wrapper
+    if ranks.world > 1:
+        if sync_batchnorm:
+            net = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                 nesterov=False)
     train_set = splits.train
@@ -156,7 +169,7 @@ def train(
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state["config"] != _config_record(cfg):
             raise UserError(f"{state_path} was written by a different training configuration; remove it or drop --resume")
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
@@ -178,8 +191,11 @@ def train(
             xb = train_set.x[idx]
             if cfg.augment:
                 xb = augment_batch(xb, generator)
+            xb, yb = xb[ranks.rank::ranks.world], train_set.y[idx][ranks.rank::ranks.world]
+            if device.type == "cuda":
+                xb, yb = xb.pin_memory(), yb.pin_memory()
             x = xb.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=torch.channels_last)
-            y = train_set.y[idx].to(device, non_blocking=True)
+            y = yb.to(device, non_blocking=True)
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
                 logits = model(x)
                 loss = loss_fn(logits, y)
@@ -187,22 +203,25 @@ def train(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss.detach()) * len(idx)
+            total_loss += float(loss.detach()) * len(y)
             total_correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            if on_batch:
+            seen += len(y)
+            if on_batch and ranks.is_writer:
                 on_batch(step + 1, steps_per_epoch, total_loss / seen, total_correct / seen)
-        test_accuracy = evaluate_accuracy(model, splits.test, device=device)
+        test_accuracy = evaluate_accuracy(net, splits.test, device=device)
         seconds += time.perf_counter() - t0
         stats = EpochStats(epoch + 1, cfg.epochs, total_loss / max(seen, 1), total_correct / max(seen, 1), test_accuracy)
         log.info("epoch %d/%d loss %.4f train acc %.4f test acc %.4f", *stats)
-        if on_epoch:
+        if on_epoch and ranks.is_writer:
             on_epoch(stats)
-        _save_state(state_path, cfg, model, optimizer, scheduler, generator, epoch + 1, seconds)
+        if ranks.is_writer:
+            _save_state(state_path, cfg, net, optimizer, scheduler, generator, epoch + 1, seconds)
     if math.isnan(test_accuracy):  # resumed a finished run: measure again
-        test_accuracy = evaluate_accuracy(model, splits.test, device=device)
-    model = model.cpu().eval()
-    path = save_checkpoint(model, out, {
+        test_accuracy = evaluate_accuracy(net, splits.test, device=device)
+    if not ranks.is_writer:
+        return out
+    net = net.cpu().eval()
+    path = save_checkpoint(net, out, {
         "dataset": cfg.dataset,
         "clean_accuracy": test_accuracy,
         "n_test": len(splits.test),
@@ -211,6 +230,7 @@ def train(
         "train_config": _config_record(cfg),
         "training_seconds": round(seconds, 1),
         "threads": torch.get_num_threads(),
+        "processes": ranks.world,
         "version": __version__,
     })
     state_path.unlink(missing_ok=True)

@@ -48,6 +48,7 @@ CASES = [
     ([*T, "--out", "{d}/o.pt", "--schedule", "cosine"], "--schedule"),
     ([*T, "--out", "{d}/o.pt", "--device", "tpu"], "device"),
     ([*T, "--out", "{d}/empty"], "is a directory"),
+    ([*T, "--out", "{d}/o.pt", "--sync-bn"], "--sync-bn needs CUDA"),
     ([*T, "--out", "{d}/a_file/o.pt"], "checkpoint directory"),
     (["train", "vgg", "--out", "{d}/o.pt", "--dataset", "imagenet"], "unknown dataset"),
     (["train", "vgg", "--out", "{d}/o.pt", "--dataset", "cifar10-subset"], "needs --data-dir"),
