@@ -24,7 +24,7 @@ class Ranks:
     collective_device: str = "cpu"  # nccl needs CUDA tensors
 
     @classmethod
-    def current(cls) -> "Ranks":
+    def current(cls) -> Ranks:
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from torch import nn
 
 from . import __version__
 from .attacks import (
-    EpsGrid, EpsUnit, Norm, create_attack, eval_mode, get_attack_cfg, params_json, parse_eps_grid, resolve_params, seeded,
+    EpsGrid, EpsUnit, Norm, create_attack, eval_mode, get_attack_cfg, params_json, parse_eps_grid, resolve_params,
 )
 from .checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_checkpoints
 from .data import ImageSet, get_dataset_cfg, load_dataset

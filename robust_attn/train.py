@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,7 +34,7 @@ from .models import create_model, get_model_cfg
 log = logging.getLogger(__name__)
 
 
-class Schedule(str, Enum):
+class Schedule(StrEnum):
     ONECYCLE = "onecycle"
     STEP = "step"  # the paper: lr x 0.5 every 25 epochs
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -59,7 +61,7 @@ def test_summary_csv_round_trips_with_numeric_columns(report):
     assert len(summary) == 6  # 3 attacks x 2 models
 
 
-def _edited(results, tmp_path, edit) -> "pathlib.Path":
+def _edited(results, tmp_path, edit) -> Path:
     d = tmp_path / "edited"
     d.mkdir()
     frame = read_results_csv(results / "a" / "results.csv")

@@ -7,7 +7,7 @@ no float drift; values come out as floats in raw units, with labels such as ``8/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from fractions import Fraction
 
 from ..errors import UserError
@@ -15,7 +15,7 @@ from ..errors import UserError
 MAX_POINTS = 1000
 
 
-class EpsUnit(str, Enum):
+class EpsUnit(StrEnum):
     PER_255 = "255"
     RAW = "raw"
 

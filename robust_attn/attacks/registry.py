@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..registry import Registry
 
 
-class Norm(str, Enum):
+class Norm(StrEnum):
     LINF = "Linf"
     L2 = "L2"
 
@@ -180,7 +180,6 @@ def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **over
     Images are N x C x H x W floats in [0, 1]; labels N int64. The model runs in eval mode and is
     restored to its previous mode; randomness comes from ``seed``.
     """
-    cfg = get_attack_cfg(name)
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise UserError(f"eps must be a finite number >= 0, got {eps!r}")
     params = resolve_params(name, overrides)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from torch import nn
 
@@ -17,14 +17,14 @@ from ..errors import UserError
 from ..registry import Registry
 
 
-class Combine(str, Enum):
+class Combine(StrEnum):
     """How several attended descriptors g_a feed the classifier (paper, section 3.3)."""
 
     CONCAT = "concat"  # concatenate every g_a, one linear classifier
     INDEP = "indep"  # one linear classifier per g_a, logits averaged
 
 
-class Compatibility(str, Enum):
+class Compatibility(StrEnum):
     """The compatibility function c_i = C(l_i, g) (paper, section 3.2)."""
 
     PC = "pc"  # parametrised: <u, l_i + g>

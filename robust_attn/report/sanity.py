@@ -6,7 +6,7 @@ Each check reads only result rows and returns PASS, FAIL or NOT TESTED with the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import pandas as pd
 
@@ -18,7 +18,7 @@ NEAR_ZERO = 0.05
 TOL = 1e-12
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     NOT_TESTED = "NOT TESTED"
