@@ -95,7 +95,8 @@ def attention_section(inputs, out: Path, panel_images: int, shift_images: int, p
                 broken = (pred != y) & correct
                 for outcome, mask in (("broken", broken), ("not broken", correct & ~broken)):
                     if mask.any():
-                        shift_rows.append({"model": model, "eps": eps, "eps_label": label, "outcome": outcome,
+                        shift_rows.append({"model": model, "norm": rows["norm"].iloc[0], "eps": eps, "eps_label": label,
+                                           "outcome": outcome,
                                            "js_distance": float(js[mask.numpy()].mean()), "count": int(mask.sum())})
                 if eps == chosen and panel_images:
                     k = min(panel_images, len(x))

@@ -111,10 +111,11 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None) ->
             if len(paired) == r.n:
                 p = _mcnemar_p((paired["adv_pred_base"] == paired["label_base"]).to_numpy(),
                                (paired["adv_pred_att"] == paired["label_att"]).to_numpy())
-        rows.append({"model": r.model, "baseline": b.model, "attack": r.attack, "eps": r.eps, "eps_label": r.eps_label,
+        rows.append({"model": r.model, "baseline": b.model, "attack": r.attack, "norm": r.norm, "eps": r.eps,
+                     "eps_label": r.eps_label,
                      "accuracy": r.accuracy, "baseline_accuracy": b.accuracy, "difference": r.accuracy - b.accuracy,
                      "mcnemar_p": p})
-    return pd.DataFrame(rows, columns=["model", "baseline", "attack", "eps", "eps_label", "accuracy",
+    return pd.DataFrame(rows, columns=["model", "baseline", "attack", "norm", "eps", "eps_label", "accuracy",
                                        "baseline_accuracy", "difference", "mcnemar_p"])
 
 

@@ -55,31 +55,32 @@ def accuracy_plot(frame: pd.DataFrame, attack: str, is_attention: dict[str, bool
     return save_figure(fig, out_dir, stem)
 
 
-def difference_plot(diffs: pd.DataFrame, out_dir: Path, stem: str) -> str:
-    """Attention minus baseline accuracy (points) per eps, one line per (attention model, attack)."""
+def _line_plot(data: pd.DataFrame, y: str, ylabel: str, title: str, **style):
+    """A seaborn line plot against eps (in /255 when every row is Linf, raw otherwise)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    data = diffs.assign(pair=diffs["model"] + " / " + diffs["attack"], eps255=diffs["eps"] * 255,
-                        diff_points=100 * diffs["difference"])
-    sns.lineplot(data=data, x="eps255", y="diff_points", hue="pair", marker="o", ax=ax)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlabel("eps (/255)")
-    ax.set_ylabel("attention - baseline accuracy (points)")
-    ax.set_title("how attention changes robustness")
+    x, xlabel = _eps_axis(data)
+    sns.lineplot(data=data.assign(eps_axis=x), x="eps_axis", y=y, marker="o", ax=ax, **style)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return fig, ax
+
+
+def difference_plot(diffs: pd.DataFrame, out_dir: Path, stem: str) -> str:
+    """Attention minus baseline accuracy (points) per eps, one line per (attention model, attack)."""
+    data = diffs.assign(pair=diffs["model"] + " / " + diffs["attack"], diff_points=100 * diffs["difference"])
+    fig, ax = _line_plot(data, "diff_points", "attention - baseline accuracy (points)", "how attention changes robustness",
+                         hue="pair")
+    ax.axhline(0, color="black", lw=0.8)
     return save_figure(fig, out_dir, stem)
 
 
 def shift_plot(shift: pd.DataFrame, out_dir: Path, stem: str) -> str:
     """Mean Jensen-Shannon distance between clean and adversarial attention vs eps, broken vs not."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    data = shift.assign(eps255=shift["eps"] * 255)
-    sns.lineplot(data=data, x="eps255", y="js_distance", hue="model", style="outcome", marker="o", errorbar=None, ax=ax)
-    ax.set_xlabel("eps (/255)")
-    ax.set_ylabel("Jensen-Shannon distance (clean vs adversarial attention)")
-    ax.set_title("attention shift under attack")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    fig, _ = _line_plot(shift, "js_distance", "Jensen-Shannon distance (clean vs adversarial attention)",
+                        "attention shift under attack", hue="model", style="outcome", errorbar=None)
     return save_figure(fig, out_dir, stem)
 
 
