@@ -213,6 +213,7 @@ def sweep_cmd(
     report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Report folder (default: reports/<name of --out>).")] = None,
     models_dir: ModelsDir = Path("models"),
     threads: Threads = None,
+    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (changes gradients; off by default).")] = False,
 ) -> None:
     """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv.
 
@@ -226,13 +227,13 @@ def sweep_cmd(
     device = local_device(device)
     try:
         _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                          out, per_example, report, report_dir, models_dir, ranks.is_writer)
+                          out, per_example, report, report_dir, models_dir, amp, ranks.is_writer)
     finally:
         shutdown()
 
 
 def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                      out, per_example, report, report_dir, models_dir, writer: bool) -> None:
+                      out, per_example, report, report_dir, models_dir, amp: bool, writer: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -257,7 +258,7 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
         frame = sweep(
             _split(models), _split(attack), eps, dataset, eps_unit=eps_unit, attack_args=parse_attack_args(attack_arg),
             data_dir=data_dir, models_dir=models_dir, n=n, batch_size=batch_size, seed=seed, device=device, out=out,
-            per_example=per_example, on_start=on_start, on_cell=on_cell, provenance={"command": command_line()},
+            per_example=per_example, amp=amp, on_start=on_start, on_cell=on_cell, provenance={"command": command_line()},
         )
     finally:
         progress.stop()

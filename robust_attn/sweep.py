@@ -98,6 +98,19 @@ class _Outcome:
 
 # ------------------------------------------------------------------ fast paths
 
+class _Autocast(nn.Module):
+    """Opt-in bf16 autocast around a CUDA model's forward; logits come back as float32."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
 def _gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """sign of d CE / d x for one batch, exactly as torchattacks' FGSM computes it."""
     with eval_mode(model):
@@ -388,6 +401,7 @@ def sweep(
     out: str | os.PathLike | None = None,
     per_example: bool = False,
     channels_last: bool = True,
+    amp: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_cell: Callable[[CellEvent], None] | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -406,6 +420,10 @@ def sweep(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"seed must be an integer >= 0, got {seed!r}")
     dev = resolve_device(device)
+    if amp and dev.type != "cuda":
+        raise UserError("--amp needs a CUDA device (mixed precision is a GPU-only opt-in)")
+    if amp:
+        log.warning("AMP (bf16) changes the gradients the attacks follow: numbers may differ from float32 runs")
     if data is not None:
         get_dataset_cfg(data)
     checkpoints = _load_models(models, models_dir)
@@ -416,7 +434,7 @@ def sweep(
     started = time.time()
     with _locked(out_path, ranks):
         frame = _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
-                     on_start, on_cell, ranks)
+                     amp, on_start, on_cell, ranks)
         if out_path and ranks.is_writer:
             run = {
                 **dict(provenance or {}),
@@ -428,6 +446,7 @@ def sweep(
                 "processes": ranks.world,
                 "n": n,
                 "batch_size": batch_size,
+                "amp": amp,
                 "eps": list(grid.values),
                 "eps_labels": list(grid.labels),
                 "attacks": [{"name": s.name, "params": dict(s.params)} for s in specs],
@@ -462,7 +481,7 @@ def _locked(out: Path | None, ranks: Ranks) -> Iterator[None]:
         yield
 
 
-def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last,
+def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_example, channels_last, amp,
          on_start, on_cell, ranks: Ranks) -> pd.DataFrame:
     writer = ranks.is_writer
     store = CellStore(out_path) if out_path and writer else None
@@ -478,6 +497,8 @@ def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_e
         model = ckpt.model.to(dev)
         memory = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=memory)
+        if amp:
+            model = _Autocast(model)
         x = ev.images.x.to(dev).float().div_(255.0).contiguous(memory_format=memory)
         y = ev.images.y.to(dev)
         clean = _Outcome(predict(model, x, batch_size), torch.zeros(len(y)))

@@ -82,6 +82,7 @@ CASES = [
     ([*S, "--attack", "fgsm", "--seed", "-1", "--out", "{d}/o"], "seed"),
     ([*S, "--attack", "fgsm", "--threads", "0", "--out", "{d}/o"], "--threads"),
     ([*S, "--attack", "fgsm", "--device", "cuda:x", "--out", "{d}/o"], "device"),
+    ([*S, "--attack", "fgsm", "--amp", "--out", "{d}/o"], "--amp needs a CUDA device"),
     ([*S, "--attack", "fgsm", "--dataset", "mnist", "--out", "{d}/o"], "unknown dataset"),
     ([*S, "--attack", "fgsm", "--dataset", "fashion-mnist-embedded", "--out", "{d}/o"], "cannot be evaluated"),
     ([*S, "--attack", "fgsm", "--out", "{d}/a_file"], "not a directory"),
