@@ -207,6 +207,7 @@ def resolve_checkpoints(specs: list[str] | None, models_dir: str | os.PathLike) 
         for p in map(Path, paths):
             entry = by_file.get(p.resolve())
             refs.append(from_manifest(entry) if entry else CheckpointRef(p.stem, p, None))
-    seen: set[Path] = set()
-    unique = [r for r in refs if not (r.path.resolve() in seen or seen.add(r.path.resolve()))]
-    return unique
+    unique: dict[Path, CheckpointRef] = {}
+    for ref in refs:  # a checkpoint named twice (by name and by glob, say) is evaluated once
+        unique.setdefault(ref.path.resolve(), ref)
+    return list(unique.values())

@@ -30,7 +30,7 @@ def shipped():
     from robust_attn.checkpoints import load_checkpoint, resolve_checkpoints
 
     refs = [r for r in resolve_checkpoints(None, MODELS_DIR) if r.name.endswith("_c10s")]
-    assert len(refs) >= 1, "models/ must ship the small CIFAR checkpoints"
+    assert len(refs) >= 5, "models/ must ship the small CIFAR checkpoints"
     return {r.name: load_checkpoint(r.path, r.sha256, r.name) for r in refs}
 
 
