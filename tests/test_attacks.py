@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchattacks
 
 from robust_attn.attacks import (
     AttackCfg, Norm, create_attack, get_attack_cfg, list_attacks, parse_attack_args, register_attack, resolve_params,
@@ -85,8 +86,8 @@ def test_labels_out_of_range_are_rejected(tiny):
 
 
 def test_parameters_are_typed_and_checked():
-    assert resolve_params("pgd", {"steps": "20", "random_start": "false"}) == {"steps": 20, "rel_stepsize": 0.25,
-                                                                                "random_start": False}
+    assert resolve_params("pgd", {"steps": "20", "random_start": "false"}) == {
+        "steps": 20, "rel_stepsize": 0.25, "random_start": False, "early_stop": True}
     for overrides, match in [({"stepz": 1}, "no parameter 'stepz'"), ({"steps": "x"}, "not a valid int"),
                              ({"steps": -1}, "must be > 0"), ({"steps": 2.5}, "must be int"),
                              ({"random_start": "maybe"}, "not a valid bool")]:
@@ -95,6 +96,21 @@ def test_parameters_are_typed_and_checked():
     assert parse_attack_args(["steps=20", " rel_stepsize = 0.1 "]) == {"steps": "20", "rel_stepsize": "0.1"}
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_attack_args(["steps"])
+
+
+def test_pgd_without_early_stop_is_torchattacks_pgd_and_early_stop_is_no_weaker(shipped, embedded_cifar):
+    model = shipped["vgg_c10s"].model.eval()
+    x, y = embedded_cifar.float_batch(slice(0, 128))
+    torch.manual_seed(3)
+    reference = torchattacks.PGD(model, eps=2 / 255, alpha=0.5 / 255, steps=10, random_start=True)(x, y)
+    plain = create_attack("pgd", model, 2 / 255, seed=3, early_stop=False)(x, y)
+    assert torch.equal(plain, reference)
+    early = create_attack("pgd", model, 2 / 255, seed=3)(x, y)
+    assert float((early - x).abs().max()) <= 2 / 255 + 1e-6
+    with torch.no_grad():
+        broken_plain = model(plain).argmax(1) != y
+        broken_early = model(early).argmax(1) != y
+    assert int(broken_early.sum()) >= int(broken_plain.sum())
 
 
 def test_negative_eps_is_rejected(tiny):
