@@ -493,57 +493,58 @@ def _run(checkpoints, evals, specs, grid, batch_size, seed, dev, out_path, per_e
     rows: list[ResultRow] = []
     examples: list[ExampleRow] = []
     done = skipped = 0
-    for ckpt, ev in zip(checkpoints, evals):
-        model = ckpt.model.to(dev)
-        memory = torch.channels_last if channels_last else torch.contiguous_format
-        model = model.to(memory_format=memory)
-        if amp:
-            model = _Autocast(model)
-        x = ev.images.x.to(dev).float().div_(255.0).contiguous(memory_format=memory)
-        y = ev.images.y.to(dev)
-        clean = _Outcome(predict(model, x, batch_size), torch.zeros(len(y)))
-        for spec in specs:
-            keys = [CellStore.key(ckpt.sha256, ev.dataset, len(y), seed, spec, grid.values[:k + 1]) for k in range(len(grid))]
-            finished = ranks.broadcast([store.load(k) if store else None for k in keys])
-            start = next((k for k, f in enumerate(finished) if f is None), len(grid))
-            for k in range(start):
-                rows.append(finished[k][0])
-                examples += _example_rows(ckpt.name, spec.name, grid, k, ev, finished[k][1], clean) if per_example else []
-                done += 1
-                skipped += 1
-                if on_cell:
-                    on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k]))
-            if start == len(grid):
-                continue
-            cfg = get_attack_cfg(spec.name)
-            if cfg.eps_bounded:
-                state = finished[start - 1][1] if start > 0 else clean
-                walk = _walk_bounded(model, x, y, spec, grid, start, state, batch_size, seed, ranks)
-            else:
-                walk = _walk_minimal(model, x, y, spec, grid, clean, batch_size, seed, ranks)
-            t0 = time.perf_counter()
-            for k, outcome in walk:
-                seconds = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                if k < start:  # a minimal attack re-read at a budget that was already stored
+    try:
+        for ckpt, ev in zip(checkpoints, evals):
+            model = ckpt.model.to(dev)
+            memory = torch.channels_last if channels_last else torch.contiguous_format
+            model = model.to(memory_format=memory)
+            if amp:
+                model = _Autocast(model)
+            x = ev.images.x.to(dev).float().div_(255.0).contiguous(memory_format=memory)
+            y = ev.images.y.to(dev)
+            clean = _Outcome(predict(model, x, batch_size), torch.zeros(len(y)))
+            for spec in specs:
+                keys = [CellStore.key(ckpt.sha256, ev.dataset, len(y), seed, spec, grid.values[:k + 1]) for k in range(len(grid))]
+                finished = ranks.broadcast([store.load(k) if store else None for k in keys])
+                start = next((k for k, f in enumerate(finished) if f is None), len(grid))
+                for k in range(start):
+                    rows.append(finished[k][0])
+                    examples += _example_rows(ckpt.name, spec.name, grid, k, ev, finished[k][1], clean) if per_example else []
+                    done += 1
+                    skipped += 1
+                    if on_cell:
+                        on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k]))
+                if start == len(grid):
                     continue
-                row = _make_row(ckpt, ev, spec, grid, k, outcome, clean, seed, seconds)
-                if store:
-                    store.save(keys[k], row, outcome)
-                rows.append(row)
-                if per_example:
-                    examples += _example_rows(ckpt.name, spec.name, grid, k, ev, outcome, clean)
-                if out_path:
-                    write_csv(rows_frame(rows, RESULT_COLUMNS), out_path / RESULTS_FILE)
-                done += 1
-                if on_cell:
-                    on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k]))
-    frame = rows_frame(rows, RESULT_COLUMNS)
-    if out_path:
-        write_csv(frame, out_path / RESULTS_FILE)
-        if per_example:
-            write_csv(rows_frame(examples, EXAMPLE_COLUMNS), out_path / EXAMPLES_FILE)
-    return frame
+                cfg = get_attack_cfg(spec.name)
+                if cfg.eps_bounded:
+                    state = finished[start - 1][1] if start > 0 else clean
+                    walk = _walk_bounded(model, x, y, spec, grid, start, state, batch_size, seed, ranks)
+                else:
+                    walk = _walk_minimal(model, x, y, spec, grid, clean, batch_size, seed, ranks)
+                t0 = time.perf_counter()
+                for k, outcome in walk:
+                    seconds = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    if k < start:  # a minimal attack re-read at a budget that was already stored
+                        continue
+                    row = _make_row(ckpt, ev, spec, grid, k, outcome, clean, seed, seconds)
+                    rows.append(row)
+                    if store:
+                        store.save(keys[k], row, outcome)
+                    if per_example:
+                        examples += _example_rows(ckpt.name, spec.name, grid, k, ev, outcome, clean)
+                    if out_path:
+                        write_csv(rows_frame(rows, RESULT_COLUMNS), out_path / RESULTS_FILE)
+                    done += 1
+                    if on_cell:
+                        on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k]))
+    finally:  # also on Ctrl-C: results.csv shows every finished cell
+        if out_path and rows:
+            write_csv(rows_frame(rows, RESULT_COLUMNS), out_path / RESULTS_FILE)
+    if out_path and per_example:
+        write_csv(rows_frame(examples, EXAMPLE_COLUMNS), out_path / EXAMPLES_FILE)
+    return rows_frame(rows, RESULT_COLUMNS)
 
 
 def _make_row(ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, grid: EpsGrid, k: int, outcome: _Outcome,
