@@ -19,7 +19,7 @@ try:  # typer >= 0.25 vendors click
 except ImportError:  # pragma: no cover - older typer depends on click itself
     import click.exceptions as click_exceptions
 
-from .errors import UserError
+from .errors import UserError, require_int
 
 app = typer.Typer(
     name="robust-attn",
@@ -57,9 +57,7 @@ def _set_threads(threads: int | None) -> None:
     import torch
 
     if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(require_int("--threads", threads, 1))
 
 
 def command_line() -> str:

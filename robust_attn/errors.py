@@ -19,3 +19,10 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UserError:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
     hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(known)}"
     return UserError(f"unknown {kind} {name!r}; {hint}")
+
+
+def require_int(name: str, value: object, minimum: int) -> int:
+    """``value`` if it is an integer (not a bool) >= ``minimum``, else a one-line :class:`UserError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value

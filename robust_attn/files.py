@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
@@ -49,8 +51,6 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def ensure_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
     """Create ``path`` if needed; a path that cannot be a writable directory is a user error."""
-    from .errors import UserError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {path} exists and is not a directory")

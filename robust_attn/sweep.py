@@ -38,7 +38,7 @@ from .checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_che
 from .data import ImageSet, get_dataset_cfg, load_dataset
 from .devices import resolve_device
 from .distributed import Ranks
-from .errors import UserError
+from .errors import UserError, require_int
 from .files import atomic_write_text, ensure_dir
 from .results import EXAMPLE_COLUMNS, RESULT_COLUMNS, ExampleRow, ResultRow, rows_frame, wilson_interval, write_csv
 
@@ -360,8 +360,6 @@ def _evaluation_data(ckpt: Checkpoint, dataset: str | None, data_dir: str | None
         )
     images = cache[name]
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserError(f"n must be an integer >= 1, got {n!r}")
         images = ImageSet(images.x[:n], images.y[:n])
     return EvalData(name, images)
 
@@ -415,10 +413,10 @@ def sweep(
     grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
     specs = resolve_attacks(attacks, attack_args)
     _check_grid_norms(grid, specs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UserError(f"seed must be an integer >= 0, got {seed!r}")
+    require_int("batch_size", batch_size, 1)
+    require_int("seed", seed, 0)
+    if n is not None:
+        require_int("n", n, 1)
     dev = resolve_device(device)
     if amp and dev.type != "cuda":
         raise UserError("--amp needs a CUDA device (mixed precision is a GPU-only opt-in)")

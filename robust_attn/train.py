@@ -27,7 +27,7 @@ from .checkpoints import save_checkpoint
 from .data import ImageSet, Splits, load_dataset
 from .devices import resolve_device
 from .distributed import Ranks
-from .errors import UserError
+from .errors import UserError, require_int
 from .files import atomic_write_bytes
 from .models import create_model, get_model_cfg
 
@@ -58,10 +58,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         get_model_cfg(self.architecture)
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be an integer >= 1, got {value!r}")
+        require_int("epochs", self.epochs, 1)
+        require_int("batch_size", self.batch_size, 1)
         for name in ("width", "lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, require_int
 from ..registry import Registry
 
 
@@ -94,10 +94,8 @@ def create_model(
 
     cfg = get_model_cfg(name)
     width = validate_width(width)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise UserError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise UserError(f"in_channels must be an integer >= 1, got {in_channels!r}")
+    require_int("num_classes", num_classes, 2)
+    require_int("in_channels", in_channels, 1)
     mean = tuple(float(m) for m in (mean if mean is not None else [0.0] * in_channels))
     std = tuple(float(s) for s in (std if std is not None else [1.0] * in_channels))
     if len(mean) != in_channels or len(std) != in_channels or any(s <= 0 for s in std):

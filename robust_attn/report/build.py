@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import UserError, require_int
 from ..files import atomic_write_text, ensure_dir
 from ..results import RESULT_COLUMNS, read_results_csv, write_csv
 from . import plots
@@ -159,9 +159,8 @@ def build_report(
     """Write ``index.html``, ``summary.csv``, ``results.csv``, ``attention_vs_baseline.csv`` and the
     plots (PNG + SVG) into ``out_dir``; return the path of ``index.html``."""
     started = time.perf_counter()
-    for name, value in (("panel_images", panel_images), ("shift_images", shift_images)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UserError(f"{name} must be an integer >= 0, got {value!r}")
+    require_int("panel_images", panel_images, 0)
+    require_int("shift_images", shift_images, 0)
     inputs = read_runs(result_dirs)
     out = ensure_dir(out_dir, "report directory")
     frame = inputs.results
