@@ -96,6 +96,11 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None) ->
     evaluation data), with McNemar's p-value on the same images when per-example results exist."""
     rows = []
     base = frame[frame["architecture"] == "vgg"]
+    # per (model, attack, eps) the per-example outcomes, indexed by example: grouped once, not per pair
+    correct = {} if examples is None else {
+        key: pd.Series((g["adv_pred"] == g["label"]).to_numpy(), index=g["index"].to_numpy())
+        for key, g in examples.groupby(["model", "attack", "eps_label"], sort=False)
+    }
     for r in frame[frame["architecture"].map(is_attention)].itertuples():
         match = base[(base["width"] == r.width) & (base["trained_on"] == r.trained_on) & (base["dataset"] == r.dataset)
                      & (base["n"] == r.n) & (base["attack"] == r.attack) & (base["attack_params"] == r.attack_params)
@@ -104,13 +109,11 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None) ->
             continue
         b = match.iloc[0]
         p = float("nan")
-        if examples is not None:
-            e_att = examples[(examples["model"] == r.model) & (examples["attack"] == r.attack) & np.isclose(examples["eps"], r.eps)]
-            e_base = examples[(examples["model"] == b.model) & (examples["attack"] == r.attack) & np.isclose(examples["eps"], r.eps)]
-            paired = e_att.merge(e_base, on="index", suffixes=("_att", "_base"))
+        att, bas = correct.get((r.model, r.attack, r.eps_label)), correct.get((b.model, r.attack, r.eps_label))
+        if att is not None and bas is not None:
+            paired = pd.concat({"att": att, "base": bas}, axis=1, join="inner")
             if len(paired) == r.n:
-                p = _mcnemar_p((paired["adv_pred_base"] == paired["label_base"]).to_numpy(),
-                               (paired["adv_pred_att"] == paired["label_att"]).to_numpy())
+                p = _mcnemar_p(paired["base"].to_numpy(), paired["att"].to_numpy())
         rows.append({"model": r.model, "baseline": b.model, "attack": r.attack, "norm": r.norm, "eps": r.eps,
                      "eps_label": r.eps_label,
                      "accuracy": r.accuracy, "baseline_accuracy": b.accuracy, "difference": r.accuracy - b.accuracy,
