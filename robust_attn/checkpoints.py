@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from .errors import UserError, unknown_name
@@ -166,9 +167,12 @@ def register_in_manifest(checkpoint_path: str | os.PathLike, command: str | None
         seed=meta.get("seed"),
         command=command,
     )
-    entries = read_manifest(path.parent)
-    entries[entry.name] = entry
-    write_manifest(path.parent, entries)
+    # Read-modify-write under a lock: trainings run side by side (one per core) register at their
+    # end, and without it the later writer would drop the earlier one's entry.
+    with FileLock(path.parent / (MANIFEST + ".lock")):
+        entries = read_manifest(path.parent)
+        entries[entry.name] = entry
+        write_manifest(path.parent, entries)
     return entry
 
 
