@@ -10,7 +10,7 @@ import pandas as pd
 
 from robust_attn.sweep import LOCK_FILE
 
-from .conftest import MODELS_DIR, ROOT, run_cli
+from .conftest import MODELS_DIR, ROOT, SLOW_PGD_SWEEP, run_cli
 
 
 def _without_timing(path) -> str:
@@ -36,7 +36,7 @@ def test_same_seed_gives_identical_result_files(tmp_path):
 
 def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", "--attack", "pgd", "--eps", "0:8:1",
+    cmd = [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", *SLOW_PGD_SWEEP,
            "--n", "200", "--threads", "1", "--no-report", "--out", str(out), "--models-dir", str(MODELS_DIR)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

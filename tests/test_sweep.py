@@ -18,7 +18,7 @@ from robust_attn.results import RESULT_COLUMNS, read_results_csv
 from robust_attn.sweep import LOCK_FILE, predict, sweep
 from robust_attn.train import evaluate_accuracy
 
-from .conftest import MODELS_DIR, ROOT
+from .conftest import MODELS_DIR, ROOT, SLOW_PGD_SWEEP
 
 N = 200
 GRID = "0:8:1"
@@ -152,7 +152,7 @@ def test_incompatible_dataset_is_refused(vgg):
 
 
 def _sweep_cmd(out) -> list[str]:
-    return [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", "--attack", "pgd", "--eps", "0:8:1",
+    return [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", *SLOW_PGD_SWEEP,
             "--n", "120", "--threads", "1", "--out", str(out), "--models-dir", str(MODELS_DIR)]
 
 
@@ -168,7 +168,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait() == -signal.SIGKILL, "the sweep ended before it could be killed"
     assert (out / LOCK_FILE).exists(), "the killed run leaves its lock behind"
     resumed = subprocess.run(_sweep_cmd(out), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
