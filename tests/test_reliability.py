@@ -38,7 +38,10 @@ def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", *SLOW_PGD_SWEEP,
            "--n", "200", "--threads", "1", "--no-report", "--out", str(out), "--models-dir", str(MODELS_DIR)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the sweep the default disposition a terminal's Ctrl-C meets.
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "cells").glob("*.json")):
         time.sleep(0.05)
