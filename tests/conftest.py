@@ -16,11 +16,17 @@ MODELS_DIR = ROOT / "models"
 
 torch.set_num_threads(2)
 
-# A PGD grid for the interruption tests: at eps <= 0.8/255 a quarter or more of the points stay robust at
-# every eps, so every cell has work (about 1 s per cell on 120 images, 1 thread) and a signal sent after the
-# first cells lands inside the run. On 0:8:1 the shipped vgg_c10s has no robust points left from 4/255 on,
-# those cells finish at once and a kill could arrive after the run had ended.
-SLOW_PGD_SWEEP = ("--attack", "pgd", "--eps", "0:0.8:0.1")
+def interruptible_sweep_cmd(out: Path, n: int, *extra: str) -> list[str]:
+    """The sweep the interruption tests stop: PGD on the shipped vgg_c10s over eps 0:0.8:0.1, one thread.
+
+    At eps <= 0.8/255 a quarter or more of the points stay robust at every eps, so every cell has work
+    (about 1 s per cell on 120 images) and a signal sent after the first cells lands inside the run. On
+    0:8:1 vgg_c10s has no robust points left from 4/255 on, those cells finish at once and a kill could
+    arrive after the run had ended.
+    """
+    return [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", "--attack", "pgd",
+            "--eps", "0:0.8:0.1", "--n", str(n), "--threads", "1", "--out", str(out), "--models-dir", str(MODELS_DIR),
+            *extra]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 
 from robust_attn.sweep import LOCK_FILE
 
-from .conftest import MODELS_DIR, ROOT, SLOW_PGD_SWEEP, run_cli
+from .conftest import ROOT, interruptible_sweep_cmd, run_cli
 
 
 def _without_timing(path) -> str:
@@ -36,8 +35,7 @@ def test_same_seed_gives_identical_result_files(tmp_path):
 
 def test_ctrl_c_stops_cleanly_with_a_resume_hint(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", *SLOW_PGD_SWEEP,
-           "--n", "200", "--threads", "1", "--no-report", "--out", str(out), "--models-dir", str(MODELS_DIR)]
+    cmd = interruptible_sweep_cmd(out, 200, "--no-report")
     # A shell without job control starts background jobs with SIGINT ignored, and Python then installs no
     # KeyboardInterrupt handler: give the sweep the default disposition a terminal's Ctrl-C meets.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -18,7 +17,7 @@ from robust_attn.results import RESULT_COLUMNS, read_results_csv
 from robust_attn.sweep import LOCK_FILE, predict, sweep
 from robust_attn.train import evaluate_accuracy
 
-from .conftest import MODELS_DIR, ROOT, SLOW_PGD_SWEEP
+from .conftest import ROOT, interruptible_sweep_cmd
 
 N = 200
 GRID = "0:8:1"
@@ -151,17 +150,12 @@ def test_incompatible_dataset_is_refused(vgg):
         sweep([vgg], ["fgsm"], "0,1", "fashion-mnist-embedded")
 
 
-def _sweep_cmd(out) -> list[str]:
-    return [sys.executable, "-m", "robust_attn", "sweep", "--models", "vgg_c10s", *SLOW_PGD_SWEEP,
-            "--n", "120", "--threads", "1", "--out", str(out), "--models-dir", str(MODELS_DIR)]
-
-
 def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
-    reference = subprocess.run(_sweep_cmd(tmp_path / "ref"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    reference = subprocess.run(interruptible_sweep_cmd(tmp_path / "ref", 120), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "killed"
     for kill_after_cells in (2, 5):
-        proc = subprocess.Popen(_sweep_cmd(out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(interruptible_sweep_cmd(out, 120), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
             if len(list((out / "cells").glob("*.json"))) >= kill_after_cells:
@@ -170,7 +164,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
         proc.send_signal(signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL, "the sweep ended before it could be killed"
     assert (out / LOCK_FILE).exists(), "the killed run leaves its lock behind"
-    resumed = subprocess.run(_sweep_cmd(out), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(interruptible_sweep_cmd(out, 120), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     a, b = pd.read_csv(tmp_path / "ref" / "results.csv"), pd.read_csv(out / "results.csv")
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
 
 import pytest
 import torch
+from filelock import FileLock
 
 from robust_attn.checkpoints import load_checkpoint, read_manifest, register_in_manifest, resolve_checkpoints, save_checkpoint
 from robust_attn.errors import UserError
 from robust_attn.models import create_model
-from robust_attn.train import TrainConfig, train
+from robust_attn.train import TrainConfig, evaluate_accuracy, train
 
 from .conftest import MODELS_DIR, SUBSET_DIR, require_shared, run_cli
 
@@ -153,10 +155,6 @@ def test_resolve_checkpoints_by_name_path_and_glob(tmp_path):
 
 def test_manifest_registration_waits_for_a_concurrent_writer(tmp_path):
     """Trainings run side by side register at their end; a registration must not overwrite a concurrent one."""
-    import threading
-
-    from filelock import FileLock
-
     model = create_model("vgg", width=0.125)
     for name in ("a", "b"):
         save_checkpoint(model, tmp_path / f"{name}.pt", {"dataset": "synthetic", "clean_accuracy": 0.5})
@@ -176,8 +174,6 @@ def test_shipped_checkpoints_meet_their_targets_with_one_recipe(shipped, embedde
     """The small-checkpoint issue's acceptance: >= 70% clean accuracy on the 932 CIFAR-10 test images
     (recomputed here, and equal to what the manifest records), the five trained by one command that differs
     only in the architecture (a fair comparison), >= 90% for Fashion-MNIST, models/ under 20 MB."""
-    from robust_attn.train import evaluate_accuracy
-
     manifest = read_manifest(MODELS_DIR)
     recipes = set()
     for name, ckpt in shipped.items():
