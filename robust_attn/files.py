@@ -12,12 +12,14 @@ from pathlib import Path
 
 from .errors import UserError
 
+_TMP_SUFFIX = ".tmp"
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
         os.fchmod(fd, _default_mode())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as f:
@@ -29,6 +31,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an atomic write left in ``folder`` when its process was killed
+    mid-write (a SIGKILL skips the cleanup above); return them. Call it only while holding the
+    folder's lock, when no other writer can have a write in flight there."""
+    stale = sorted(Path(folder).glob(f".*{_TMP_SUFFIX}"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def _default_mode() -> int:

@@ -39,7 +39,7 @@ from .data import ImageSet, get_dataset_cfg, load_dataset
 from .devices import resolve_device
 from .distributed import Ranks
 from .errors import UserError, require_int
-from .files import atomic_write_text, ensure_dir
+from .files import atomic_write_text, ensure_dir, remove_stale_temporaries
 from .results import EXAMPLE_COLUMNS, RESULT_COLUMNS, ExampleRow, ResultRow, rows_frame, wilson_interval, write_csv
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,9 @@ def out_lock(out: Path) -> Iterator[None]:
         break
     else:
         raise UserError(f"cannot lock {out}")
+    for folder in (out, out / CELLS_DIR):  # we are the only writer now: what a killed run was writing is junk
+        for tmp in remove_stale_temporaries(folder):
+            log.warning("removed %s, left by an interrupted write", tmp)
     try:
         yield
     finally:

@@ -171,6 +171,22 @@ def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
     assert not list(out.glob(".*.tmp")) and not (out / LOCK_FILE).exists()
 
 
+def test_a_sweep_removes_temporaries_a_killed_run_left_but_not_a_live_ones(vgg, tmp_path):
+    """A SIGKILL during an atomic write leaves its temporary file; the next sweep to hold the lock deletes it."""
+    (tmp_path / "cells").mkdir()
+    left = [tmp_path / ".results.csv.k3j9.tmp", tmp_path / "cells" / ".0123abcd.json.x7q2.tmp"]
+    for tmp in left:
+        tmp.write_text("half a write")
+    (tmp_path / LOCK_FILE).write_text(str(os.getppid()))  # a live sweep may be writing them right now
+    with pytest.raises(UserError, match="in use by another sweep"):
+        sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path)
+    assert all(tmp.exists() for tmp in left)
+    (tmp_path / LOCK_FILE).write_text("999999999")  # its process is gone
+    sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path)
+    assert not any(tmp.exists() for tmp in left)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 def test_a_second_sweep_on_a_busy_out_refuses(vgg, tmp_path):
     (tmp_path / LOCK_FILE).write_text(str(os.getppid()))  # a live process holds it
     with pytest.raises(UserError, match="in use by another sweep"):
