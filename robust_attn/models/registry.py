@@ -1,52 +1,27 @@
 """Model registry in the style of timm: ``@register_model``, ``list_models``, ``create_model``.
 
-Each entry pairs a frozen :class:`ModelCfg` (what the architecture is, where it comes from)
-with a builder. ``create_model`` wraps the network in :class:`~robust_attn.models.wrapper.ModelWrapper`
-so that normalisation lives inside the model and attacks work on [0, 1] pixels.
+Each entry pairs a frozen :class:`~robust_attn.models.config.ModelCfg` (what the architecture
+is, where it comes from) with a builder. ``create_model`` wraps the network in
+:class:`~robust_attn.models.wrapper.ModelWrapper` so that normalisation lives inside the model
+and attacks work on [0, 1] pixels. The config types live in :mod:`.config`, which both this
+module and the wrapper import, so the two do not import each other.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
 from torch import nn
 
 from ..errors import UserError, require_int
 from ..registry import Registry
+from .config import Combine, Compatibility, ModelCfg, scale_channels, validate_width
+from .wrapper import ModelWrapper
 
-
-class Combine(StrEnum):
-    """How several attended descriptors g_a feed the classifier (paper, section 3.3)."""
-
-    CONCAT = "concat"  # concatenate every g_a, one linear classifier
-    INDEP = "indep"  # one linear classifier per g_a, logits averaged
-
-
-class Compatibility(StrEnum):
-    """The compatibility function c_i = C(l_i, g) (paper, section 3.2)."""
-
-    PC = "pc"  # parametrised: <u, l_i + g>
-    DP = "dp"  # dot product: <l_i, g>
-
-
-@dataclass(frozen=True)
-class ModelCfg:
-    """What an architecture is; everything a builder needs besides width and class count."""
-
-    name: str
-    family: str
-    attention_layers: tuple[int, ...] = ()
-    combine: Combine | None = None
-    compatibility: Compatibility | None = None
-    input_multiple: int = 32
-    paper: str = "Jetley et al., Learn To Pay Attention, ICLR 2018, arXiv:1804.02391"
-
-    @property
-    def has_attention(self) -> bool:
-        return bool(self.attention_layers)
-
+# Re-exported for code that imported the config types from here before they moved to .config.
+__all__ = [
+    "Builder", "Combine", "Compatibility", "ModelCfg", "create_model", "get_model_cfg", "list_models",
+    "register_model", "scale_channels", "validate_width",
+]
 
 Builder = Callable[..., nn.Module]
 _REGISTRY: Registry[ModelCfg, Builder] = Registry("model")
@@ -63,18 +38,8 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_model_cfg(name: str) -> ModelCfg:
+    """The config registered under ``name``; an unknown name is a :class:`UserError` with close matches."""
     return _REGISTRY.cfg(name)
-
-
-def validate_width(width: float) -> float:
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) or width <= 0:
-        raise UserError(f"width must be a positive number, got {width!r}")
-    return float(width)
-
-
-def scale_channels(channels: int, width: float) -> int:
-    """Channel count at ``width`` (at least 1), so every layer shrinks by the same factor."""
-    return max(1, int(round(channels * width)))
 
 
 def create_model(
@@ -84,14 +49,12 @@ def create_model(
     in_channels: int = 3,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
-) -> nn.Module:
+) -> ModelWrapper:
     """Build a registered architecture wrapped with its input normalisation.
 
     ``mean``/``std`` default to 0/1 per channel (no normalisation); checkpoints record the
     dataset's statistics and pass them here when reloading.
     """
-    from .wrapper import ModelWrapper
-
     cfg = get_model_cfg(name)
     width = validate_width(width)
     require_int("num_classes", num_classes, 2)

@@ -7,6 +7,12 @@ dropped so that layer 7 keeps the input resolution (32x32 for CIFAR), and two ex
 layers each followed by 2x2 max-pooling bring the map to 1x1; a dense layer then yields the
 global feature g. The baseline classifies g; attention variants classify only the attended
 descriptors g_a of layers 7, 10 and 13 (att3), 10 and 13 (att2) or 13 (att1).
+
+g reaches an attention variant's logits only through the attention maps, so how much it matters
+depends on the compatibility: not at all for the paper's ``pc`` (its <u, g> term cancels in the
+softmax, and layers 14, 15 and the dense layer get no gradient from the loss), through <l_i, g> for the
+paper's ``dp``, and through a ReLU for ``add`` (Oktay et al. 2018, registered as not the paper's;
+see :mod:`.attention`).
 """
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ import torch
 from torch import nn
 
 from .attention import AttentionBlock
-from .registry import Combine, Compatibility, ModelCfg, register_model, scale_channels
+from .config import JETLEY_2018, OKTAY_2018_ADDITIVE, Combine, Compatibility, ModelCfg, scale_channels
+from .registry import register_model
 
 # (output channels at width 1, max-pool after this conv layer) for conv layers 1..15.
 _VGG_LAYERS: tuple[tuple[int, bool], ...] = (
@@ -39,6 +46,7 @@ _CFGS: tuple[ModelCfg, ...] = (ModelCfg(name="vgg", family="vgg"),) + tuple(
         attention_layers=layers,
         combine=combine,
         compatibility=compat,
+        paper=JETLEY_2018 if compat.in_paper else OKTAY_2018_ADDITIVE,
     )
     for depth, layers in _ATTENTION_LAYERS.items()
     for combine in Combine
@@ -76,6 +84,7 @@ class VGGAttention(nn.Module):
         # The paper's dense layer producing g; average pooling first makes any input size
         # that is a multiple of 32 work (at 32x32 the map is already 1x1).
         self.dense = nn.Linear(channels[-1], g_dim)
+        # Every block reads g; for the paper's pc its term cancels in the softmax (see .attention).
         self.attention = nn.ModuleList(
             AttentionBlock(channels[layer - 1], g_dim, cfg.compatibility) for layer in cfg.attention_layers
         )
@@ -105,7 +114,8 @@ class VGGAttention(nn.Module):
         if not self.attention:
             return HeadOutput(self.classifier(features.global_feature), (), ())
         outs = [block(l, features.global_feature) for block, l in zip(self.attention, features.local_features)]
-        descriptors = [o.descriptor for o in outs]  # classification uses the g_a alone
+        # Classification uses the g_a alone: g reaches the logits only through the attention maps.
+        descriptors = [o.descriptor for o in outs]
         if isinstance(self.classifier, nn.ModuleList):
             logits = torch.stack([fc(d) for fc, d in zip(self.classifier, descriptors)]).mean(0)
         else:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .registry import ModelCfg
+from .config import ModelCfg
 
 
 class Normalize(nn.Module):

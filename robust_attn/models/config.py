@@ -1,0 +1,85 @@
+"""What an architecture is: the config types shared by the registry, the wrapper and the builders.
+
+They live in their own module, which imports nothing else from this package, so that
+``registry`` (which wraps built networks) and ``wrapper`` (which reads a network's config)
+both depend on it rather than on each other.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..errors import UserError
+
+JETLEY_2018 = "Jetley et al., Learn To Pay Attention, ICLR 2018, arXiv:1804.02391"
+OKTAY_2018_ADDITIVE = (
+    "Oktay et al. 2018 additive attention (not in Jetley et al.): Attention U-Net, MIDL 2018, arXiv:1804.03999, "
+    "on the backbone and heads of Jetley et al. 2018"
+)
+
+
+class Combine(StrEnum):
+    """How several attended descriptors g_a feed the classifier (paper, section 3.3)."""
+
+    CONCAT = "concat"  # concatenate every g_a, one linear classifier
+    INDEP = "indep"  # one linear classifier per g_a, logits averaged
+
+
+class Compatibility(StrEnum):
+    """The compatibility function c_i = C(l_i, g), whose softmax over positions is the attention.
+
+    ``PC`` and ``DP`` are the paper's (section 3.2). In ``PC`` the term <u, g> is the same at
+    every position and cancels in the softmax, so the attention, g_a and the logits depend on the
+    local features alone: g does not enter the attention, and the layers that only feed g get no
+    gradient. ``ADD`` is not the paper's: Oktay et al.'s additive attention, whose nonlinearity
+    stops the g term from cancelling, registered so that a variant where g steers the attention
+    exists beside ``DP``.
+    """
+
+    PC = "pc"  # parametrised (paper): <u, l_i + g> = <u, l_i> + const; g cancels in the softmax
+    DP = "dp"  # dot product (paper): <l_i, g>; g weights every position differently
+    ADD = "add"  # additive (Oktay et al. 2018, NOT the paper's): <u, ReLU(W_l l_i + W_g g + b)>
+
+    @property
+    def in_paper(self) -> bool:
+        """Whether Jetley et al. define this compatibility (``ADD`` is borrowed from Oktay et al.)."""
+        return self is not Compatibility.ADD
+
+    @property
+    def uses_global_feature(self) -> bool:
+        """Whether the attention maps depend on g (false for ``PC``: <u, g> cancels in the softmax)."""
+        return self is not Compatibility.PC
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """What an architecture is; everything a builder needs besides width and class count.
+
+    ``paper`` names the source of the architecture as built here, so a variant that is not
+    the paper's says so wherever its config is shown or recorded.
+    """
+
+    name: str
+    family: str
+    attention_layers: tuple[int, ...] = ()
+    combine: Combine | None = None
+    compatibility: Compatibility | None = None
+    input_multiple: int = 32
+    paper: str = JETLEY_2018
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.attention_layers)
+
+
+def validate_width(width: float) -> float:
+    """``width`` as a float if it is a finite positive number, else a one-line :class:`UserError`."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) or width <= 0:
+        raise UserError(f"width must be a positive number, got {width!r}")
+    return float(width)
+
+
+def scale_channels(channels: int, width: float) -> int:
+    """Channel count at ``width`` (at least 1), so every layer shrinks by the same factor."""
+    return max(1, int(round(channels * width)))
