@@ -1,11 +1,15 @@
 """Sweep engine speed, measured in one run on one checkpoint, one set of images, one grid.
 
-(a) naive: one torchattacks attack built and run per eps on every image, then evaluated;
-(b) robust-attn's sweep (shared clean pass, shared FGSM gradient, only still-robust points attacked);
-(c) the floor for FGSM: one forward+backward plus one forward per nonzero eps over the same images.
+(a) naive: one torchattacks attack built and run per eps on every image, then evaluated: the
+    per-eps accuracy as torchattacks and foolbox define it;
+(b) robust-attn's sweep (the clean pass shares FGSM's forward+backward; iterative attacks use the
+    still-robust fast path where it is allowed);
+(c) the floor for FGSM: a clean forward+backward over every image, then one forward per nonzero eps
+    over every image: the least any per-eps FGSM evaluation must do.
 
-Prints the ratios; targets: FGSM (a)/(b) >= 3 and (b)/(c) <= 1.15; PGD-10 (a)/(b) >= 8 with the
-sweep's robust accuracy never more than 0.5 points above the naive loop's.
+Prints the ratios; targets: FGSM (a)/(b) >= 3 with identical per-eps counts and (b)/(c) <= 1.15;
+PGD-10 (a)/(b) >= 8 with the sweep's per-eps number (still-robust path) within 0.5 points of the
+naive per-eps loop.
 
     python benchmarks/sweep_speed.py [--checkpoint vgg_c10s] [--n 932] [--threads 2]
 """
@@ -27,23 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def naive(model, make_attack, x, y, grid, batch_size):
-    """Accuracy per eps, a fresh attack per eps over every image (nested like the sweep for comparison)."""
-    robust = torch.ones(len(y), dtype=torch.bool)
+    """Per-eps correct counts: a fresh attack per eps over every image (eps 0 included)."""
     counts = []
     for eps in grid.values:
-        if eps == 0:
-            correct = predict(model, x, batch_size) == y
-        else:
-            attack = make_attack(model, eps)
-            adv = torch.cat([attack(x[s:s + batch_size], y[s:s + batch_size]) for s in range(0, len(x), batch_size)])
-            correct = predict(model, adv, batch_size) == y
-        robust &= correct
-        counts.append(int(robust.sum()))
+        attack = make_attack(model, eps)
+        adv = torch.cat([attack(x[s:s + batch_size], y[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+        counts.append(int((predict(model, adv, batch_size) == y).sum()))
     return counts
 
 
 def floor_fgsm(model, x, y, grid, batch_size):
-    """One forward+backward, then one forward per nonzero eps, over all images."""
+    """A clean forward+backward over every image, then one forward per nonzero eps over every image."""
     loss_fn = torch.nn.CrossEntropyLoss()
     model.eval()
     signs = []
@@ -52,7 +50,6 @@ def floor_fgsm(model, x, y, grid, batch_size):
         (grad,) = torch.autograd.grad(loss_fn(model(xb), y[s:s + batch_size]), xb)
         signs.append(grad.sign())
     sign = torch.cat(signs)
-    predict(model, x, batch_size)
     for eps in grid.values:
         if eps:
             predict(model, (x + eps * sign).clamp(0, 1), batch_size)
@@ -97,10 +94,11 @@ def main() -> None:
     torch.manual_seed(0)
     t_naive, naive_counts = timed(lambda: naive(model, pgd, x, y, grid, bs))
     t_sweep, frame = timed(lambda: sweep([ckpt], ["pgd"], grid, n=args.n, batch_size=bs))
-    gap = max((s - a) / args.n * 100 for s, a in zip(frame["n_correct"], naive_counts))
+    gap = max(abs(s - a) / args.n * 100 for s, a in zip(frame["n_correct"], naive_counts))
     print(f"PGD10 naive {t_naive:6.2f}s  sweep {t_sweep:6.2f}s  naive/sweep {t_naive / t_sweep:5.2f}x (target >= 8)  "
-          f"max(sweep - naive) robust accuracy {gap:+.2f} points (target <= 0.5)")
-    print("robust accuracy per eps, naive vs sweep (PGD-10):")
+          f"per-eps accuracy, largest |sweep - naive| {gap:.2f} points (target <= 0.5; sweep method: "
+          f"{frame['accuracy_method'].iloc[-1]})")
+    print("per-eps accuracy, naive vs sweep (PGD-10):")
     for label, a, s in zip(grid.labels, naive_counts, frame["n_correct"]):
         print(f"  {label:>6}: {100 * a / args.n:5.1f}%  {100 * s / args.n:5.1f}%")
 

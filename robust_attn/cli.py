@@ -177,19 +177,23 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _print_tables(frame, console) -> None:
+    """Per attack: the per-eps accuracy (the attack at that eps alone), then the worst case over
+    every eps' <= eps it tried; where they differ, the second is the stronger claim."""
     from rich.table import Table
 
     from .results import accuracy_table
 
     for attack in frame["attack"].unique():
-        wide = accuracy_table(frame, attack)
-        table = Table(title=f"accuracy (%) under {attack}, by eps", title_justify="left")
-        table.add_column("model", no_wrap=True)
-        for label in wide.columns:
-            table.add_column(str(label), justify="right", no_wrap=True)
-        for model, values in wide.iterrows():
-            table.add_row(str(model), *(f"{100 * v:.1f}" for v in values))
-        console.print(table)
+        for value, title in (("accuracy", f"accuracy (%) under {attack} at each eps"),
+                             ("worst_case_accuracy", f"worst case (%): robust to {attack} at every eps' <= eps")):
+            wide = accuracy_table(frame, attack, value)
+            table = Table(title=title, title_justify="left")
+            table.add_column("model", no_wrap=True)
+            for label in wide.columns:
+                table.add_column(str(label), justify="right", no_wrap=True)
+            for model, values in wide.iterrows():
+                table.add_row(str(model), *(f"{100 * v:.1f}" for v in values))
+            console.print(table)
 
 
 @app.command("sweep")
@@ -208,10 +212,11 @@ def sweep_cmd(
     out: Annotated[Path, typer.Option("--out", help="Results folder; rerunning on it resumes.")] = Path("results"),
     per_example: Annotated[bool, typer.Option("--per-example/--no-per-example", help="Also write per_example.csv (paired tests in reports).")] = True,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build an HTML report in --report-dir.")] = True,
-    report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Report folder (default: reports/<name of --out>).")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Report folder (default: OUT/report).")] = None,
     models_dir: ModelsDir = Path("models"),
     threads: Threads = None,
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (changes gradients; off by default).")] = False,
+    fast_path: Annotated[bool, typer.Option("--fast-path/--no-fast-path", help="Attack only the points still robust at the previous eps where the attack allows it (pgd, bim); --no-fast-path attacks every point at every eps.")] = True,
 ) -> None:
     """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv.
 
@@ -225,13 +230,13 @@ def sweep_cmd(
     device = local_device(device)
     try:
         _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                          out, per_example, report, report_dir, models_dir, amp, ranks.is_writer)
+                          out, per_example, report, report_dir, models_dir, amp, fast_path, ranks.is_writer)
     finally:
         shutdown()
 
 
 def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                      out, per_example, report, report_dir, models_dir, amp: bool, writer: bool) -> None:
+                      out, per_example, report, report_dir, models_dir, amp: bool, fast_path: bool, writer: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -241,22 +246,29 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
     console = Console(stderr=True, quiet=not writer)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
-    progress = Progress(*columns, console=console)
+    live = console.is_terminal  # a bar in a terminal; one line per finished cell in logs
+    progress = Progress(*columns, console=console, disable=not live)
     task = progress.add_task("sweep", total=None)
 
     def on_start(total: int) -> None:  # after validation, so a bad input prints one line only
         progress.update(task, total=total)
-        progress.start()
+        if live:
+            progress.start()
 
     def on_cell(event) -> None:
         progress.update(task, completed=event.done, total=event.total,
                         description=f"{event.model} {event.attack} eps={event.eps_label}")
+        if not live:
+            resumed = " (stored)" if event.stored else ""
+            console.print(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
+                          f"accuracy {100 * event.accuracy:.1f}%{resumed}", highlight=False)
 
     try:
         frame = sweep(
             _split(models), _split(attack), eps, dataset, eps_unit=eps_unit, attack_args=parse_attack_args(attack_arg),
             data_dir=data_dir, models_dir=models_dir, n=n, batch_size=batch_size, seed=seed, device=device, out=out,
-            per_example=per_example, amp=amp, on_start=on_start, on_cell=on_cell, provenance={"command": command_line()},
+            per_example=per_example, amp=amp, fast_path=fast_path, on_start=on_start, on_cell=on_cell,
+            provenance={"command": command_line()},
         )
     finally:
         progress.stop()
@@ -268,7 +280,7 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
         from .report import build_report
 
         with console.status("building report"):
-            index = build_report([out], report_dir or Path("reports") / out.resolve().name, command=command_line())
+            index = build_report([out], report_dir or out / "report", command=command_line())
         typer.echo(f"wrote {index}")
 
 
@@ -276,16 +288,20 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
 @app.command("report")
 def report_cmd(
     results: Annotated[list[Path], typer.Argument(help="One or more sweep result folders (merged).")],
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports/latest"),
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default: RESULTS/report for one folder).")] = None,
     panel_images: Annotated[int, typer.Option("--panel-images", help="Images in the attention panels (0: none).")] = 8,
     shift_images: Annotated[int, typer.Option("--shift-images", help="Images for the attention-shift curve.")] = 64,
     panel_attack: Annotated[Optional[str], typer.Option("--panel-attack", help="Attack for the panels (default: fgsm).")] = None,
     threads: Threads = None,
 ) -> None:
-    """Build an HTML + CSV report from sweep results (no attacks re-run beyond the attention panels)."""
+    """Build an HTML + CSV report from sweep result folders (it reads their files only)."""
     from .report import build_report
 
     _set_threads(threads)
+    if out is None:
+        if len(results) != 1:
+            raise UserError("several results folders: pass --out for the merged report")
+        out = results[0] / "report"
     index = build_report(results, out, panel_images=panel_images, shift_images=shift_images,
                          panel_attack=panel_attack, command=command_line())
     typer.echo(f"wrote {index}")
@@ -311,7 +327,7 @@ def regress_cmd(
     expected_path = models_dir / "regress_expected.csv"
     diffs = compare(read_expected(models_dir), actual, suite) if (expected_path.exists() or not update) else []
     if diffs:
-        table = Table("cell", "expected n_correct", "actual n_correct", "tolerance",
+        table = Table("cell", "expected", "actual", "tolerance",
                       title=f"{len(diffs)} of {len(actual)} regression cells moved", title_justify="left")
         for d in diffs:
             table.add_row(d.cell, d.expected, d.actual, str(d.allowed))

@@ -1,5 +1,5 @@
 """The regression gate: re-run a declared suite of sweeps on the shipped checkpoints and compare
-every cell's n_correct with the committed expectation.
+every cell's n_correct (per-eps) and worst_case_n_correct (envelope) with the committed expectation.
 
 The suite (``models/regress_suite.json``) lists checkpoints x attack x eps grid x dataset; the
 expectation (``models/regress_expected.csv``) holds one row per cell. Deterministic attacks must
@@ -25,7 +25,8 @@ from .results import frame_to_csv
 SUITE_FILE = "regress_suite.json"
 EXPECTED_FILE = "regress_expected.csv"
 KEY = ["model", "dataset", "n", "attack", "attack_params", "eps_label"]
-EXPECTED_COLUMNS = [*KEY, "checkpoint_sha256", "n_correct"]
+COUNTS = ("n_correct", "worst_case_n_correct")  # the per-eps number and the worst-case envelope
+EXPECTED_COLUMNS = [*KEY, "checkpoint_sha256", *COUNTS]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def read_expected(models_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def compare(expected: pd.DataFrame, actual: pd.DataFrame, suite: Suite) -> list[Diff]:
-    """Cells whose n_correct moved beyond the tolerance, plus cells present on one side only."""
+    """Cells whose per-eps or worst-case count moved beyond the tolerance, plus cells present on one side only."""
     merged = expected.merge(actual[EXPECTED_COLUMNS], on=KEY, how="outer", suffixes=("_expected", "_actual"),
                             indicator="presence")
     diffs: list[Diff] = []
@@ -122,8 +123,11 @@ def compare(expected: pd.DataFrame, actual: pd.DataFrame, suite: Suite) -> list[
         allowed = suite.tolerance_randomized if get_attack_cfg(row.attack).randomized else suite.tolerance_deterministic
         if row.checkpoint_sha256_expected != row.checkpoint_sha256_actual:
             diffs.append(Diff(cell, f"sha256 {row.checkpoint_sha256_expected[:12]}", f"sha256 {row.checkpoint_sha256_actual[:12]}", 0))
-        elif abs(int(row.n_correct_expected) - int(row.n_correct_actual)) > allowed:
-            diffs.append(Diff(cell, str(int(row.n_correct_expected)), str(int(row.n_correct_actual)), allowed))
+        else:
+            for count in COUNTS:
+                want, got = int(getattr(row, f"{count}_expected")), int(getattr(row, f"{count}_actual"))
+                if abs(want - got) > allowed:
+                    diffs.append(Diff(f"{cell} {count}", str(want), str(got), allowed))
     return diffs
 
 

@@ -1,19 +1,33 @@
-"""Result records: one declared schema for result rows, Wilson intervals, atomic CSV I/O.
+"""Result records: one declared schema for result rows, the files of a results folder, Wilson
+intervals, atomic CSV I/O.
 
-Numbers stay numeric (the CSV round-trips through pandas with numeric dtypes); strings that a
-user controls (model names) are neutralised against spreadsheet formula injection.
+This module is the one contract between the sweep (which writes a results folder) and the report
+(which reads it): file names, columns and readers live here. Numbers stay numeric (the CSV
+round-trips through pandas with numeric dtypes); strings that a user controls (model names) are
+neutralised against spreadsheet formula injection.
 """
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import UserError
 from .files import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+# The files of a results folder.
+RESULTS_FILE = "results.csv"  # every finished cell the folder holds
+EXAMPLES_FILE = "per_example.csv"  # every example of every cell
+RUNS_FILE = "runs.jsonl"  # append-only log: a start and an end record per command that wrote here
+ATTENTION_DIR = "attention"  # panel artifacts: attention maps clean and under attack (see robust_attn.sweep.panels)
 
 
 @dataclass(frozen=True)
@@ -32,11 +46,21 @@ class ResultRow:
     norm: str
     eps: float  # raw units
     eps_label: str  # '8/255' or '0.5'
+    # The attack run at this eps alone: what torchattacks, foolbox and the paper call accuracy under the attack.
     n_correct: int
     accuracy: float
     ci_low: float  # Wilson 95%
     ci_high: float
+    # The worst case over everything this attack tried at eps' <= eps (a point broken at any of them counts as broken).
+    worst_case_n_correct: int
+    worst_case_accuracy: float
+    worst_case_ci_low: float
+    worst_case_ci_high: float
+    accuracy_method: str  # an AccuracyMethod value: how the per-eps number was computed
     clean_accuracy: float
+    zero_gradient_fraction: float  # clean-correct points with an all-zero or non-finite input gradient; NaN: no gradient used
+    max_perturbation: float  # largest perturbation norm among the examples attacked at this eps
+    attack_failures: int  # minimal-perturbation attacks: clean-correct points they could not make adversarial
     seed: int
     version: str
     seconds: float
@@ -48,18 +72,41 @@ class ExampleRow:
 
     model: str
     attack: str
+    attack_params: str
     eps: float
     eps_label: str
     index: int  # position in the evaluation dataset
     label: int
     clean_pred: int
-    adv_pred: int
+    adv_pred: int  # prediction on the attack's output at this eps
     perturbation_norm: float
+    robust: int  # 1: adv_pred is the label (per-eps)
+    worst_case_robust: int  # 1: robust at every eps' <= eps this attack tried
+    outcome: str  # an Outcome value
+
+
+class AccuracyMethod(StrEnum):
+    """How a row's per-eps accuracy was computed."""
+
+    PER_EPS = "per-eps"  # every point attacked at this eps
+    STILL_ROBUST = "still-robust"  # only points robust at the previous eps attacked; broken ones carried over
+    MINIMAL = "minimal"  # one minimal-perturbation run, read at this budget
+
+
+class Outcome(StrEnum):
+    """What happened to one example at one eps."""
+
+    CLEAN_ERROR = "clean-error"  # misclassified without attack
+    BROKEN = "broken"
+    ROBUST = "robust"
+    ATTACK_FAILED = "attack-failed"  # a minimal-perturbation attack returned no adversarial example at all
 
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
 EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ExampleRow))
 _STRING_COLUMNS = {f.name for f in fields(ResultRow) if f.type == "str"} | {"eps_label"}
+# read back as text whatever they look like (a sha256 of digits only, a label like '1')
+_TEXT_DTYPES = {"checkpoint_sha256": str, "eps_label": str, "attack_params": str}
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -108,7 +155,7 @@ def read_results_csv(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"results file {path} does not exist")
     try:
-        frame = pd.read_csv(path, dtype={"checkpoint_sha256": str, "eps_label": str})
+        frame = pd.read_csv(path, dtype=_TEXT_DTYPES)
     except Exception as exc:
         raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
@@ -117,9 +164,38 @@ def read_results_csv(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def accuracy_table(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
-    """Models x eps (in grid order) accuracy for one attack: the wide view of tidy rows."""
+def read_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a per-example CSV written by a sweep, checking its columns."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=_TEXT_DTYPES)
+    except Exception as exc:
+        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
+    missing = [c for c in EXAMPLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks per-example columns {missing}")
+    return frame
+
+
+def accuracy_table(frame: pd.DataFrame, attack: str, value: str = "accuracy") -> pd.DataFrame:
+    """Models x eps (in grid order) of one column (per-eps ``accuracy`` or ``worst_case_accuracy``) for
+    one attack: the wide view of tidy rows."""
     rows = frame[frame["attack"] == attack]
     order = rows.drop_duplicates("eps_label").sort_values("eps")["eps_label"].tolist()
-    table = rows.pivot_table(index="model", columns="eps_label", values="accuracy", aggfunc="first", sort=False)
+    table = rows.pivot_table(index="model", columns="eps_label", values=value, aggfunc="first", sort=False)
     return table[order]
+
+
+def read_run_log(folder: str | os.PathLike) -> list[dict]:
+    """Every record of a results folder's run log (empty when it has none)."""
+    path = Path(folder) / RUNS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("skipping a damaged line of %s", path)
+    return records

@@ -33,7 +33,7 @@ def test_distributed_sweep_equals_single_process_cell_for_cell(tmp_path):
     assert set(a["attack"]) == {"fgsm", "pgd"} and len(a) == 10
     pd.testing.assert_frame_equal(a, b)
     assert (tmp_path / "single" / "per_example.csv").read_bytes() == (tmp_path / "multi" / "per_example.csv").read_bytes()
-    assert '"processes": 2' in (tmp_path / "multi" / "run.json").read_text()
+    assert '"processes": 2' in (tmp_path / "multi" / "runs.jsonl").read_text()
 
 
 def test_distributed_training_writes_a_checkpoint_that_reloads(tmp_path):

@@ -1,0 +1,15 @@
+"""The sweep engine: many models x attacks x eps grids, per-eps accuracy and the worst-case
+envelope per cell, resumable results folders.
+
+engine.py (the sweep and its rows), walks.py (one model under one attack over the grid, fast paths),
+inputs.py (attacks, grids, checkpoints, evaluation data), store.py (resume store, lock, run log),
+panels.py (the attention artifacts the report shows).
+"""
+from ..results import EXAMPLES_FILE, RESULTS_FILE, RUNS_FILE
+from .engine import CellEvent, sweep
+from .inputs import AttackSpec, resolve_attacks
+from .store import CELLS_DIR, LOCK_FILE
+from .walks import predict
+
+__all__ = ["CELLS_DIR", "EXAMPLES_FILE", "LOCK_FILE", "RESULTS_FILE", "RUNS_FILE", "AttackSpec", "CellEvent",
+           "predict", "resolve_attacks", "sweep"]

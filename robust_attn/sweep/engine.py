@@ -1,0 +1,382 @@
+"""The sweep: accuracy of many models under many attacks over an eps grid, one row per cell.
+
+Per model the clean pass runs once and is shared by every attack (with a gradient attack in the
+sweep it is a forward+backward that also gives FGSM its gradient and the gradient diagnostic). Per
+(model, attack) the walk in :mod:`.walks` gives each eps its per-eps accuracy and worst-case
+envelope. Each finished cell goes to the folder's store as it completes and ``results.csv`` is
+rebuilt from every cell the folder holds, so an interruption costs at most the cell in flight and
+no finished result ever disappears.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .. import __version__
+from ..attacks import EpsGrid, EpsUnit, get_attack_cfg, parse_eps_grid
+from ..checkpoints import Checkpoint, CheckpointRef
+from ..data import ImageSet, get_dataset_cfg
+from ..devices import resolve_device
+from ..distributed import Ranks
+from ..errors import UserError, require_int
+from ..files import ensure_dir
+from ..results import (
+    EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, ExampleRow, Outcome, ResultRow, rows_frame,
+    wilson_interval, write_csv,
+)
+from .inputs import AttackSpec, EvalData, check_grid_norms, evaluation_data, load_models, resolve_attacks
+from .panels import Panel, PanelSpec, artifact_path, wants_panel, write_artifact
+from .store import CellStore, RunLog, out_lock
+from .walks import Cell, Prepared, exceeds_budget, prepare, walk_bounded, walk_minimal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CellEvent:
+    """Progress report: ``done`` of ``total`` cells finished (``skipped`` of them from a previous run)."""
+
+    done: int
+    total: int
+    skipped: int
+    model: str
+    attack: str
+    eps_label: str
+    accuracy: float
+    stored: bool  # read back from the folder's store, not computed now
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sweep-wide settings that can change a number (each cell's key adds its own)."""
+
+    seed: int
+    batch_size: int
+    fast_path: bool
+    amp: bool
+    device: str
+    channels_last: bool
+
+    def versions(self) -> dict[str, str]:
+        import torchattacks
+
+        try:
+            import foolbox
+            foolbox_version = foolbox.__version__
+        except ImportError:  # pragma: no cover - foolbox is a dependency
+            foolbox_version = "absent"
+        return {"robust_attn": __version__, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
+                "foolbox": foolbox_version}
+
+
+class _Autocast(nn.Module):
+    """Opt-in bf16 autocast around a CUDA model's forward; logits come back as float32."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
+def sweep(
+    models: Sequence[str | os.PathLike | Checkpoint | CheckpointRef] | None,
+    attacks: Sequence[str | AttackSpec],
+    eps: EpsGrid | str,
+    data: str | None = None,
+    *,
+    eps_unit: str | EpsUnit = EpsUnit.PER_255,
+    attack_args: Mapping[str, Any] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike = "models",
+    n: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "cpu",
+    out: str | os.PathLike | None = None,
+    per_example: bool = False,
+    channels_last: bool = True,
+    amp: bool = False,
+    fast_path: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    on_cell: Callable[[CellEvent], None] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Evaluate ``models`` under ``attacks`` at every eps of the grid; one row per cell.
+
+    ``models``: checkpoints, manifest names, paths or globs (None: the whole manifest in
+    ``models_dir``; with ``data`` given, those that fit it). ``data``: a dataset name; None evaluates
+    each checkpoint on the embedded set of the dataset it was trained on. With ``out``, cells are
+    stored and resumed there and ``results.csv`` holds every cell of the folder; the frame returned
+    holds this call's cells. ``fast_path=False`` attacks every point at every eps for every attack.
+    The caller's models are never modified.
+    """
+    grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
+    specs = resolve_attacks(attacks, attack_args)
+    check_grid_norms(grid, specs)
+    require_int("batch_size", batch_size, 1)
+    require_int("seed", seed, 0)
+    if n is not None:
+        require_int("n", n, 1)
+    dev = resolve_device(device)
+    if amp and dev.type != "cuda":
+        raise UserError("--amp needs a CUDA device (mixed precision is a GPU-only opt-in)")
+    if amp:
+        log.warning("AMP (bf16) changes the gradients the attacks follow: numbers may differ from float32 runs")
+    if data is not None:
+        get_dataset_cfg(data)
+    checkpoints = load_models(models, models_dir, data)
+    cache: dict[str, ImageSet] = {}
+    evals = [evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
+    settings = Settings(seed, batch_size, fast_path, amp, dev.type, channels_last)
+    ranks = Ranks.current()
+    out_path = None if out is None else ensure_dir(out, "--out") if ranks.is_writer else Path(out)
+    with _locked(out_path, ranks):
+        store = CellStore(out_path) if out_path and ranks.is_writer else None
+        plan = _Plan(checkpoints, evals, specs, grid, settings, dev)
+        if store:
+            for cell_settings in plan.all_settings():
+                store.check_conflict(cell_settings)
+        run_log = RunLog(out_path) if store else None
+        run_id = run_log.start(plan.record(provenance, data_dir, n, ranks.world)) if run_log else None
+        started, status = time.time(), "failed"
+        try:
+            frame = _run(plan, store, per_example, on_start, on_cell, ranks)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if run_log:
+                run_log.end(run_id, status, time.time() - started)
+    return frame
+
+
+@contextlib.contextmanager
+def _locked(out: Path | None, ranks: Ranks) -> Iterator[None]:
+    """Rank 0 takes the lock on ``out``; every rank learns whether it got it."""
+    if out is None:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        problem = None
+        if ranks.is_writer:
+            try:
+                stack.enter_context(out_lock(out))
+            except UserError as exc:
+                problem = str(exc)
+        problem = ranks.broadcast(problem)
+        if problem:
+            raise UserError(problem)
+        yield
+
+
+@dataclass(frozen=True)
+class _Plan:
+    checkpoints: Sequence[Checkpoint]
+    evals: Sequence[EvalData]
+    specs: Sequence[AttackSpec]
+    grid: EpsGrid
+    settings: Settings
+    device: torch.device
+
+    def cell_settings(self, ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, k: int) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": ckpt.name, "checkpoint_sha256": ckpt.sha256, "dataset": ev.dataset, "data_sha256": ev.sha256,
+            "n": len(ev.images), "seed": s.seed, "batch_size": s.batch_size, "attack": spec.name,
+            "attack_params": spec.params_json, "eps_label": self.grid.labels[k],
+            "eps": [repr(e) for e in self.grid.values[:k + 1]], "fast_path": s.fast_path, "amp": s.amp,
+            "device": s.device, "channels_last": s.channels_last, "versions": s.versions(),
+        }
+
+    def all_settings(self) -> Iterator[dict[str, Any]]:
+        for ckpt, ev in zip(self.checkpoints, self.evals):
+            for spec in self.specs:
+                for k in range(len(self.grid)):
+                    yield self.cell_settings(ckpt, ev, spec, k)
+
+    def record(self, provenance: Mapping[str, Any] | None, data_dir, n: int | None, world: int) -> dict[str, Any]:
+        s = self.settings
+        return {
+            **dict(provenance or {}),
+            "settings": {"seed": s.seed, "batch_size": s.batch_size, "fast_path": s.fast_path, "amp": s.amp,
+                         "device": s.device, "channels_last": s.channels_last, "n": n, "processes": world,
+                         "threads": torch.get_num_threads(), "data_dir": None if data_dir is None else str(data_dir),
+                         "eps": list(self.grid.values), "eps_labels": list(self.grid.labels),
+                         "versions": s.versions()},
+            "attacks": [{"name": a.name, "params": dict(a.params)} for a in self.specs],
+            "checkpoints": [
+                {"name": c.name, "path": str(c.path), "sha256": c.sha256, "architecture": c.metadata["architecture"],
+                 "width": c.metadata["width"], "trained_on": c.metadata["dataset"], "evaluated_on": e.dataset,
+                 "data_sha256": e.sha256}
+                for c, e in zip(self.checkpoints, self.evals)
+            ],
+            "planned": [{"model": c.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
+                        for c in self.checkpoints for a in self.specs for label in self.grid.labels],
+        }
+
+
+def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks) -> Prepared:
+    """A private copy of the model on the device (the caller's model is left as it was)."""
+    s, dev = plan.settings, plan.device
+    net = copy.deepcopy(ckpt.model).to(dev).eval()
+    if s.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model = _Autocast(net) if s.amp else net
+    x = ev.images.x.to(dev).float().div_(255.0)
+    if s.channels_last:  # inputs in the model's layout, or every conv converts them again
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = ev.images.y.to(dev)
+    gradient = any(get_attack_cfg(a.name).uses_gradient for a in plan.specs)
+    panel = PanelSpec() if any(wants_panel(net, a) for a in plan.specs) else None
+    return prepare(model, net if panel else None, x, y, s.batch_size, ranks, gradient, panel)
+
+
+def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_cell, ranks: Ranks) -> pd.DataFrame:
+    writer = ranks.is_writer
+    out_path = store.dir.parent if store else None
+    on_start, on_cell = (on_start, on_cell) if writer else (None, None)
+    grid = plan.grid
+    total = len(plan.checkpoints) * len(plan.specs) * len(grid)
+    if on_start:
+        on_start(total)
+    rows: list[ResultRow] = []
+    done = skipped = 0
+    try:
+        for ckpt, ev in zip(plan.checkpoints, plan.evals):
+            prepared: Prepared | None = None
+            for spec in plan.specs:
+                all_settings = [plan.cell_settings(ckpt, ev, spec, k) for k in range(len(grid))]
+                finished = ranks.broadcast([store.load(s) if store else None for s in all_settings])
+                start = next((k for k, f in enumerate(finished) if f is None), len(grid))
+                for k in range(start):
+                    _check_budget(finished[k].row, spec)
+                    rows.append(finished[k].row)
+                    done += 1
+                    skipped += 1
+                    if on_cell:
+                        on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k], finished[k].row.accuracy, True))
+                cells: list[Cell] = [f.cell for f in finished[:start]]
+                if start < len(grid):
+                    if prepared is None:
+                        prepared = _prepare_model(ckpt, ev, plan, ranks)
+                    if get_attack_cfg(spec.name).eps_bounded:
+                        previous = cells[start - 1] if start > 0 else None
+                        walk = walk_bounded(prepared, spec, grid, start, previous, plan.settings.seed, plan.settings.fast_path)
+                    else:
+                        walk = walk_minimal(prepared, spec, grid, start, plan.settings.seed)
+                    t0 = time.perf_counter()
+                    for k, cell in walk:
+                        seconds, t0 = time.perf_counter() - t0, time.perf_counter()
+                        if not (prepared.panel and wants_panel(prepared.attention_model, spec)):
+                            cell = Cell(**{**cell.__dict__, "panel": None})
+                        row = _make_row(ckpt, ev, spec, grid, k, cell, prepared, plan.settings.seed, seconds)
+                        rows.append(row)
+                        cells.append(cell)
+                        if store:
+                            store.save(all_settings[k], row, cell, ev.images.y, prepared.clean_pred)
+                            write_csv(_sorted(rows_frame(store.rows(), RESULT_COLUMNS)), out_path / RESULTS_FILE)
+                        _check_budget(row, spec)
+                        done += 1
+                        if on_cell:
+                            on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k], row.accuracy, False))
+                if store and prepared is not None and prepared.panel and wants_panel(prepared.attention_model, spec) \
+                        and all(c.panel is not None for c in cells):
+                    clean = prepared.panel.clean_panel(prepared)
+                    layers = [f"layer {j}" for j in getattr(ckpt.model.cfg, "attention_layers", ())]
+                    write_artifact(artifact_path(out_path, ckpt.name, spec), ckpt.name, spec, grid, layers,
+                                   ev.images.y, clean, [c.panel for c in cells])
+    finally:  # also on Ctrl-C: the folder's CSVs show every finished cell
+        if store:
+            write_csv(_sorted(rows_frame(store.rows(), RESULT_COLUMNS)), out_path / RESULTS_FILE)
+            if per_example:
+                write_csv(_examples_frame(store), out_path / EXAMPLES_FILE)
+    return rows_frame(rows, RESULT_COLUMNS)
+
+
+def _check_budget(row: ResultRow, spec: AttackSpec) -> None:
+    """An eps-bounded attack whose output left the eps-ball fails loudly (its cell stays in the
+    folder, where the report's budget check shows it)."""
+    if get_attack_cfg(spec.name).eps_bounded and exceeds_budget(row.max_perturbation, row.eps):
+        raise UserError(
+            f"attack {spec.name} exceeded its budget at eps {row.eps_label} on {row.model}: perturbation norm "
+            f"{row.max_perturbation:.6g} > {row.eps:.6g} ({row.norm}); its numbers are not robust accuracy"
+        )
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = ["model", "dataset", "n", "attack", "attack_params", "eps"]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _make_row(ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, grid: EpsGrid, k: int, cell: Cell, p: Prepared,
+              seed: int, seconds: float) -> ResultRow:
+    n = len(ev.images.y)
+    n_correct, worst = int(cell.robust.sum()), int(cell.worst_case.sum())
+    lo, hi = wilson_interval(n_correct, n)
+    wlo, whi = wilson_interval(worst, n)
+    cfg = get_attack_cfg(spec.name)
+    return ResultRow(
+        model=ckpt.name,
+        checkpoint_sha256=ckpt.sha256,
+        architecture=ckpt.metadata["architecture"],
+        width=float(ckpt.metadata["width"]),
+        trained_on=ckpt.metadata["dataset"],
+        dataset=ev.dataset,
+        n=n,
+        attack=spec.name,
+        attack_params=spec.params_json,
+        norm=cfg.norm.value,
+        eps=grid.values[k],
+        eps_label=grid.labels[k],
+        n_correct=n_correct,
+        accuracy=n_correct / n,
+        ci_low=lo,
+        ci_high=hi,
+        worst_case_n_correct=worst,
+        worst_case_accuracy=worst / n,
+        worst_case_ci_low=wlo,
+        worst_case_ci_high=whi,
+        accuracy_method=cell.method.value,
+        clean_accuracy=int(p.clean_correct.sum()) / n,
+        zero_gradient_fraction=p.zero_gradient_fraction if cfg.uses_gradient else float("nan"),
+        max_perturbation=cell.max_perturbation,
+        attack_failures=int(cell.failed.sum()),
+        seed=seed,
+        version=__version__,
+        seconds=round(seconds, 4),
+    )
+
+
+def _examples_frame(store: CellStore) -> pd.DataFrame:
+    """per_example.csv: every example of every cell the folder holds."""
+    rows: list[ExampleRow] = []
+    for _, row, blob in store.examples():
+        for i, (label, clean, adv, norm, robust, worst, failed) in enumerate(zip(
+                blob["label"], blob["clean_pred"], blob["adv_pred"], blob["norm"], blob["robust"], blob["worst_case"],
+                blob["failed"])):
+            outcome = (Outcome.CLEAN_ERROR if clean != label else Outcome.ATTACK_FAILED if failed
+                       else Outcome.ROBUST if robust else Outcome.BROKEN)
+            rows.append(ExampleRow(row.model, row.attack, row.attack_params, row.eps, row.eps_label, i, label, clean,
+                                   adv, norm, int(robust), int(worst), outcome.value))
+    return _sorted_examples(rows_frame(rows, EXAMPLE_COLUMNS))
+
+
+def _sorted_examples(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = ["model", "attack", "attack_params", "eps", "index"]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
