@@ -75,8 +75,9 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
         if blocked:  # a pickle asking for a callable: refuse, naming what it wanted to run
             raise UserError(f"refusing to load {path}: it would import code ({blocked[0]})") from None
         raise UserError(f"{path} is not a readable checkpoint (corrupt pickle data)") from None
-    except Exception as exc:  # truncated zip, not a torch file, ...
-        raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    except Exception as exc:  # truncated zip, not a torch file, a text file (torch's legacy reader: KeyError), ...
+        why = "not a PyTorch file" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise UserError(f"{path} is not a readable checkpoint ({why})".splitlines()[0]) from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or not isinstance(blob.get("metadata"), dict):
         raise UserError(f"{path} is not a robust-attn checkpoint (format {FORMAT!r} expected)")
     missing = [k for k in REQUIRED_METADATA if k not in blob["metadata"]]

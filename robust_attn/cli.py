@@ -143,23 +143,29 @@ def train_cmd(
         ensure_dir(out.parent, "checkpoint directory")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False, disable=not ranks.is_writer) as progress:
-        task = progress.add_task(f"{model} epoch 1/{epochs}", total=None, status="")
+    from rich.console import Console
 
-        def on_batch(done: int, total: int, loss: float, acc: float) -> None:
-            progress.update(task, completed=done, total=total, status=f"loss {loss:.3f} acc {acc:.3f}")
+    console = Console(stderr=True)
+    live = ranks.is_writer and console.is_terminal  # a bar in a terminal; one line per epoch in logs
+    progress = Progress(*columns, transient=False, console=console, disable=not live)
+    task = progress.add_task(f"{model} epoch 1/{epochs}", total=None, status="")
 
-        def on_epoch(stats) -> None:
-            progress.console.print(
-                f"epoch {stats.epoch}/{stats.epochs}: loss {stats.train_loss:.4f} "
-                f"train acc {stats.train_accuracy:.4f} test acc {stats.test_accuracy:.4f}"
-            )
-            progress.update(task, description=f"{model} epoch {min(stats.epoch + 1, epochs)}/{epochs}", completed=0)
+    def on_batch(done: int, total: int, loss: float, acc: float) -> None:
+        if live and not progress.live.is_started:  # only once data loaded and the first batch ran
+            progress.start()
+        progress.update(task, completed=done, total=total, status=f"loss {loss:.3f} acc {acc:.3f}")
 
-        try:
-            path = train(cfg, out, resume=resume, on_batch=on_batch, on_epoch=on_epoch, sync_batchnorm=sync_bn)
-        finally:
-            shutdown()
+    def on_epoch(stats) -> None:
+        if ranks.is_writer:
+            console.print(f"epoch {stats.epoch}/{stats.epochs}: loss {stats.train_loss:.4f} "
+                          f"train acc {stats.train_accuracy:.4f} test acc {stats.test_accuracy:.4f}", highlight=False)
+        progress.update(task, description=f"{model} epoch {min(stats.epoch + 1, epochs)}/{epochs}", completed=0)
+
+    try:
+        path = train(cfg, out, resume=resume, on_batch=on_batch, on_epoch=on_epoch, sync_batchnorm=sync_bn)
+    finally:
+        progress.stop()
+        shutdown()
     if not ranks.is_writer:
         return
     if manifest:
@@ -364,6 +370,9 @@ def data_list_cmd() -> None:
 # ------------------------------------------------------------------ entry point
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user mistakes exit 2 with one stderr line, Ctrl-C exits 130."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv[1:]:  # a global option, accepted after the subcommand too
+        argv = ["--debug", *[a for a in argv if a != "--debug"]]
     try:
         rc = app(args=argv, standalone_mode=False)  # typer turns Ctrl-C into exit code 130
     except UserError as exc:

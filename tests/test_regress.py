@@ -73,3 +73,13 @@ def test_update_reports_what_moved(suite_dir, capsys):
     assert code == 0 and "1 of 5 regression cells moved" in out and "wrote" in out
     code, _ = _regress(capsys, "--models-dir", str(suite_dir))
     assert code == 0
+
+
+def test_gate_covers_the_worst_case_envelope_too(suite_dir, capsys):
+    _regress(capsys, "--models-dir", str(suite_dir), "--update")
+    expected = pd.read_csv(suite_dir / "regress_expected.csv", dtype={"eps_label": str})
+    row = expected.index[(expected["attack"] == "fgsm") & (expected["eps_label"] == "4/255")][0]
+    expected.loc[row, "worst_case_n_correct"] -= 1
+    expected.to_csv(suite_dir / "regress_expected.csv", index=False)
+    code, out = _regress(capsys, "--models-dir", str(suite_dir))
+    assert code == 1 and "vgg_c10s fgsm eps=4/255" in out and "worst_case_n_correct" in out
