@@ -1,119 +1,144 @@
-"""Attention under attack: clean vs adversarial attention maps for a few images, and the mean
-attention shift (Jensen-Shannon distance between clean and adversarial attention) per eps.
+"""Attention under attack, from the sweep's attention artifacts (``OUT/attention/*.npz``): clean vs
+adversarial attention maps for a few images, and the mean attention shift (Jensen-Shannon distance
+between the clean and the adversarial attention distribution) per eps, for points the attack broke
+and points it did not.
 
-The only part of a report that runs models: it loads the checkpoints named in run.json (sha256
-verified), recreates the adversarial examples on a few images exactly as the sweep walks its
-grid, and runs forward passes to read the attention maps.
+No model is loaded and no attack is run: the sweep saved the maps and adversarial inputs while it
+attacked (layout in ``robust_attn.sweep.panels.write_artifact``).
 """
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.spatial.distance import jensenshannon
 
 from ..errors import UserError
+from ..results import write_csv
 from . import plots
+from .common import NOISE, slug
+from .inputs import Artifact, RunInputs
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PANEL_EPS = 8 / 255
 
-def _pick_attack(frame: pd.DataFrame, requested: str | None) -> str | None:
-    from ..attacks import get_attack_cfg
 
-    bounded = [a for a in frame["attack"].unique() if get_attack_cfg(a).eps_bounded and not a.startswith("noise")]
+@dataclass(frozen=True)
+class Section:
+    panels: list[dict[str, Any]]
+    shift_png: str | None
+    note: str | None
+    attack_label: str | None
+
+
+def _pick_attack(inputs: RunInputs, artifacts: list[Artifact], requested: str | None) -> tuple[str, str] | None:
+    """The (attack, attack_params) for the panels, among those with artifacts: ``requested`` may be an
+    attack name or a label like ``pgd (steps=20)``; by default fgsm, else the first by label."""
+    candidates = {(a.attack, a.attack_params): inputs.labels.get((a.attack, a.attack_params), a.attack)
+                  for a in artifacts if a.attack not in NOISE.values()}
+    ordered = sorted(candidates, key=lambda k: candidates[k])
     if requested:
-        if requested not in bounded:
-            raise UserError(f"panel attack {requested!r} is not an eps-bounded attack in these results ({bounded})")
-        return requested
-    return "fgsm" if "fgsm" in bounded else (sorted(bounded)[0] if bounded else None)
+        chosen = [k for k in ordered if requested in (k[0], candidates[k])]
+        if not chosen:
+            names = sorted(set(candidates.values())) or ["none"]
+            raise UserError(f"panel attack {requested!r} has no attention artifacts in these results "
+                            f"(attacks with artifacts: {', '.join(names)})")
+        return chosen[0]
+    if not ordered:
+        return None
+    return next((k for k in ordered if k[0] == "fgsm"), ordered[0])
 
 
-def _pick_eps(eps_values: list[float], requested: float | None) -> float:
+def _pick_eps(eps_values: np.ndarray, requested: float | None) -> int:
     if requested is not None:
-        close = [e for e in eps_values if abs(e - requested) < 1e-9]
-        if not close:
-            raise UserError(f"panel eps {requested} is not in the grid {eps_values}")
-        return close[0]
-    under = [e for e in eps_values if 0 < e <= 8 / 255 + 1e-9]
-    return max(under) if under else min(e for e in eps_values if e > 0)
+        close = np.flatnonzero(np.isclose(eps_values, requested, rtol=0, atol=1e-9))
+        if not len(close):
+            raise UserError(f"panel eps {requested} is not in the grid {list(map(float, eps_values))}")
+        return int(close[0])
+    under = np.flatnonzero((eps_values > 0) & (eps_values <= DEFAULT_PANEL_EPS + 1e-9))
+    if len(under):
+        return int(under[np.argmax(eps_values[under])])
+    positive = np.flatnonzero(eps_values > 0)
+    return int(positive[np.argmin(eps_values[positive])]) if len(positive) else 0
 
 
-def _js(clean: torch.Tensor, adv: torch.Tensor) -> np.ndarray:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between per-image attention distributions."""
-    p, q = clean.flatten(1).double().numpy(), adv.flatten(1).double().numpy()
+def _js(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between per-image attention distributions (K x H x W)."""
+    p = clean.reshape(len(clean), -1).astype(np.float64)
+    q = adv.reshape(len(adv), -1).astype(np.float64)
     return np.array([jensenshannon(a, b, base=2) for a, b in zip(p, q)])
 
 
-def attention_section(inputs, out: Path, panel_images: int, shift_images: int, panel_attack: str | None,
-                      panel_eps: float | None) -> tuple[list[dict[str, Any]], str | None, str | None]:
-    from ..attacks import EpsGrid, EpsUnit
-    from ..checkpoints import load_checkpoint
-    from ..data import load_dataset
-    from ..sweep import AttackSpec, adversarial_examples
-    from .build import _slug, is_attention
+def _load(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
+
+def attention_section(inputs: RunInputs, out: Path, panel_images: int, shift_images: int,
+                      panel_attack: str | None, panel_eps: float | None, attention: set[str]) -> Section:
     frame = inputs.results
-    attention_models = sorted(m for m, a in frame.groupby("model")["architecture"].first().items() if is_attention(a))
-    if not attention_models:
-        return [], None, "no attention model in these results"
+    models = sorted(attention & set(frame["model"]))
+    if not models:
+        return Section([], None, "no attention model in these results", None)
     if panel_images == 0 and shift_images == 0:
-        return [], None, "attention panels switched off"
-    attack = _pick_attack(frame, panel_attack)
-    if attack is None:
-        return [], None, "no eps-bounded attack in these results"
-    known = {c["name"]: {**c, "data_dir": r.get("data_dir"), "seed": r.get("seed", 0)}
-             for r in inputs.runs for c in r.get("checkpoints", [])}
+        return Section([], None, "attention panels switched off", None)
+    artifacts = [a for a in inputs.artifacts if a.model in models]
+    key = _pick_attack(inputs, artifacts, panel_attack)
+    if key is None:
+        return Section([], None, "no attention artifacts in these results (the sweep saves them for attention models "
+                                 "under eps-bounded attacks other than noise)", None)
+    label = inputs.labels.get(key, key[0])
     panels, shift_rows, missing = [], [], []
-    for model in attention_models:
-        rows = frame[(frame["model"] == model) & (frame["attack"] == attack)].sort_values("eps")
-        info = known.get(model)
-        if rows.empty or info is None or not Path(info["path"]).is_file():
+    for model in models:
+        art = next((a for a in artifacts if a.model == model and (a.attack, a.attack_params) == key), None)
+        if art is None:
             missing.append(model)
             continue
-        ckpt = load_checkpoint(info["path"], expected_sha256=info["sha256"] or None, name=model)
-        net = ckpt.model.eval().to(memory_format=torch.contiguous_format)
-        count = max(panel_images, shift_images)
-        images = load_dataset(rows["dataset"].iloc[0], info.get("data_dir")).test
-        x, y = images.float_batch(slice(0, min(count, len(images))))
-        unit = EpsUnit.PER_255 if rows["norm"].iloc[0] == "Linf" else EpsUnit.RAW
-        grid = EpsGrid(tuple(rows["eps"]), tuple(rows["eps_label"]), unit)
-        spec = AttackSpec(attack, json.loads(rows["attack_params"].iloc[0]))
-        walk = adversarial_examples(net, x, y, spec, grid, seed=int(rows["seed"].iloc[0]))
-        with torch.inference_mode():
-            clean = net.forward_with_attention(x)
-            correct = clean.logits.argmax(1) == y
-            chosen = _pick_eps(list(grid.values), panel_eps)
-            for eps, label, (x_adv, pred) in zip(grid.values, grid.labels, walk):
-                adv = net.forward_with_attention(x_adv)
-                js = np.mean([_js(c, a) for c, a in zip(clean.attention_maps, adv.attention_maps)], axis=0)
-                broken = (pred != y) & correct
+        try:
+            z = _load(art.path)
+        except Exception as exc:
+            log.warning("cannot read %s (%s)", art.path, exc)
+            missing.append(model)
+            continue
+        eps, eps_labels = z["eps"].astype(float), [str(e) for e in z["eps_label"]]
+        layers = [str(x) for x in z["layers"]]
+        count = len([k for k in z if k.startswith("clean_maps_")])
+        labels, clean_pred, adv_pred = z["label"], z["clean_pred"], z["adv_pred"]
+        k = min(shift_images, len(labels))
+        norm = frame.loc[frame["attack"] == key[0], "norm"].iloc[0] if (frame["attack"] == key[0]).any() else "Linf"
+        if k:
+            correct = clean_pred[:k] == labels[:k]
+            for e in range(len(eps)):
+                js = np.mean([_js(z[f"clean_maps_{j}"][:k], z[f"adv_maps_{j}"][e, :k]) for j in range(count)], axis=0)
+                broken = correct & (adv_pred[e, :k] != labels[:k])
                 for outcome, mask in (("broken", broken), ("not broken", correct & ~broken)):
                     if mask.any():
-                        shift_rows.append({"model": model, "norm": rows["norm"].iloc[0], "eps": eps, "eps_label": label,
-                                           "outcome": outcome,
-                                           "js_distance": float(js[mask.numpy()].mean()), "count": int(mask.sum())})
-                if eps == chosen and panel_images:
-                    k = min(panel_images, len(x))
-                    layers = [f"layer {n}" for n in ckpt.model.cfg.attention_layers]
-                    png = plots.attention_panel(
-                        x[:k].permute(0, 2, 3, 1).numpy(), x_adv[:k].permute(0, 2, 3, 1).numpy(),
-                        [m[:k, 0].numpy() for m in clean.attention_maps], [m[:k, 0].numpy() for m in adv.attention_maps],
-                        layers, f"{model}: {attack} at eps {label}", out, f"attention_{_slug(model)}")
-                    panels.append({"model": model, "png": png, "attack": attack, "eps_label": label,
-                                   "clean_pred": clean.logits.argmax(1)[:k].tolist(), "adv_pred": pred[:k].tolist(),
-                                   "labels": y[:k].tolist()})
+                        shift_rows.append({"model": model, "attack": key[0], "attack_params": key[1],
+                                           "attack_label": label, "norm": norm, "eps": float(eps[e]),
+                                           "eps_label": eps_labels[e], "outcome": outcome,
+                                           "js_distance": float(js[mask].mean()), "count": int(mask.sum())})
+        p = min(panel_images, len(z["x"]))
+        if p:
+            e = _pick_eps(eps, panel_eps)
+            chw_to_hwc = (0, 2, 3, 1)
+            png = plots.attention_panel(
+                z["x"][:p].astype(np.float32).transpose(chw_to_hwc),
+                z["x_adv"][e, :p].astype(np.float32).transpose(chw_to_hwc),
+                [z[f"clean_maps_{j}"][:p] for j in range(count)], [z[f"adv_maps_{j}"][e, :p] for j in range(count)],
+                layers, f"{model}: {label} at eps {eps_labels[e]}", out, f"attention_{slug(model)}")
+            panels.append({"model": model, "png": png, "attack": label, "eps_label": eps_labels[e],
+                           "clean_pred": clean_pred[:p].tolist(), "adv_pred": adv_pred[e, :p].tolist(),
+                           "labels": labels[:p].tolist()})
     shift_png = None
     if shift_rows:
         shift = pd.DataFrame(shift_rows)
-        from ..results import write_csv
-
         write_csv(shift, out / "attention_shift.csv")
         shift_png = plots.shift_plot(shift, out, "attention_shift")
-    note = f"checkpoints not found for {', '.join(missing)} (run.json gives their paths)" if missing else None
-    return panels, shift_png, note
+    note = (f"no {label} attention artifact for {', '.join(missing)} (the sweep writes OUT/attention/ for attention "
+            "models)") if missing else None
+    return Section(panels, shift_png, note, label)

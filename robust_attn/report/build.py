@@ -1,8 +1,10 @@
-"""Assemble a self-contained report directory from one or more sweep result directories.
+"""Assemble a self-contained report directory from one or more results folders.
 
-Reads results.csv (+ per_example.csv and run.json when present). Everything but the attention
-panels comes from those files; the panels load the checkpoints named in run.json (sha256
-verified) and run a few forward passes, plus the panel attack on a handful of images.
+Reads results folders only (``results.csv``, ``per_example.csv``, ``runs.jsonl``, ``attention/*.npz``):
+no checkpoint is loaded and no attack is run. Tables and plots lead with the per-eps accuracy (the
+attack run at that eps alone) and show the worst case (robust to the attack at every eps' <= eps)
+beside it. Every curve is a (model, dataset, n, attack, attack parameters): two runs of one attack
+with different parameters are two curves.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,106 +21,17 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import UserError, require_int
+from ..errors import require_int
 from ..files import atomic_write_text, ensure_dir
-from ..results import RESULT_COLUMNS, read_results_csv, write_csv
+from ..results import RESULT_COLUMNS, write_csv
 from . import plots
+from .attention import attention_section
+from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug
+from .inputs import NO_END, RunInputs, describe_missing, read_runs
 from .sanity import Check, Status, run_checks
+from .tables import across_attacks, attention_vs_baseline, html_tables, summary_table
 
 log = logging.getLogger(__name__)
-
-ROW_KEY = ["model", "checkpoint_sha256", "dataset", "n", "attack", "attack_params", "eps"]
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    results: pd.DataFrame
-    examples: pd.DataFrame | None
-    runs: list[dict[str, Any]]
-
-
-def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
-    """Merge several result directories; identical cells appearing twice are kept once."""
-    if not dirs:
-        raise UserError("no results directory given")
-    frames, examples, runs = [], [], []
-    for d in map(Path, dirs):
-        if not d.is_dir():
-            raise UserError(f"results directory {d} does not exist")
-        frames.append(read_results_csv(d / "results.csv"))
-        if (d / "per_example.csv").is_file():
-            examples.append(pd.read_csv(d / "per_example.csv", dtype={"eps_label": str}))
-        if (d / "run.json").is_file():
-            try:
-                runs.append({**json.loads((d / "run.json").read_text()), "results_dir": str(d)})
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{d / 'run.json'} is not valid JSON ({exc})") from None
-    results = pd.concat(frames, ignore_index=True).drop_duplicates(ROW_KEY, keep="last").reset_index(drop=True)
-    ex = pd.concat(examples, ignore_index=True).drop_duplicates(["model", "attack", "eps", "index"], keep="last") \
-        if examples else None
-    return RunInputs(results[list(RESULT_COLUMNS)], ex, runs)
-
-
-def is_attention(architecture: str) -> bool:
-    from ..models import get_model_cfg, list_models
-
-    return architecture in list_models() and get_model_cfg(architecture).has_attention
-
-
-def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Wide table: one row per (attack, model), accuracy and Wilson CI per eps (numeric columns)."""
-    out = []
-    for (attack, model), rows in frame.sort_values("eps").groupby(["attack", "model"], sort=True):
-        first = rows.iloc[0]
-        record: dict[str, Any] = {"attack": attack, "model": model, "architecture": first.architecture,
-                                  "width": first.width, "dataset": first.dataset, "n": first.n,
-                                  "clean_accuracy": first.clean_accuracy}
-        for r in rows.itertuples():
-            record[f"acc {r.eps_label}"] = r.accuracy
-            record[f"ci_low {r.eps_label}"] = r.ci_low
-            record[f"ci_high {r.eps_label}"] = r.ci_high
-        out.append(record)
-    return pd.DataFrame(out)
-
-
-def _mcnemar_p(base_correct: np.ndarray, att_correct: np.ndarray) -> float:
-    """Exact McNemar test on paired outcomes: a binomial test on the discordant pairs."""
-    from scipy.stats import binomtest
-
-    b = int((base_correct & ~att_correct).sum())
-    c = int((~base_correct & att_correct).sum())
-    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
-
-
-def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None) -> pd.DataFrame:
-    """Per attention model, attack and eps: accuracy minus its baseline's (same width, training and
-    evaluation data), with McNemar's p-value on the same images when per-example results exist."""
-    rows = []
-    base = frame[frame["architecture"] == "vgg"]
-    # per (model, attack, eps) the per-example outcomes, indexed by example: grouped once, not per pair
-    correct = {} if examples is None else {
-        key: pd.Series((g["adv_pred"] == g["label"]).to_numpy(), index=g["index"].to_numpy())
-        for key, g in examples.groupby(["model", "attack", "eps_label"], sort=False)
-    }
-    for r in frame[frame["architecture"].map(is_attention)].itertuples():
-        match = base[(base["width"] == r.width) & (base["trained_on"] == r.trained_on) & (base["dataset"] == r.dataset)
-                     & (base["n"] == r.n) & (base["attack"] == r.attack) & (base["attack_params"] == r.attack_params)
-                     & (np.isclose(base["eps"], r.eps))]
-        if match.empty:
-            continue
-        b = match.iloc[0]
-        p = float("nan")
-        att, bas = correct.get((r.model, r.attack, r.eps_label)), correct.get((b.model, r.attack, r.eps_label))
-        if att is not None and bas is not None:
-            paired = pd.concat({"att": att, "base": bas}, axis=1, join="inner")
-            if len(paired) == r.n:
-                p = _mcnemar_p(paired["base"].to_numpy(), paired["att"].to_numpy())
-        rows.append({"model": r.model, "baseline": b.model, "attack": r.attack, "norm": r.norm, "eps": r.eps,
-                     "eps_label": r.eps_label,
-                     "accuracy": r.accuracy, "baseline_accuracy": b.accuracy, "difference": r.accuracy - b.accuracy,
-                     "mcnemar_p": p})
-    return pd.DataFrame(rows, columns=["model", "baseline", "attack", "norm", "eps", "eps_label", "accuracy",
-                                       "baseline_accuracy", "difference", "mcnemar_p"])
 
 
 def _git_commit() -> str | None:
@@ -131,22 +43,71 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _html_table(frame: pd.DataFrame, attack: str) -> dict[str, Any]:
-    """Rows of 'acc [lo, hi]' strings per eps with the best value per eps flagged."""
-    rows = frame[frame["attack"] == attack].sort_values("eps")
-    labels = rows.drop_duplicates("eps_label")["eps_label"].tolist()
-    best = rows.groupby("eps_label")["accuracy"].max()
-    body = []
-    for model, r in rows.groupby("model", sort=True):
-        by = {x.eps_label: x for x in r.itertuples()}
-        cells = []
-        for lab in labels:
-            x = by.get(lab)
-            cells.append(None if x is None else {
-                "text": f"{100 * x.accuracy:.1f}", "ci": f"[{100 * x.ci_low:.1f}, {100 * x.ci_high:.1f}]",
-                "best": bool(np.isclose(x.accuracy, best[lab]))})
-        body.append({"model": model, "attention": is_attention(r["architecture"].iloc[0]), "cells": cells})
-    return {"attack": attack, "labels": labels, "rows": body}
+def _image_shapes(inputs: RunInputs) -> dict[str, tuple[int, ...]]:
+    """Image shape (C, H, W) per evaluation dataset, where a run log or an artifact records it."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for run in inputs.runs:
+        for c in run.checkpoints:
+            shape = c.get("image_shape") if isinstance(c, dict) else None
+            if isinstance(shape, list) and len(shape) == 3:
+                shapes[str(c.get("evaluated_on"))] = tuple(int(v) for v in shape)
+    datasets = inputs.results.drop_duplicates("model").set_index("model")["dataset"]
+    for art in inputs.artifacts:
+        if art.model in datasets.index and datasets[art.model] not in shapes:
+            try:
+                with np.load(art.path, allow_pickle=False) as z:
+                    shapes[datasets[art.model]] = tuple(int(v) for v in z["x"].shape[1:])
+            except Exception:  # the check falls back to the dataset's registered channels
+                pass
+    return shapes
+
+
+def _next_attacks(checks: Sequence[Check], inputs: RunInputs) -> dict[str, Any] | None:
+    """For gradient-masking FAILs: the attacks that do not depend on the cross-entropy gradient's
+    scale, and a command that runs them on the models concerned (by checkpoint path where the run
+    log records one)."""
+    masking = [c for c in checks if c.status is Status.FAIL and c.masking]
+    if not masking:
+        return None
+    paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints if isinstance(c, dict)}
+    models = list(dict.fromkeys(m for c in masking for m in c.models))
+    frame = inputs.results
+    linf = bool((frame[frame["model"].isin(models)]["norm"] == "Linf").any()) or not models
+    attacks = [a for a in (("apgd-dlr", "square") if linf else ("cw", "deepfool")) if a in NON_CE_GRADIENT_ATTACKS]
+    grid = "--eps 0:8:1" if linf else "--eps-unit raw --eps 0:1:0.25"
+    command = (f"robust-attn sweep --models {','.join(str(paths.get(m) or m) for m in models)} "
+               f"--attack {','.join(attacks)} {grid}" if models else None)
+    return {"attacks": list(NON_CE_GRADIENT_ATTACKS), "command": command, "checks": [c.name for c in masking]}
+
+
+def _provenance(inputs: RunInputs) -> list[dict[str, Any]]:
+    """Per results folder, every run that wrote to it (oldest first)."""
+    out = []
+    for folder in inputs.folders:
+        runs = []
+        for r in sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or ""):
+            s = r.settings
+            versions = s.get("versions") or {}
+            runs.append({
+                "run_id": r.run_id, "time": r.time, "command": r.command, "status": r.status,
+                "ok": r.status == "finished", "wall_seconds": r.wall_seconds,
+                "cells": len(r.planned), "missing": len(r.missing),
+                "attacks": ", ".join(_label(inputs, a) for a in r.attacks if isinstance(a, dict)),
+                "settings": ", ".join(f"{k} {s[k]}" for k in ("n", "seed", "batch_size", "device", "processes", "threads",
+                                                              "channels_last", "amp", "fast_path", "data_dir")
+                                      if k in s),
+                "eps": ", ".join(map(str, s.get("eps_labels") or [])),
+                "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+                "models": ", ".join(str(c.get("name")) for c in r.checkpoints if isinstance(c, dict)),
+            })
+        out.append({"folder": folder, "runs": runs})
+    return out
+
+
+def _label(inputs: RunInputs, attack: dict[str, Any]) -> str:
+    """A run log's attack entry as the report labels it."""
+    params = json.dumps(dict(attack.get("params") or {}), sort_keys=True, separators=(",", ":"))
+    return inputs.labels.get((str(attack.get("name")), params), str(attack.get("name")))
 
 
 def build_report(
@@ -159,49 +120,57 @@ def build_report(
     panel_eps: float | None = None,
     command: str | None = None,
 ) -> Path:
-    """Write ``index.html``, ``summary.csv``, ``results.csv``, ``attention_vs_baseline.csv`` and the
-    plots (PNG + SVG) into ``out_dir``; return the path of ``index.html``."""
+    """Write ``index.html``, ``summary.csv``, ``results.csv``, ``sanity.csv``, ``attention_vs_baseline.csv``,
+    ``attention_shift.csv`` and the plots (PNG + SVG) into ``out_dir``; return the path of ``index.html``."""
     started = time.perf_counter()
     require_int("panel_images", panel_images, 0)
     require_int("shift_images", shift_images, 0)
     inputs = read_runs(result_dirs)
     out = ensure_dir(out_dir, "report directory")
     frame = inputs.results
-    write_csv(frame, out / "results.csv")
-    summary = summary_table(frame)
+    attention = attention_models(frame, (a.model for a in inputs.artifacts))
+    write_csv(frame[[*RESULT_COLUMNS, "attack_label"]], out / "results.csv")
+    across = across_attacks(frame, inputs.examples)
+    summary = summary_table(frame, across)
     write_csv(summary, out / "summary.csv")
-    checks = run_checks(frame)
-    attention_flags = {m: is_attention(a) for m, a in frame.groupby("model")["architecture"].first().items()}
-    attacks = sorted(frame["attack"].unique())
-    accuracy_plots = [(a, plots.accuracy_plot(frame, a, attention_flags, out, f"accuracy_{_slug(a)}")) for a in attacks]
-    diffs = attention_vs_baseline(frame, inputs.examples)
+    checks = run_checks(frame, inputs.examples, _image_shapes(inputs))
+    write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
+                            for c in checks]), out / "sanity.csv")
+    labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
+    accuracy_plots = [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, attention, out,
+                                                f"accuracy_{slug(lab)}")) for lab in labels]
+    diffs = attention_vs_baseline(frame, inputs.examples, attention)
     write_csv(diffs, out / "attention_vs_baseline.csv")
     diff_plot = plots.difference_plot(diffs, out, "attention_minus_baseline") if len(diffs) else None
-    from .attention import attention_section
-
-    panels, shift_png, panel_note = attention_section(inputs, out, panel_images, shift_images, panel_attack, panel_eps)
+    section = attention_section(inputs, out, panel_images, shift_images, panel_attack, panel_eps, attention)
+    incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
+                   "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
     context = {
         "version": __version__,
         "git_commit": _git_commit(),
         "command": command,
-        "runs": inputs.runs,
+        "provenance": _provenance(inputs),
+        "no_end": NO_END,
         "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
             ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n", "clean_accuracy", "seed"]
         ].to_dict("records"),
         "checks": checks,
         "failures": [c for c in checks if c.status is Status.FAIL],
+        "next_attacks": _next_attacks(checks, inputs),
+        "incomplete": incomplete,
+        "notes": inputs.notes,
         "accuracy_plots": accuracy_plots,
-        "tables": [_html_table(frame, a) for a in attacks],
+        "tables": html_tables(summary, attention),
         "diffs": diffs.to_dict("records"),
         "diff_plot": diff_plot,
         "has_examples": inputs.examples is not None,
-        "panels": panels,
-        "shift_png": shift_png,
-        "panel_note": panel_note,
+        "panels": section.panels,
+        "shift_png": section.shift_png,
+        "panel_note": section.note,
+        "panel_attack": section.attack_label,
     }
     context["render_seconds"] = round(time.perf_counter() - started, 1)
-    html = render(context)
-    return atomic_write_text(out / "index.html", html)
+    return atomic_write_text(out / "index.html", render(context))
 
 
 def render(context: dict[str, Any]) -> str:
@@ -214,11 +183,4 @@ def render(context: dict[str, Any]) -> str:
     return env.get_template("index.html.j2").render(**context, Status=Status)
 
 
-def _slug(text: str) -> str:
-    """A file-name-safe form of a user-controlled name (no path separators, no dots at the start)."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "unnamed"
-
-
-__all__ = ["Check", "build_report", "read_runs", "summary_table", "attention_vs_baseline"]
+__all__ = ["Check", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]

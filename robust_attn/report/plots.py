@@ -32,23 +32,27 @@ def _eps_axis(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
     return rows["eps"].to_numpy(), f"eps ({rows['norm'].iloc[0]}, raw)"
 
 
-def accuracy_plot(frame: pd.DataFrame, attack: str, is_attention: dict[str, bool], out_dir: Path, stem: str) -> str:
-    """One line per model with its Wilson 95% band; attention models solid, baselines dashed."""
-    rows = frame[frame["attack"] == attack].sort_values(["model", "eps"])
+def accuracy_plot(rows: pd.DataFrame, label: str, attention: set[str], out_dir: Path, stem: str) -> str:
+    """One model per colour: its per-eps accuracy with the Wilson 95% band (attention models solid,
+    baselines dashed) and, dotted, the worst case (robust to the attack at every eps' <= eps)."""
+    rows = rows.sort_values(["model", "eps"])
     models = sorted(rows["model"].unique())
     palette = dict(zip(models, sns.color_palette("tab10", len(models))))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xlabel = ""
     for model in models:
         r = rows[rows["model"] == model]
-        x, label = _eps_axis(r)
-        style = "-" if is_attention.get(model, False) else "--"
-        marker = "o" if is_attention.get(model, False) else "s"
-        ax.plot(x, 100 * r["accuracy"], style, marker=marker, ms=3.5, color=palette[model],
-                label=f"{model} ({'attention' if is_attention.get(model) else 'baseline'})")
+        x, xlabel = _eps_axis(r)
+        att = model in attention
+        ax.plot(x, 100 * r["accuracy"], "-" if att else "--", marker="o" if att else "s", ms=3.5, color=palette[model],
+                label=f"{model} ({'attention' if att else 'baseline'})")
         ax.fill_between(x, 100 * r["ci_low"], 100 * r["ci_high"], color=palette[model], alpha=0.15, lw=0)
-    ax.set_xlabel(label)
+        if not np.allclose(r["accuracy"], r["worst_case_accuracy"]):
+            ax.plot(x, 100 * r["worst_case_accuracy"], ":", lw=1.2, color=palette[model])
+    ax.plot([], [], ":", color="gray", label="worst case (robust at every eps' <= eps)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"accuracy under {attack} (bands: Wilson 95% CI)")
+    ax.set_title(f"accuracy under {label}, per eps (bands: Wilson 95% CI)", fontsize=10)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right")
@@ -69,9 +73,10 @@ def _line_plot(data: pd.DataFrame, y: str, ylabel: str, title: str, **style):
 
 
 def difference_plot(diffs: pd.DataFrame, out_dir: Path, stem: str) -> str:
-    """Attention minus baseline accuracy (points) per eps, one line per (attention model, attack)."""
-    data = diffs.assign(pair=diffs["model"] + " / " + diffs["attack"], diff_points=100 * diffs["difference"])
-    fig, ax = _line_plot(data, "diff_points", "attention - baseline accuracy (points)", "how attention changes robustness",
+    """Attention minus baseline per-eps accuracy (points) per eps, one line per (attention model, attack)."""
+    data = diffs.assign(pair=diffs["model"] + " / " + diffs["attack_label"], diff_points=100 * diffs["difference"])
+    fig, ax = _line_plot(data, "diff_points", "attention - baseline accuracy (points)",
+                         "how attention changes per-eps robustness",
                          hue="pair")
     ax.axhline(0, color="black", lw=0.8)
     return save_figure(fig, out_dir, stem)
@@ -79,8 +84,9 @@ def difference_plot(diffs: pd.DataFrame, out_dir: Path, stem: str) -> str:
 
 def shift_plot(shift: pd.DataFrame, out_dir: Path, stem: str) -> str:
     """Mean Jensen-Shannon distance between clean and adversarial attention vs eps, broken vs not."""
+    label = shift["attack_label"].iloc[0] if "attack_label" in shift else "attack"
     fig, _ = _line_plot(shift, "js_distance", "Jensen-Shannon distance (clean vs adversarial attention)",
-                        "attention shift under attack", hue="model", style="outcome", errorbar=None)
+                        f"attention shift under {label}", hue="model", style="outcome", errorbar=None)
     return save_figure(fig, out_dir, stem)
 
 

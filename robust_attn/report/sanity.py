@@ -1,21 +1,43 @@
-"""Sanity checks against gradient masking and broken evaluations (Carlini et al. 2019,
-"On Evaluating Adversarial Robustness", arXiv:1902.06705, section 5).
+"""Sanity checks against gradient masking and broken evaluations (Carlini et al. 2019, "On
+Evaluating Adversarial Robustness", arXiv:1902.06705, section 5; Athalye et al. 2018).
 
-Each check reads only result rows and returns PASS, FAIL or NOT TESTED with the numbers behind it.
+Each check reads result rows (and per-example outcomes where the folder has them) and returns PASS,
+FAIL or NOT TESTED with the numbers behind it. Every check compares numbers that are not equal by
+construction: per-eps accuracies (each eps attacked on its own), never the worst-case envelope, and
+the attack run at eps 0, never the clean pass against itself. Comparisons whose outcome is fixed by
+how a row was computed (a ``still-robust`` row is its envelope; a ``minimal`` attack is read from one
+run at every budget) are left out and counted as such.
+
+How a comparison "A should not be above B" decides (monotonicity, iterative vs single-step, noise vs
+attack): with per-example outcomes of both on the same images, an exact one-sided McNemar test (a
+binomial test on the discordant points: robust under A but not B, against the reverse), Holm-
+corrected over the check's comparisons at a family-wise ``ALPHA`` = 1%, so the tiny increases that
+randomness (noise, random starts, a handful of points on a small grid) produces do not FAIL a sound
+evaluation while a real one does at any n. Without per-example outcomes: A above B by more than
+``UNPAIRED_TOLERANCE`` (1 point).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 
-ITERATIVE = ("bim", "pgd", "apgd-ce", "apgd-dlr", "autoattack")
-SINGLE_STEP = "fgsm"
-NOISE = {"Linf": "noise", "L2": "noise-l2"}
-LARGE_EPS = 32 / 255
+from .common import CURVE, ITERATIVE_LINF, MODEL, NOISE, SINGLE_STEP, eps_key
+
+ALPHA = 0.01  # family-wise error rate of one check's paired tests
+UNPAIRED_TOLERANCE = 0.01  # accuracy points, when a comparison has no per-example outcomes
+EPS0_TOLERANCE = 0.001  # share of points whose outcome may differ at eps 0 (0 points below n = 1000)
+LARGE_LINF_EPS = 32 / 255
 NEAR_ZERO = 0.05
-TOL = 1e-12
+ZERO_GRADIENT_LIMIT = 0.10
+BUDGET_REL_SLACK = 1e-5  # x + eps * sign(g) and projections round in float32
+BUDGET_ABS_SLACK = 1e-6
+MINIMAL = "minimal"
+STILL_ROBUST = "still-robust"
 
 
 class Status(StrEnum):
@@ -28,93 +50,325 @@ class Status(StrEnum):
 class Check:
     name: str
     status: Status
-    detail: str
+    detail: str  # the numbers behind the status
+    suggests: str = ""  # what a FAIL suggests
+    masking: bool = False  # a FAIL is a gradient-masking symptom: name the attacks that do not need the CE gradient
+    models: tuple[str, ...] = field(default_factory=tuple)  # the models a FAIL concerns
 
 
-def _cells(frame: pd.DataFrame):
-    return frame.sort_values("eps").groupby(["model", "dataset", "attack"], sort=True)
+# ------------------------------------------------------------------ per-example outcomes
+
+class Outcomes:
+    """Per cell, the per-example ``robust`` outcomes (bool, by example index), where complete."""
+
+    def __init__(self, examples: pd.DataFrame | None):
+        self._cells: dict[tuple, np.ndarray] = {}
+        if examples is None or examples.empty:
+            return
+        for key, g in examples.groupby([*CURVE, "eps_label"], sort=False):
+            g = g.sort_values("index")
+            if len(g) == int(key[2]) and g["index"].is_unique:
+                self._cells[tuple(map(str, key))] = g["robust"].to_numpy().astype(bool)
+
+    def get(self, row) -> np.ndarray | None:
+        return self._cells.get(tuple(map(str, (row.model, row.dataset, row.n, row.attack, row.attack_params,
+                                               row.eps_label))))
 
 
-def check_eps_zero(frame: pd.DataFrame) -> Check:
-    name = "eps = 0 equals clean accuracy"
-    zero = frame[frame["eps"] == 0]
+@dataclass(frozen=True)
+class Comparison:
+    """Is ``low`` (expected at most ``high``) above it? ``text`` names both."""
+
+    text: str
+    excess: float  # accuracy of low minus accuracy of high
+    gained: int | None  # robust under low, not under high
+    lost: int | None
+    p: float | None  # one-sided exact McNemar p-value; None: no paired outcomes
+    model: str
+    low_tag: str = "the first"  # short names of the two sides, for the counts
+    high_tag: str = "the second"
+
+    def describe(self) -> str:
+        base = f"{self.text} ({100 * self.excess:+.1f} points"
+        if self.p is None:
+            return base + ", no per-example data)"
+        return base + (f"; {self.gained} points robust only under {self.low_tag}, {self.lost} only under {self.high_tag}; "
+                       f"one-sided p {_p(self.p)})")
+
+
+def _p(p: float) -> str:
+    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
+
+
+def compare(low, high, outcomes: Outcomes, text: str, low_tag: str, high_tag: str) -> Comparison:
+    """``low`` and ``high`` are result rows on the same images; ``low`` should not be above ``high``."""
+    excess = float(low.accuracy - high.accuracy)
+    a, b = outcomes.get(low), outcomes.get(high)
+    if a is None or b is None or len(a) != len(b):
+        return Comparison(text, excess, None, None, None, low.model, low_tag, high_tag)
+    from scipy.stats import binomtest
+
+    gained, lost = int((a & ~b).sum()), int((~a & b).sum())
+    p = 1.0 if gained + lost == 0 else float(binomtest(gained, gained + lost, 0.5, alternative="greater").pvalue)
+    return Comparison(text, excess, gained, lost, p, low.model, low_tag, high_tag)
+
+
+def flagged(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """The comparisons where ``low`` is significantly above ``high``: paired ones by Holm's step-down
+    at family-wise ``ALPHA``, unpaired ones by more than ``UNPAIRED_TOLERANCE``."""
+    paired = sorted((c for c in comparisons if c.p is not None), key=lambda c: c.p)
+    out = []
+    for i, c in enumerate(paired):
+        if c.p > ALPHA / (len(paired) - i):
+            break
+        out.append(c)
+    out += [c for c in comparisons if c.p is None and c.excess > UNPAIRED_TOLERANCE + 1e-12]
+    return out
+
+
+def _comparison_check(name: str, comparisons: list[Comparison], untested: str, passed: str, suggests: str,
+                      extra: str = "") -> Check:
+    if not comparisons:
+        return Check(name, Status.NOT_TESTED, untested + extra)
+    bad = flagged(comparisons)
+    paired = sum(c.p is not None for c in comparisons)
+    how = f"{len(comparisons)} comparisons ({paired} paired)"
+    if bad:
+        return Check(name, Status.FAIL, f"{len(bad)} of {how} fail: " + "; ".join(c.describe() for c in bad[:3])
+                     + (" ..." if len(bad) > 3 else "") + extra, suggests, True, tuple(dict.fromkeys(c.model for c in bad)))
+    worst = max(comparisons, key=lambda c: c.excess)
+    detail = f"{how}; {passed}"
+    if worst.excess > 0:
+        detail += f"; largest non-significant increase: {worst.describe()}"
+    return Check(name, Status.PASS, detail + extra)
+
+
+def _curves(frame: pd.DataFrame) -> Iterable[tuple[tuple, pd.DataFrame]]:
+    return frame.sort_values("eps").groupby(CURVE, sort=True)
+
+
+def _name(row) -> str:
+    return f"{row.model} {row.attack_label}"
+
+
+# ------------------------------------------------------------------ the checks
+
+def check_monotone(frame: pd.DataFrame, outcomes: Outcomes) -> Check:
+    name = "per-eps accuracy non-increasing in eps"
+    comparisons, by_construction = [], 0
+    for _, rows in _curves(frame):
+        rows = list(rows.itertuples())
+        for prev, cur in zip(rows, rows[1:]):
+            if cur.accuracy_method in (MINIMAL, STILL_ROBUST):
+                by_construction += 1
+                continue
+            comparisons.append(compare(cur, prev, outcomes, f"{_name(cur)}: {100 * prev.accuracy:.1f}% at {prev.eps_label}"
+                                                            f" -> {100 * cur.accuracy:.1f}% at {cur.eps_label}",
+                                       f"eps {cur.eps_label}", f"eps {prev.eps_label}"))
+    extra = f"; {by_construction} steps not tested (still-robust or minimal rows cannot increase)" if by_construction else ""
+    return _comparison_check(
+        name, comparisons, "no curve with two per-eps rows", "no significant increase",
+        "a larger ball contains every smaller one, so an attack that finds fewer adversarial examples at a larger "
+        "eps is failing where it should not: gradient masking, a stochastic model, or (for FGSM on an undefended "
+        "model at large eps) a single step overshooting. Check it with an iterative or gradient-free attack.", extra)
+
+
+def check_eps_zero(frame: pd.DataFrame, outcomes: Outcomes, examples: pd.DataFrame | None) -> Check:
+    name = "attack at eps 0 equals the clean pass"
+    zero = frame[(frame["eps"] == 0) & (frame["accuracy_method"] != MINIMAL)]
     if zero.empty:
-        return Check(name, Status.NOT_TESTED, "no eps = 0 in the grid")
-    bad = zero[(zero["accuracy"] - zero["clean_accuracy"]).abs() > TOL]
-    if len(bad):
-        r = bad.iloc[0]
-        return Check(name, Status.FAIL, f"{len(bad)} cells differ, e.g. {r.model} {r.attack}: {r.accuracy:.4f} vs clean {r.clean_accuracy:.4f}")
-    return Check(name, Status.PASS, f"{len(zero)} cells: accuracy at eps 0 equals clean accuracy")
+        return Check(name, Status.NOT_TESTED, "no eps-bounded attack ran at eps = 0 (put 0 in the grid)")
+    clean = _clean_correct(examples)
+    bad, paired = [], 0
+    for r in zero.itertuples():
+        allowed = math.floor(EPS0_TOLERANCE * r.n)
+        robust = outcomes.get(r)
+        clean_r = clean.get((r.model, r.dataset, int(r.n), r.attack, r.attack_params))
+        clean_n = int(round(r.clean_accuracy * r.n))
+        if robust is not None and clean_r is not None and len(clean_r) == len(robust):
+            paired += 1
+            changed = int((robust != clean_r).sum())
+            text = f"{changed} of {r.n} points change outcome"
+        else:
+            changed = abs(int(r.n_correct) - clean_n)
+            text = f"{r.n_correct} vs {clean_n} correct"
+        if changed > allowed:
+            bad.append((r, f"{_name(r)}: {100 * r.accuracy:.1f}% at eps 0 vs clean {100 * r.clean_accuracy:.1f}% ({text})"))
+    if bad:
+        return Check(name, Status.FAIL, f"{len(bad)} of {len(zero)} curves differ: " + "; ".join(t for _, t in bad[:3]),
+                     "an attack at eps 0 must return its input, so its accuracy equals the clean pass: a difference "
+                     "means a stochastic model (randomised defence: its accuracy is a random variable; attack it with "
+                     "expectation over transformation) or an attack that changes inputs at eps 0.",
+                     False, tuple(dict.fromkeys(r.model for r, _ in bad)))
+    return Check(name, Status.PASS, f"{len(zero)} curves ({paired} compared point by point): the attack at eps 0 "
+                                    "leaves every outcome of the clean pass unchanged")
 
 
-def check_monotone(frame: pd.DataFrame) -> Check:
-    name = "accuracy non-increasing in eps"
-    failures = []
-    for (model, _, attack), rows in _cells(frame):
-        acc = rows["accuracy"].to_numpy()
-        for i in range(1, len(acc)):
-            if acc[i] > acc[i - 1] + TOL:
-                failures.append(f"{model} {attack}: {acc[i - 1]:.4f} at {rows['eps_label'].iloc[i - 1]} -> "
-                                f"{acc[i]:.4f} at {rows['eps_label'].iloc[i]}")
-    if failures:
-        return Check(name, Status.FAIL, f"{len(failures)} increases; " + "; ".join(failures[:3]))
-    return Check(name, Status.PASS, f"{frame.groupby(['model', 'dataset', 'attack']).ngroups} curves, none increases")
+def _clean_correct(examples: pd.DataFrame | None) -> dict[tuple, np.ndarray]:
+    if examples is None or examples.empty:
+        return {}
+    zero = examples[examples["eps"] == 0]
+    out = {}
+    for key, g in zero.groupby(CURVE, sort=False):
+        g = g.sort_values("index")
+        out[(key[0], key[1], int(key[2]), key[3], key[4])] = (g["clean_pred"] == g["label"]).to_numpy()
+    return out
 
 
-def _paired(frame: pd.DataFrame, weaker: str, stronger: str) -> pd.DataFrame:
-    keys = ["model", "dataset", "eps_label", "eps"]
-    a = frame[frame["attack"] == weaker][keys + ["accuracy"]]
-    b = frame[frame["attack"] == stronger][keys + ["accuracy"]]
-    return a.merge(b, on=keys, suffixes=("_weak", "_strong"))
+def _same_eps_pairs(frame: pd.DataFrame, lows: pd.DataFrame, highs: pd.DataFrame):
+    keyed = highs.assign(eps_k=highs["eps"].map(eps_key))
+    index = {k: g for k, g in keyed.groupby([*MODEL, "eps_k"], sort=False)}
+    for low in lows.assign(eps_k=lows["eps"].map(eps_key)).itertuples():
+        g = index.get((low.model, low.dataset, low.n, low.eps_k))
+        if g is not None:
+            for high in g.itertuples():
+                yield low, high
 
 
-def check_iterative_vs_single_step(frame: pd.DataFrame) -> Check:
-    name = "iterative attacks at least as strong as FGSM"
-    pairs = [(it, _paired(frame, SINGLE_STEP, it)) for it in ITERATIVE]
-    pairs = [(it, p) for it, p in pairs if len(p)]
-    if not pairs:
-        return Check(name, Status.NOT_TESTED, "needs fgsm and an iterative attack on the same models and eps")
-    failures = [f"{it} {r.model} eps {r.eps_label}: {r.accuracy_strong:.4f} > fgsm {r.accuracy_weak:.4f}"
-                for it, p in pairs for r in p.itertuples() if r.accuracy_strong > r.accuracy_weak + TOL]
-    count = sum(len(p) for _, p in pairs)
-    if failures:
-        return Check(name, Status.FAIL, f"{len(failures)} of {count} cells; " + "; ".join(failures[:3]))
-    return Check(name, Status.PASS, f"{count} cells: every iterative accuracy <= FGSM's")
+def check_iterative_vs_single_step(frame: pd.DataFrame, outcomes: Outcomes) -> Check:
+    name = "iterative attacks at least as strong as FGSM (per eps)"
+    positive = frame[frame["eps"] > 0]
+    comparisons = [compare(low, high, outcomes, f"{_name(low)} {100 * low.accuracy:.1f}% vs {high.attack_label} "
+                                                f"{100 * high.accuracy:.1f}% at {low.eps_label}", low.attack_label,
+                           high.attack_label)
+                   for low, high in _same_eps_pairs(frame, positive[positive["attack"].isin(ITERATIVE_LINF)],
+                                                    positive[positive["attack"].isin(SINGLE_STEP)])]
+    return _comparison_check(
+        name, comparisons, "needs fgsm and an iterative attack (bim, pgd, apgd-*, autoattack) on one model at one eps > 0",
+        "no iterative attack significantly weaker than FGSM",
+        "an iterative attack starts where FGSM's single step can go and takes more steps: one that leaves more "
+        "points robust is misconfigured (too few steps, too small a step size) or follows masked gradients.")
 
 
-def check_noise_weaker(frame: pd.DataFrame) -> Check:
-    name = "random noise weaker than the attacks"
-    failures, count = [], 0
+def check_noise_weaker(frame: pd.DataFrame, outcomes: Outcomes) -> Check:
+    name = "random noise weaker than the attacks (per eps)"
+    positive = frame[frame["eps"] > 0]
+    comparisons = []
     for norm, noise in NOISE.items():
-        attacks = [a for a in frame.loc[frame["norm"] == norm, "attack"].unique() if a != noise]
-        for attack in attacks:
-            p = _paired(frame, attack, noise)
-            p = p[p["eps"] > 0]
-            count += len(p)
-            failures += [f"{attack} {r.model} eps {r.eps_label}: noise {r.accuracy_strong:.4f} < {attack} {r.accuracy_weak:.4f}"
-                         for r in p.itertuples() if r.accuracy_strong < r.accuracy_weak - TOL]
-    if count == 0:
-        return Check(name, Status.NOT_TESTED, "needs noise and an attack of the same norm at eps > 0")
-    if failures:
-        return Check(name, Status.FAIL, f"{len(failures)} of {count} cells; " + "; ".join(failures[:3]))
-    return Check(name, Status.PASS, f"{count} cells: noise accuracy >= attack accuracy")
+        same = positive[positive["norm"] == norm]
+        attacks = same[~same["attack"].isin(NOISE.values())]
+        for low, high in _same_eps_pairs(frame, attacks, same[same["attack"] == noise]):
+            comparisons.append(compare(low, high, outcomes, f"{_name(low)} {100 * low.accuracy:.1f}% vs {high.attack_label} "
+                                                            f"{100 * high.accuracy:.1f}% at {low.eps_label}",
+                                       low.attack_label, high.attack_label))
+    return _comparison_check(
+        name, comparisons, "needs random noise (noise, noise-l2) and an attack of the same norm on one model at one eps > 0",
+        "no attack significantly weaker than random noise",
+        "random noise of the same budget breaking more points than an attack means the attack's gradients carry "
+        "no information (gradient masking, a non-differentiable or saturated model) or the attack is broken.")
 
 
-def check_large_eps(frame: pd.DataFrame) -> Check:
-    name = f"accuracy near 0 at large eps (Linf >= 32/255: < {NEAR_ZERO:.0%})"
-    linf = frame[(frame["norm"] == "Linf") & (~frame["attack"].isin(NOISE.values()))]
-    big = linf[linf["eps"] >= LARGE_EPS - 1e-12]
-    if big.empty:
-        largest = linf["eps"].max() if len(linf) else 0
-        return Check(name, Status.NOT_TESTED, f"largest Linf eps is {largest * 255:.3g}/255")
-    at_max = big.sort_values("eps").groupby(["model", "dataset", "attack"]).tail(1)
-    bad = at_max[at_max["accuracy"] >= NEAR_ZERO]
+def image_diameter(dataset: str, shapes: dict[str, tuple[int, ...]]) -> tuple[float, str]:
+    """The L2 diameter sqrt(C*H*W) of [0, 1] images of ``dataset``, and where the shape came from."""
+    if dataset in shapes:
+        shape = shapes[dataset]
+        return math.sqrt(math.prod(shape)), "x".join(map(str, shape))
+    try:
+        from ..data import get_dataset_cfg
+
+        channels = get_dataset_cfg(dataset).in_channels
+    except Exception:  # an unknown dataset: assume colour
+        channels = 3
+    return math.sqrt(channels * 32 * 32), f"{channels}x32x32 (assumed: every registered dataset is 32x32)"
+
+
+def check_large_eps(frame: pd.DataFrame, shapes: dict[str, tuple[int, ...]] | None = None) -> Check:
+    name = (f"attacks succeed at large budgets (Linf >= 32/255: < {NEAR_ZERO:.0%} left; L2 above the image diameter: "
+            "none left; minimal attacks: no failures)")
+    shapes = shapes or {}
+    not_noise = frame[~frame["attack"].isin(NOISE.values())]
+    tested, bad = [], []
+    linf = not_noise[(not_noise["norm"] == "Linf") & ~not_noise["attack"].isin(SINGLE_STEP)
+                     & (not_noise["eps"] >= LARGE_LINF_EPS - 1e-9)]
+    for r in linf.sort_values("eps").groupby(CURVE).tail(1).itertuples():
+        tested.append(r)
+        if r.accuracy >= NEAR_ZERO:
+            bad.append((r, f"{_name(r)} leaves {100 * r.accuracy:.1f}% at {r.eps_label}"))
+    l2 = not_noise[not_noise["norm"] == "L2"]
+    for r in l2.sort_values("eps").groupby(CURVE).tail(1).itertuples():
+        diameter, shape = image_diameter(r.dataset, shapes)
+        if r.eps > diameter:
+            tested.append(r)
+            if r.n_correct > 0:
+                bad.append((r, f"{_name(r)} leaves {r.n_correct} of {r.n} points robust at L2 budget {r.eps_label}, "
+                               f"above the diameter {diameter:.1f} of {shape} images"))
+    minimal = frame[frame["accuracy_method"] == MINIMAL]
+    for r in minimal.sort_values("attack_failures").groupby(CURVE).tail(1).itertuples():
+        tested.append(r)
+        if r.attack_failures > 0:
+            bad.append((r, f"{_name(r)} found no adversarial example at all for {r.attack_failures} of {r.n} points "
+                           "(they count as robust only because the attack failed)"))
+    if not tested:
+        largest = not_noise.loc[not_noise["norm"] == "Linf", "eps"].max()
+        have = f"largest Linf eps {largest * 255:.3g}/255" if largest == largest else "no Linf attack"
+        return Check(name, Status.NOT_TESTED, f"needs an iterative Linf attack at eps >= 32/255, an L2 attack above the "
+                                              f"image diameter or a minimal-perturbation attack ({have}; FGSM and noise "
+                                              "do not count: a single step can rise again at large eps)")
+    if bad:
+        return Check(name, Status.FAIL, f"{len(bad)} of {len(tested)} curves: " + "; ".join(t for _, t in bad[:3]),
+                     "at budgets this large every input can be turned into another class: an attack that does not get "
+                     "there follows masked gradients, takes too few or too small steps, or (a minimal attack) gives up.",
+                     True, tuple(dict.fromkeys(r.model for r, _ in bad)))
+    return Check(name, Status.PASS, f"{len(tested)} curves: " + "; ".join(
+        f"{_name(r)} {100 * r.accuracy:.1f}% at {r.eps_label}" + (" (no failures)" if r.accuracy_method == MINIMAL else "")
+        for r in tested[:3]) + (" ..." if len(tested) > 3 else ""))
+
+
+def check_gradients(frame: pd.DataFrame) -> Check:
+    name = f"input gradients informative (zero or non-finite for <= {ZERO_GRADIENT_LIMIT:.0%} of clean-correct points)"
+    rows = frame[np.isfinite(frame["zero_gradient_fraction"].astype(float))]
+    if rows.empty:
+        return Check(name, Status.NOT_TESTED, "no gradient attack in these results (the diagnostic comes with the "
+                                              "clean pass of gradient attacks)")
+    per_model = rows.groupby(MODEL, sort=True)["zero_gradient_fraction"].max()
+    bad = per_model[per_model > ZERO_GRADIENT_LIMIT]
+    text = "; ".join(f"{m}: {100 * v:.1f}%" for (m, _, _), v in (bad if len(bad) else per_model).items())
     if len(bad):
-        r = bad.iloc[0]
-        return Check(name, Status.FAIL, f"{len(bad)} curves stay high, e.g. {r.model} {r.attack}: {r.accuracy:.4f} at {r.eps_label}")
-    return Check(name, Status.PASS, f"{len(at_max)} curves reach < {NEAR_ZERO:.0%}")
+        return Check(name, Status.FAIL,
+                     f"{len(bad)} of {len(per_model)} models have exactly zero or non-finite input gradients at the "
+                     f"clean input for a large share of their clean-correct points: {text}",
+                     "gradient attacks have nothing to follow there (saturated softmax, a non-differentiable layer): their "
+                     "accuracy overstates robustness. This is gradient masking.",
+                     True, tuple(dict.fromkeys(m for m, _, _ in bad.index)))
+    return Check(name, Status.PASS, f"{len(per_model)} models, share of clean-correct points with a zero or non-finite "
+                                    f"input gradient: {text}")
 
 
-def run_checks(frame: pd.DataFrame) -> list[Check]:
-    return [check(frame) for check in (check_eps_zero, check_monotone, check_iterative_vs_single_step,
-                                       check_noise_weaker, check_large_eps)]
+def exceeds_budget(max_perturbation: float, eps: float) -> bool:
+    return not math.isfinite(max_perturbation) or max_perturbation > eps * (1 + BUDGET_REL_SLACK) + BUDGET_ABS_SLACK
+
+
+def check_budget(frame: pd.DataFrame) -> Check:
+    name = "perturbations within budget (eps-bounded attacks)"
+    bounded = frame[frame["accuracy_method"] != MINIMAL]
+    if bounded.empty:
+        return Check(name, Status.NOT_TESTED, "no eps-bounded attack in these results")
+    bad = [r for r in bounded.itertuples() if exceeds_budget(float(r.max_perturbation), float(r.eps))]
+    if bad:
+        return Check(name, Status.FAIL, f"{len(bad)} of {len(bounded)} cells: " + "; ".join(
+            f"{_name(r)} at {r.eps_label}: largest {r.norm} perturbation {r.max_perturbation:.6g} > eps {r.eps:.6g}"
+            for r in bad[:3]),
+            "an eps-bounded attack whose outputs leave the eps-ball is broken: its numbers are not robust accuracy at "
+            "that eps.", False, tuple(dict.fromkeys(r.model for r in bad)))
+    ratio = (bounded["max_perturbation"] / bounded["eps"].where(bounded["eps"] > 0)).max()
+    return Check(name, Status.PASS, f"{len(bounded)} cells: largest perturbation norm <= eps (float slack "
+                                    f"{BUDGET_REL_SLACK:g} relative + {BUDGET_ABS_SLACK:g}); at most "
+                                    f"{100 * ratio:.1f}% of the budget used" if ratio == ratio else
+                 f"{len(bounded)} cells: largest perturbation norm <= eps")
+
+
+def run_checks(frame: pd.DataFrame, examples: pd.DataFrame | None = None,
+               shapes: dict[str, tuple[int, ...]] | None = None) -> list[Check]:
+    """Every check on result rows with an ``attack_label`` column (see :func:`.common.with_labels`)."""
+    if "attack_label" not in frame.columns:
+        frame = frame.assign(attack_label=frame["attack"])
+    outcomes = Outcomes(examples)
+    return [
+        check_gradients(frame),
+        check_eps_zero(frame, outcomes, examples),
+        check_monotone(frame, outcomes),
+        check_iterative_vs_single_step(frame, outcomes),
+        check_noise_weaker(frame, outcomes),
+        check_large_eps(frame, shapes),
+        check_budget(frame),
+    ]

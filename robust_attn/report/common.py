@@ -1,0 +1,89 @@
+"""What every part of a report shares: the keys that identify a curve, attack labels, which models
+are attention models, file-name slugs.
+
+The report reads results folders only; nothing here imports the attack or sweep code.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+# One accuracy curve: a model on one evaluation set under one attack with one set of parameters.
+# Two runs of an attack with different parameters are two curves, never one overwriting the other.
+CURVE = ["model", "dataset", "n", "attack", "attack_params"]
+# A model as evaluated (the curves of all attacks on it share the clean pass).
+MODEL = ["model", "dataset", "n"]
+
+SINGLE_STEP = ("fgsm",)
+ITERATIVE_LINF = ("bim", "pgd", "apgd-ce", "apgd-dlr", "autoattack")
+NOISE = {"Linf": "noise", "L2": "noise-l2"}
+# The registered attacks whose strength does not depend on the scale of the cross-entropy gradient
+# (the registry's ``ce_gradient=False`` attacks, random noise aside; a test keeps the two in step).
+# The report names them when a check suggests gradient masking; it does not import the registry.
+NON_CE_GRADIENT_ATTACKS = ("apgd-dlr", "square", "autoattack", "cw", "deepfool")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a user-controlled name (no path separators, no dots at the start)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "unnamed"
+
+
+def _value(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, (bool, type(None))) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def attack_labels(pairs: Iterable[tuple[str, str]],
+                  defaults: Mapping[str, Mapping[str, Any]] | None = None) -> dict[tuple[str, str], str]:
+    """A display label per (attack, attack_params JSON): the name, plus the parameters that tell
+    runs of one attack apart, e.g. ``pgd (steps=20)``.
+
+    Shown are the parameters whose values differ among the runs of that attack in the report and,
+    where ``defaults`` knows the attack's registered defaults (a run log that records them), those
+    that differ from the defaults. One run with default (or unknown) parameters is just the name.
+    """
+    by_attack: dict[str, list[str]] = {}
+    for attack, params in dict.fromkeys(pairs):
+        by_attack.setdefault(attack, []).append(params)
+    labels = {}
+    for attack, variants in by_attack.items():
+        parsed = {p: _params(p) for p in variants}
+        keys = sorted({k for d in parsed.values() for k in d})
+        varying = {k for k in keys if len({json.dumps(d.get(k), sort_keys=True) for d in parsed.values()}) > 1}
+        base = dict((defaults or {}).get(attack, {}))
+        for p, d in parsed.items():
+            shown = [k for k in keys if k in varying or (k in base and d.get(k) != base[k])]
+            extra = ", ".join(f"{k}={_value(d.get(k))}" for k in shown)
+            labels[(attack, p)] = f"{attack} ({extra})" if extra else attack
+    return labels
+
+
+def _params(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) and text.strip() else {}
+    except json.JSONDecodeError:
+        return {"params": text}
+    return value if isinstance(value, dict) else {"params": value}
+
+
+def with_labels(frame: pd.DataFrame, defaults: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """``frame`` with an ``attack_label`` column."""
+    labels = attack_labels(zip(frame["attack"], frame["attack_params"]), defaults)
+    return frame.assign(attack_label=[labels[(a, p)] for a, p in zip(frame["attack"], frame["attack_params"])])
+
+
+def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) -> set[str]:
+    """Models with attention maps: those the sweep saved attention artifacts for (it does so for
+    every model with maps, under every eps-bounded attack but noise) and, for sweeps that ran no such
+    attack, those whose architecture is one of the attention families (the name contains ``-att``,
+    as in ``vgg-att3-concat-pc``). Decided from the results alone: no model registry, no checkpoint."""
+    named = set(frame.loc[frame["architecture"].astype(str).str.contains("-att", regex=False), "model"])
+    return named | (set(with_artifacts) & set(frame["model"]))
+
+
+def eps_key(eps: float) -> float:
+    """eps values from different grids compared as equal when they agree to 9 decimals."""
+    return round(float(eps), 9)
