@@ -77,12 +77,14 @@ class _Quantise(_Preprocessed):
 
 
 class _Noisy(_Preprocessed):
-    def __init__(self, inner: nn.Module, sigma: float):
+    def __init__(self, inner: nn.Module, sigma: float, seed: int):
         super().__init__(inner)
         self.sigma = sigma
+        self.generator = torch.Generator().manual_seed(seed)  # its own stream: a test reruns identically
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.sigma * torch.randn_like(x)).clamp(0, 1)
+        noise = torch.randn(x.shape, generator=self.generator, dtype=x.dtype).to(x.device)
+        return (x + self.sigma * noise).clamp(0, 1)
 
 
 def quantised(ckpt: Checkpoint | None = None, levels: int = 8) -> Checkpoint:
@@ -91,7 +93,9 @@ def quantised(ckpt: Checkpoint | None = None, levels: int = 8) -> Checkpoint:
     return dataclasses.replace(ckpt, name="masked-quantised", model=_Quantise(copy.deepcopy(ckpt.model), levels).eval())
 
 
-def stochastic(ckpt: Checkpoint | None = None, sigma: float = 0.1) -> Checkpoint:
-    """Gaussian input noise of standard deviation ``sigma`` inside forward, in eval mode too."""
+def stochastic(ckpt: Checkpoint | None = None, sigma: float = 0.1, seed: int = 0) -> Checkpoint:
+    """Gaussian input noise of standard deviation ``sigma`` inside forward, in eval mode too (drawn
+    from the model's own generator, so a test is deterministic)."""
     ckpt = ckpt or shipped()
-    return dataclasses.replace(ckpt, name="masked-stochastic", model=_Noisy(copy.deepcopy(ckpt.model), sigma).eval())
+    model = _Noisy(copy.deepcopy(ckpt.model), sigma, seed).eval()
+    return dataclasses.replace(ckpt, name="masked-stochastic", model=model)

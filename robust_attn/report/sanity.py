@@ -132,7 +132,8 @@ def _comparison_check(name: str, comparisons: list[Comparison], untested: str, p
         return Check(name, Status.NOT_TESTED, untested + extra)
     bad = flagged(comparisons)
     paired = sum(c.p is not None for c in comparisons)
-    how = f"{len(comparisons)} comparisons ({paired} paired)"
+    how = (f"{len(comparisons)} comparisons ({paired} on paired per-example outcomes, "
+           f"{len(comparisons) - paired} by accuracy alone)")
     if bad:
         return Check(name, Status.FAIL, f"{len(bad)} of {how} fail: " + "; ".join(c.describe() for c in bad[:3])
                      + (" ..." if len(bad) > 3 else "") + extra, suggests, True, tuple(dict.fromkeys(c.model for c in bad)))
@@ -200,8 +201,9 @@ def check_eps_zero(frame: pd.DataFrame, outcomes: Outcomes, examples: pd.DataFra
                      "means a stochastic model (randomised defence: its accuracy is a random variable; attack it with "
                      "expectation over transformation) or an attack that changes inputs at eps 0.",
                      False, tuple(dict.fromkeys(r.model for r, _ in bad)))
-    return Check(name, Status.PASS, f"{len(zero)} curves ({paired} compared point by point): the attack at eps 0 "
-                                    "leaves every outcome of the clean pass unchanged")
+    return Check(name, Status.PASS, f"{len(zero)} curves ({paired} compared point by point, {len(zero) - paired} by "
+                                    f"count): the attack at eps 0 gives the clean pass's outcomes (tolerance "
+                                    f"{EPS0_TOLERANCE:.1%} of n, rounded down)")
 
 
 def _clean_correct(examples: pd.DataFrame | None) -> dict[tuple, np.ndarray]:
