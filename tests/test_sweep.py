@@ -369,3 +369,13 @@ def test_l2_attacks_leave_nothing_robust_beyond_the_image_diameter(attack, vgg):
     assert row.n_correct == row.attack_failures, f"{attack}: {row.n_correct} robust, {row.attack_failures} failures"
     if attack in ("cw", "pgd-l2"):
         assert row.n_correct == 0
+
+
+def test_a_minimal_attack_dividing_by_a_zero_gradient_records_failures_not_a_crash():
+    """DeepFool on a model whose input gradient is exactly zero returns NaN images: those points are
+    attack failures (robust by the attack's account, flagged), and the sweep goes on."""
+    from .fixtures_masking import quantised
+
+    frame = sweep([quantised()], ["deepfool"], "0,1000", eps_unit="raw", n=20, attack_args={"steps": 3})
+    row = frame.iloc[-1]
+    assert row.attack_failures > 0 and row.n_correct == row.attack_failures

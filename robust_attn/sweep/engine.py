@@ -219,11 +219,12 @@ class _Plan:
                          "threads": torch.get_num_threads(), "data_dir": None if data_dir is None else str(data_dir),
                          "eps": list(self.grid.values), "eps_labels": list(self.grid.labels),
                          "versions": s.versions()},
-            "attacks": [{"name": a.name, "params": dict(a.params)} for a in self.specs],
+            "attacks": [{"name": a.name, "params": dict(a.params), "defaults": dict(get_attack_cfg(a.name).defaults)}
+                        for a in self.specs],
             "checkpoints": [
                 {"name": c.name, "path": str(c.path), "sha256": c.sha256, "architecture": c.metadata["architecture"],
                  "width": c.metadata["width"], "trained_on": c.metadata["dataset"], "evaluated_on": e.dataset,
-                 "data_sha256": e.sha256}
+                 "data_sha256": e.sha256, "image_shape": list(e.images.x.shape[1:])}
                 for c, e in zip(self.checkpoints, self.evals)
             ],
             "planned": [{"model": c.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}

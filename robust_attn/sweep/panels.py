@@ -48,7 +48,8 @@ class PanelSpec:
 
 def wants_panel(model: nn.Module, spec: AttackSpec) -> bool:
     """Panels are made for models with attention maps under eps-bounded attacks."""
-    has_maps = bool(getattr(getattr(model, "cfg", None), "has_attention", False))
+    has_maps = bool(getattr(getattr(model, "cfg", None), "has_attention", False)) \
+        and callable(getattr(model, "forward_with_attention", None))
     return has_maps and get_attack_cfg(spec.name).eps_bounded
 
 

@@ -144,6 +144,16 @@ def _checked(x_adv: torch.Tensor, name: str, label: str) -> torch.Tensor:
     return x_adv
 
 
+def _failures_as_clean(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A minimal-perturbation attack that divides by a zero gradient (DeepFool on a masked model)
+    returns non-finite images for those points: it found no adversarial example there, so they are
+    recorded as attack failures (the clean image, not adversarial) rather than ending the sweep."""
+    bad = ~torch.isfinite(x_adv.flatten(1)).all(1)
+    if not bool(bad.any()):
+        return x_adv
+    return torch.where(bad.view(-1, *[1] * (x.ndim - 1)), x, x_adv)
+
+
 def _clean_cell(p: Prepared, method: AccuracyMethod) -> Cell:
     """The state before any eps: every point as the clean pass saw it."""
     correct = p.clean_correct
@@ -213,7 +223,7 @@ def walk_minimal(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, seed:
     for idx in p.ranks.pick(batches(torch.arange(len(y_cpu)), p.batch_size)):
         dev_idx = idx.to(p.x.device)
         attack = create_attack(spec.name, p.model, 0.0, seed=batch_seed(seed, 0, int(idx[0])), **spec.params)
-        x_adv = _checked(attack(p.x[dev_idx], p.y[dev_idx]), spec.name, "any")
+        x_adv = _checked(_failures_as_clean(attack(p.x[dev_idx], p.y[dev_idx]), p.x[dev_idx]), spec.name, "any")
         pred[idx] = predict(p.model, x_adv, p.batch_size)
         norm[idx] = perturbation_norm(x_adv - p.x[dev_idx], cfg.norm).cpu()
         touched[idx] = True
