@@ -36,7 +36,7 @@ from ..results import (
     wilson_interval, write_csv,
 )
 from .inputs import AttackSpec, EvalData, check_grid_norms, evaluation_data, load_models, resolve_attacks
-from .panels import Panel, PanelSpec, artifact_path, wants_panel, write_artifact
+from .panels import PanelSpec, artifact_path, wants_panel, write_artifact
 from .store import CellStore, RunLog, out_lock
 from .walks import Cell, Prepared, exceeds_budget, prepare, walk_bounded, walk_minimal
 

@@ -36,7 +36,7 @@ from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
 from .inputs import AttackSpec
-from .panels import Panel, PanelSpec, attention_maps
+from .panels import Panel, PanelSpec
 
 # Float slack for the budget check: x + eps * sign(g) and a projection both round in float32.
 BUDGET_REL_SLACK = 1e-5
