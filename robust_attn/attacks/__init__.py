@@ -1,12 +1,14 @@
 """Attacks: the registry, eps grids, and the registered entries."""
-from . import noise, torchattacks_  # noqa: F401  (register the entries)
+from . import foolbox_, noise, torchattacks_  # noqa: F401  (register the entries)
 from .grids import EpsGrid, EpsUnit, parse_eps_grid
+from .layout import StandardLayout
 from .registry import (
     AttackCfg, Norm, check_images, create_attack, eval_mode, get_attack_cfg, list_attacks, params_json,
     parse_attack_args, register_attack, resolve_params, seeded,
 )
 
 __all__ = [
-    "AttackCfg", "EpsGrid", "EpsUnit", "Norm", "check_images", "create_attack", "eval_mode", "get_attack_cfg",
-    "list_attacks", "params_json", "parse_attack_args", "parse_eps_grid", "register_attack", "resolve_params", "seeded",
+    "AttackCfg", "EpsGrid", "EpsUnit", "Norm", "StandardLayout", "check_images", "create_attack", "eval_mode",
+    "get_attack_cfg", "list_attacks", "params_json", "parse_attack_args", "parse_eps_grid", "register_attack",
+    "resolve_params", "seeded",
 ]

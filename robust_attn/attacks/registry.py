@@ -1,10 +1,12 @@
 """Attack registry, same conventions as the model registry.
 
-An entry is a frozen :class:`AttackCfg` (norm, whether it is eps-bounded, its parameters with
-defaults, paper) plus a builder ``build(model, eps, params, seed) -> perturb`` where
-``perturb(x, y) -> x_adv`` works on pixel-space images in [0, 1]. Builders hold no global state;
-:func:`create_attack` adds what every attack needs: input checks, eval mode restored afterwards,
-and randomness taken from the seed without touching the global RNG.
+An entry is a frozen :class:`AttackCfg` (norm, whether it is eps-bounded, what it needs from the
+model's gradient, its parameters with defaults, paper) plus a builder
+``build(model, eps, params, seed) -> perturb`` where ``perturb(x, y) -> x_adv`` works on
+pixel-space images in [0, 1]. Builders hold no global state; :func:`create_attack` adds what every
+attack needs: input checks, a standard memory layout for the attack's internals whatever the layout
+of the model and the images, eval mode restored afterwards, and randomness taken from the seed
+without touching the global RNG.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..registry import Registry
+from .layout import StandardLayout, memory_format_of
 
 
 class Norm(StrEnum):
@@ -40,18 +43,43 @@ class AttackCfg:
     ``eps_bounded`` attacks take the budget eps and return a perturbation inside the eps-ball.
     Minimal-perturbation attacks (CW, DeepFool) take no eps; they are reported as accuracy under a
     budget: an example counts as broken at eps only if the attack's perturbation norm is <= eps.
+
+    Every entry declares, with no default (so a new entry cannot forget them):
+
+    ``uses_gradient``
+        the attack follows the model's input gradient (the sweep records the zero-gradient
+        diagnostic for it; score-based and random attacks set False).
+    ``ce_gradient``
+        its strength depends on the scale of the cross-entropy gradient: when the softmax
+        saturates, CE gradients underflow to exactly 0 and the attack stalls (FGSM, BIM, PGD,
+        APGD-CE). Attacks on logit margins (CW, DLR, DeepFool) or on scores alone (Square) set
+        False: they are the ones to run when the gradient diagnostic fires.
+    ``still_robust_fast_path``
+        the sweep may attack, at each eps of a grid, only the points still robust at the
+        previous eps and carry the broken ones, instead of attacking every point.
     """
 
     name: str
     norm: Norm
     eps_bounded: bool
     paper: str
+    _: KW_ONLY
+    uses_gradient: bool
+    ce_gradient: bool
+    still_robust_fast_path: bool
     defaults: Mapping[str, Any] = field(default_factory=dict)
     randomized: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        for flag in ("eps_bounded", "uses_gradient", "ce_gradient", "still_robust_fast_path", "randomized"):
+            if type(getattr(self, flag)) is not bool:
+                raise TypeError(f"attack {self.name!r}: {flag} must be a bool, got {getattr(self, flag)!r}")
+        if self.ce_gradient and not self.uses_gradient:
+            raise ValueError(f"attack {self.name!r}: ce_gradient requires uses_gradient")
+        if self.still_robust_fast_path and not self.eps_bounded:
+            raise ValueError(f"attack {self.name!r}: still_robust_fast_path requires an eps-bounded attack")
 
 
 _REGISTRY: Registry[AttackCfg, Builder] = Registry("attack")
@@ -73,8 +101,10 @@ def get_attack_cfg(name: str) -> AttackCfg:
 
 # ------------------------------------------------------------------ parameters
 
-_POSITIVE = {"steps", "n_queries", "restarts", "rel_stepsize", "lr", "c", "p_init"}
-_NON_NEGATIVE = {"kappa", "overshoot"}
+# Every int / float parameter of a registered attack is in exactly one of these (a test checks).
+_POSITIVE = {"steps", "n_queries", "restarts", "rel_stepsize", "p_init", "binary_search_steps", "stepsize",
+             "initial_const"}
+_NON_NEGATIVE = {"overshoot", "confidence"}
 
 
 def _coerce(cfg: AttackCfg, key: str, value: Any) -> Any:
@@ -166,6 +196,24 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
+    """The model's parameters need no gradient for the duration, then as before.
+
+    Attacks need input gradients only; some engines (foolbox, torchattacks' DeepFool) call
+    ``loss.backward()``, which would also compute weight gradients and leave them in the caller's
+    ``.grad`` attributes.
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+@contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Take randomness from ``seed`` and leave the global RNG as it was."""
     devices = [device] if device.type == "cuda" else []
@@ -177,10 +225,19 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **overrides: Any) -> Perturb:
     """A ready attack ``perturb(x, y) -> x_adv`` for ``model`` at budget ``eps`` (raw units).
 
-    Images are N x C x H x W floats in [0, 1]; labels N int64. The model runs in eval mode and is
-    restored to its previous mode; randomness comes from ``seed``.
+    Images are N x C x H x W floats in [0, 1]; labels N int64. The model runs in eval mode with
+    gradients enabled (also when called under ``torch.no_grad()``) and no weight gradients, and is
+    restored to its previous mode afterwards; randomness comes from ``seed``.
+
+    Memory layout does not matter: the attack's internals always see standard-contiguous images and
+    get standard-contiguous input gradients (the model itself is fed the layout of its own weights,
+    e.g. channels_last, through :class:`~robust_attn.attacks.layout.StandardLayout`), so an attack
+    runs, and draws its random numbers, the same way whatever the layout of ``model`` and ``x``
+    (results differ only by the model's own float rounding between layouts); ``x_adv`` comes back
+    in the layout of ``x``. The caller's model is left as it was (mode, ``requires_grad``, weights,
+    layout) and gets no ``.grad``.
     """
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps >= 0):
         raise UserError(f"eps must be a finite number >= 0, got {eps!r}")
     params = resolve_params(name, overrides)
     builder = _REGISTRY.builder(name)
@@ -188,9 +245,10 @@ def create_attack(name: str, model: nn.Module, eps: float, seed: int = 0, **over
 
     def perturb(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_images(x, y, num_classes)
-        with eval_mode(model), seeded(seed, x.device):
-            attack = builder(model, float(eps), params, seed)
-            x_adv = attack(x, y)
-        return x_adv.detach()
+        layout = memory_format_of(x)
+        with eval_mode(model), frozen_parameters(model), torch.enable_grad(), seeded(seed, x.device):
+            attack = builder(StandardLayout(model).eval(), float(eps), params, seed)
+            x_adv = attack(x.contiguous(), y)
+        return x_adv.detach().contiguous(memory_format=layout)
 
     return perturb
