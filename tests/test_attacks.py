@@ -374,3 +374,17 @@ def test_deepfool_returns_x_where_it_finds_nothing(layouts):
     with torch.no_grad():
         fooled = model(out).argmax(1) != y[:8]
     assert torch.equal(out[~fooled], x[:8][~fooled]) and bool((~fooled).any())
+
+
+def test_minimal_attacks_on_a_constant_model_return_x_not_nan(layouts):
+    """Zero logit gradients everywhere (torchattacks' DeepFool divides 0 by 0 there): no adversarial
+    example, and the points come back unperturbed and finite (a non-finite result is never returned)."""
+    model, _, x, y = layouts
+    constant = copy.deepcopy(model)
+    last = [m for m in constant.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.nn.functional.one_hot(y[0], 10).float())
+    y = torch.full_like(y[:4], int(y[0]))
+    for name in ("deepfool", "cw"):
+        assert torch.equal(create_attack(name, constant, 0.0, **_fast(name))(x[:4], y), x[:4]), name

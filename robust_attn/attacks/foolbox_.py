@@ -40,9 +40,11 @@ def _fmodel(model: nn.Module) -> foolbox.PyTorchModel:
 
 def _adversarial_or_x(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
                       found: torch.Tensor | None = None) -> torch.Tensor:
-    """``x_adv`` where it was ``found`` and the model misclassifies it, ``x`` elsewhere."""
+    """``x_adv`` where it was ``found``, is finite and the model misclassifies it, ``x`` elsewhere."""
+    finite = torch.isfinite(x_adv).flatten(1).all(1)
+    x_adv = torch.where(finite.view(-1, *[1] * (x.ndim - 1)), x_adv, x)
     with torch.no_grad():
-        keep = model(x_adv).argmax(1) != y
+        keep = (model(x_adv).argmax(1) != y) & finite
     if found is not None:
         keep &= found
     return torch.where(keep.view(-1, *[1] * (x.ndim - 1)), x_adv, x)
