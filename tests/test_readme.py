@@ -17,7 +17,7 @@ import pytest
 from .conftest import ROOT, SHARED
 
 # What a test may shrink: the tour's work, never its meaning.
-SMALLER = {"--epochs": "1", "-n": "24"}
+SMALLER = {"--epochs": "1", "-n": "8"}
 
 
 def tour_commands() -> list[str]:
