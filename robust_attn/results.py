@@ -68,9 +68,11 @@ class ResultRow:
 
 @dataclass(frozen=True)
 class ExampleRow:
-    """One example at one eps of one (model, attack): for paired comparisons in reports."""
+    """One example at one eps of one (model, data, attack): for paired comparisons in reports."""
 
     model: str
+    dataset: str
+    n: int
     attack: str
     attack_params: str
     eps: float
@@ -98,7 +100,7 @@ class Outcome(StrEnum):
 
     CLEAN_ERROR = "clean-error"  # misclassified without attack
     BROKEN = "broken"
-    ROBUST = "robust"
+    ROBUST = "robust"  # classified correctly on the attack's output (counted in n_correct)
     ATTACK_FAILED = "attack-failed"  # a minimal-perturbation attack returned no adversarial example at all
 
 

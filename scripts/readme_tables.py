@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from robust_attn.results import accuracy_table
@@ -43,7 +44,27 @@ def timed_sweep(*args, **kwargs):
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         frame = sweep(*args, out=out, per_example=True, models_dir=ROOT / "models", **kwargs)
-        return frame, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        examples = pd.read_csv(Path(out) / "per_example.csv", dtype={"eps_label": str})
+        return frame, seconds, examples
+
+
+def mcnemar_lines(examples: pd.DataFrame, attack: str, eps_label: str, baseline: str = "vgg_c10s") -> list[str]:
+    """Per attention model: per-eps accuracy difference to the baseline and the exact McNemar p on the
+    same images (a binomial test on the discordant pairs)."""
+    from scipy.stats import binomtest
+
+    rows = examples[(examples["attack"] == attack) & (examples["eps_label"] == eps_label)]
+    robust = {m: g.set_index("index")["robust"].astype(bool) for m, g in rows.groupby("model")}
+    base = robust[baseline]
+    lines = []
+    for model in CIFAR[1:]:
+        att = robust[model]
+        b, c = int((base & ~att).sum()), int((~base & att).sum())
+        p = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+        diff = 100 * (att.mean() - base.mean())
+        lines.append(f"`{model}` {diff:+.1f} points (p = {p:.2g})")
+    return lines
 
 
 def main() -> None:
@@ -52,8 +73,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    default, t_default = timed_sweep(None, ["fgsm"], "0:8:1")
-    linf, t_linf = timed_sweep(CIFAR, ["fgsm", "pgd", "noise"], "0:8:1")
+    default, t_default, _ = timed_sweep(None, ["fgsm"], "0:8:1")
+    linf, t_linf, examples = timed_sweep(CIFAR, ["fgsm", "pgd", "noise"], "0:8:1")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads"
     text = f"""{START}
 `robust-attn sweep --attack fgsm --eps 0:8:1` (the first command above: {t_default:.0f} s of sweep on this
@@ -70,6 +91,9 @@ Under PGD-10 (`robust-attn sweep --models 'models/*_c10s.pt' --attack fgsm,pgd,n
 {t_linf:.0f} s), accuracy (%) at each eps (computed on the still-robust points, so it is also the worst case):
 
 {markdown(linf, "pgd", "accuracy", False)}
+
+Per-eps PGD at 1/255, each attention model minus `vgg_c10s` on the same 932 images, with the exact McNemar
+p-value: {"; ".join(mcnemar_lines(examples, "pgd", "1/255"))}.
 
 Under random sign noise of the same Linf size (`noise`, the baseline every attack must beat):
 

@@ -167,6 +167,8 @@ def test_per_example_file_agrees_with_both_counts(stored):
         g = grouped.get_group((row.model, row.attack, row.eps))
         assert g["robust"].sum() == row.n_correct == (g["adv_pred"] == g["label"]).sum()
         assert g["worst_case_robust"].sum() == row.worst_case_n_correct
+        assert (g["outcome"] == "robust").sum() == row.n_correct
+        assert (g["dataset"] == row.dataset).all() and (g["n"] == row.n).all()
     assert set(examples["outcome"]) <= {"clean-error", "broken", "robust"}
 
 

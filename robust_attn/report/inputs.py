@@ -68,7 +68,7 @@ class Artifact:
 @dataclass
 class RunInputs:
     results: pd.DataFrame  # RESULT_COLUMNS + attack_label, one row per (curve, eps)
-    examples: pd.DataFrame | None  # EXAMPLE_COLUMNS + dataset, n: only those of the rows kept
+    examples: pd.DataFrame | None  # EXAMPLE_COLUMNS: only those of the rows kept
     runs: list[Run]
     folders: list[str]
     artifacts: list[Artifact]
@@ -131,12 +131,7 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
             results = read_results_csv(d / RESULTS_FILE)
         frames.append(results.assign(_folder=order))
         if (d / EXAMPLES_FILE).is_file():
-            ex = read_examples_csv(d / EXAMPLES_FILE)
-            # per_example.csv has no dataset or n: within a folder (model, attack, params, eps) names one cell
-            meta = results[["model", "attack", "attack_params", "eps_label", "dataset", "n"]].drop_duplicates(
-                ["model", "attack", "attack_params", "eps_label"])
-            examples.append(ex.merge(meta, on=["model", "attack", "attack_params", "eps_label"], how="inner")
-                            .assign(_folder=order))
+            examples.append(read_examples_csv(d / EXAMPLES_FILE).assign(_folder=order))
         runs += _runs(d, results)
         if not (d / RUNS_FILE).is_file():
             notes.append(f"{d} has no run log ({RUNS_FILE}): its provenance is unknown")

@@ -371,13 +371,13 @@ def _examples_frame(store: CellStore) -> pd.DataFrame:
         for i, (label, clean, adv, norm, robust, worst, failed) in enumerate(zip(
                 blob["label"], blob["clean_pred"], blob["adv_pred"], blob["norm"], blob["robust"], blob["worst_case"],
                 blob["failed"])):
-            outcome = (Outcome.CLEAN_ERROR if clean != label else Outcome.ATTACK_FAILED if failed
-                       else Outcome.ROBUST if robust else Outcome.BROKEN)
-            rows.append(ExampleRow(row.model, row.attack, row.attack_params, row.eps, row.eps_label, i, label, clean,
-                                   adv, norm, int(robust), int(worst), outcome.value))
+            outcome = (Outcome.ATTACK_FAILED if failed else Outcome.ROBUST if robust
+                       else Outcome.CLEAN_ERROR if clean != label else Outcome.BROKEN)
+            rows.append(ExampleRow(row.model, row.dataset, row.n, row.attack, row.attack_params, row.eps, row.eps_label,
+                                   i, label, clean, adv, norm, int(robust), int(worst), outcome.value))
     return _sorted_examples(rows_frame(rows, EXAMPLE_COLUMNS))
 
 
 def _sorted_examples(frame: pd.DataFrame) -> pd.DataFrame:
-    keys = ["model", "attack", "attack_params", "eps", "index"]
+    keys = ["model", "dataset", "n", "attack", "attack_params", "eps", "index"]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
