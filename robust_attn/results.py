@@ -149,34 +149,31 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, frame_to_csv(frame))
 
 
-def read_results_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a results CSV written by a sweep, checking its columns."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.csv"
-    if not path.is_file():
-        raise UserError(f"results file {path} does not exist")
+def _read_sweep_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    """A CSV a sweep wrote, text columns kept as text, its declared columns checked: one-line errors."""
     try:
         frame = pd.read_csv(path, dtype=_TEXT_DTYPES)
     except Exception as exc:
         raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise UserError(f"{path} lacks result columns {missing}")
+        raise UserError(f"{path} lacks {what} columns {missing}")
     return frame
+
+
+def read_results_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a results CSV written by a sweep (or the results folder holding it), checking its columns."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise UserError(f"results file {path} does not exist")
+    return _read_sweep_csv(path, RESULT_COLUMNS, "result")
 
 
 def read_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read a per-example CSV written by a sweep, checking its columns."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=_TEXT_DTYPES)
-    except Exception as exc:
-        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in EXAMPLE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks per-example columns {missing}")
-    return frame
+    return _read_sweep_csv(Path(path), EXAMPLE_COLUMNS, "per-example")
 
 
 def accuracy_table(frame: pd.DataFrame, attack: str, value: str = "accuracy") -> pd.DataFrame:
