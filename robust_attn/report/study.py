@@ -1,0 +1,355 @@
+"""The study report: does an architecture change robustness, across training seeds?
+
+Reads a study output folder only (``study.csv``, ``effects.csv``, ``per_seed.csv``, ``within_seed.csv``,
+``members.csv``, ``provenance.json`` and the member sweep in ``sweep/``); it trains, loads and attacks
+nothing, and imports nothing from the study, sweep or attack code, so a study folder copied elsewhere
+can be reported on again. The page opens with the verdicts, because they are what a reader came for,
+then shows the curves and numbers they rest on: the across-seed bands, the difference to the
+baseline, robustness against clean accuracy, the per-eps effects, the within-seed McNemar view, the
+sanity checks of the member sweeps and the study's provenance.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import UserError
+from ..files import atomic_write_text, ensure_dir
+from . import study_plots
+from .build import _image_shapes
+from .common import attack_labels, slug
+from .inputs import describe_missing, read_runs
+from .sanity import Status, run_checks
+
+log = logging.getLogger(__name__)
+
+# The files of a study output folder (see the study contract of issue 13).
+STUDY_FILE = "study.csv"
+EFFECTS_FILE = "effects.csv"
+PER_SEED_FILE = "per_seed.csv"
+WITHIN_SEED_FILE = "within_seed.csv"
+MEMBERS_FILE = "members.csv"
+PROVENANCE_FILE = "provenance.json"
+SWEEP_DIR = "sweep"
+REPORT_DIR = "report"
+
+STUDY_COLUMNS = ("architecture", "attack", "attack_params", "metric", "summary", "eps", "eps_label", "n_seeds",
+                 "mean", "std", "ci_low", "ci_high")
+EFFECT_COLUMNS = ("architecture", "baseline", "attack", "attack_params", "metric", "summary", "eps", "eps_label",
+                  "n_seeds", "n_seeds_baseline", "mean", "baseline_mean", "difference", "ci_low", "ci_high", "test",
+                  "statistic", "df", "p_value", "p_holm", "verdict")
+PER_SEED_COLUMNS = ("architecture", "seed", "model", "attack", "attack_params", "metric", "summary", "eps",
+                    "eps_label", "value", "clean_accuracy")
+WITHIN_SEED_COLUMNS = ("architecture", "baseline", "seed", "attack", "attack_params", "metric", "eps", "eps_label",
+                       "accuracy", "baseline_accuracy", "difference", "mcnemar_p")
+MEMBER_COLUMNS = ("architecture", "seed", "model", "checkpoint", "checkpoint_sha256", "clean_accuracy", "trained")
+REQUIRED = {STUDY_FILE: STUDY_COLUMNS, EFFECTS_FILE: EFFECT_COLUMNS, PER_SEED_FILE: PER_SEED_COLUMNS}
+_NUMERIC = {"eps", "n_seeds", "n_seeds_baseline", "mean", "std", "ci_low", "ci_high", "baseline_mean", "difference",
+            "statistic", "df", "p_value", "p_holm", "seed", "value", "clean_accuracy", "accuracy",
+            "baseline_accuracy", "mcnemar_p"}
+
+AUC = "auc"
+EPS = "eps"
+METRICS = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case (robust at every eps' \u2264 eps)"}
+VERDICT_CLASS = {"more robust": "more", "less robust": "less", "no detectable difference": "none",
+                 "too few seeds for a verdict": "few"}
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """A study output folder as read: its tables (with an ``attack_label`` column), its provenance and
+    what the page should say about files that are missing."""
+
+    folder: Path
+    study: pd.DataFrame
+    effects: pd.DataFrame
+    per_seed: pd.DataFrame
+    within_seed: pd.DataFrame | None
+    members: pd.DataFrame | None
+    provenance: dict[str, Any]
+    notes: list[str]
+
+
+# ------------------------------------------------------------------ reading
+
+def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A study CSV with its declared columns checked: text stays text (an architecture named 'NA' is
+    not a missing value), declared numeric columns become numbers; one-line errors."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
+        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks the columns {missing} of a study table")
+    for column in _NUMERIC & set(frame.columns):
+        try:
+            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
+        except (ValueError, TypeError):
+            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
+    return frame
+
+
+def _provenance(path: Path, notes: list[str]) -> dict[str, Any]:
+    if not path.is_file():
+        notes.append(f"{path.name} is missing: the study's provenance is unknown")
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path.name} cannot be read ({exc}): the study's provenance is unknown".replace("\n", " "))
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _labelled(frames: Sequence[pd.DataFrame | None]) -> list[pd.DataFrame | None]:
+    """Every table with one ``attack_label`` per (attack, attack_params), shared across the tables so an
+    attack reads the same in every section (``pgd (steps=20)`` beside ``pgd`` only where both ran)."""
+    pairs = [p for f in frames if f is not None for p in zip(f["attack"], f["attack_params"])]
+    labels = attack_labels(pairs)
+    return [None if f is None else f.assign(attack_label=[labels[p] for p in zip(f["attack"], f["attack_params"])])
+            for f in frames]
+
+
+def read_study(study_dir: str | os.PathLike) -> StudyInputs:
+    """Read a study output folder; :class:`UserError` if it is not one (missing folder or CSVs)."""
+    folder = Path(study_dir)
+    if not folder.is_dir():
+        raise UserError(f"study folder {folder} does not exist")
+    absent = [name for name in REQUIRED if not (folder / name).is_file()]
+    if absent:
+        raise UserError(f"{folder} is not a study output folder: it lacks {', '.join(absent)} "
+                        "(written by robust-attn study STUDY.toml --out DIR)")
+    study, effects, per_seed = (read_table(folder / name, cols) for name, cols in REQUIRED.items())
+    if study.empty:
+        raise UserError(f"{folder / STUDY_FILE} holds no rows: nothing to report")
+    notes: list[str] = []
+    optional = []
+    for name, cols in ((WITHIN_SEED_FILE, WITHIN_SEED_COLUMNS), (MEMBERS_FILE, MEMBER_COLUMNS)):
+        if (folder / name).is_file():
+            optional.append(read_table(folder / name, cols))
+        else:
+            optional.append(None)
+            notes.append(f"{name} is missing from {folder}")
+    study, effects, per_seed, within = _labelled([study, effects, per_seed, optional[0]])
+    return StudyInputs(folder, study, effects, per_seed, within, optional[1],
+                       _provenance(folder / PROVENANCE_FILE, notes), notes)
+
+
+# ------------------------------------------------------------------ tables
+
+def _order(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
+    """Rows in reading order: per-eps accuracy before the worst case, attacks by label, then ``extra``."""
+    rank = {m: i for i, m in enumerate(METRICS)}
+    keyed = frame.assign(_m=frame["metric"].map(lambda m: rank.get(m, len(rank))))
+    return keyed.sort_values(["_m", "metric", "attack_label", *extra], kind="stable").drop(columns="_m")
+
+
+def _interval(low: float, high: float) -> str:
+    """'[71.2, 74.0]' in percent; 'n/a' where the interval is undefined (fewer than two seeds)."""
+    return "n/a" if not (np.isfinite(low) and np.isfinite(high)) else f"[{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _signed_interval(low: float, high: float) -> str:
+    """'[+1.2, +4.0]' in points; 'n/a' where undefined."""
+    return "n/a" if not (np.isfinite(low) and np.isfinite(high)) else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def _arm(arms: pd.DataFrame, architecture: str, row: dict[str, Any]) -> dict[str, Any]:
+    """One architecture's auc row of study.csv for the attack and metric of an effects row."""
+    hit = arms[(arms["architecture"] == architecture) & (arms["attack"] == row["attack"])
+               & (arms["attack_params"] == row["attack_params"]) & (arms["metric"] == row["metric"])]
+    if hit.empty:
+        return {"mean": np.nan, "interval": "n/a", "n_seeds": np.nan}
+    r = hit.iloc[0]
+    return {"mean": r["mean"], "interval": _interval(r["ci_low"], r["ci_high"]), "n_seeds": r["n_seeds"]}
+
+
+def verdict_rows(study: pd.DataFrame, effects: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per comparison x attack x metric on the AUC: each arm's across-seed mean with its
+    interval (study.csv), the difference with its Welch interval, the tests and the verdict."""
+    arms = study[study["summary"] == AUC]
+    rows = []
+    for r in _order(effects[effects["summary"] == AUC], "architecture", "baseline").to_dict("records"):
+        rows.append({**r, "metric_label": METRICS.get(r["metric"], r["metric"]),
+                     "arm": _arm(arms, r["architecture"], r), "base": _arm(arms, r["baseline"], r),
+                     "interval": _signed_interval(r["ci_low"], r["ci_high"]),
+                     "verdict_class": VERDICT_CLASS.get(r["verdict"], "none")})
+    return rows
+
+
+def few_seeds(study: pd.DataFrame) -> list[dict[str, Any]]:
+    """Architectures with fewer than two seeds somewhere: their intervals, and so their verdicts, are
+    undefined, and the page says so in words rather than leaving blank cells to be read as 'no effect'."""
+    counts = study.groupby("architecture")["n_seeds"].min()
+    return [{"architecture": a, "n_seeds": int(n) if np.isfinite(n) else 0} for a, n in counts.items() if not n >= 2]
+
+
+def per_eps_tables(effects: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per comparison x attack x metric: the difference at every eps with its interval and verdict."""
+    rows = _order(effects[effects["summary"] == EPS], "architecture", "baseline", "eps")
+    tables = []
+    keys = ["architecture", "baseline", "metric", "attack_label"]
+    for key, g in rows.groupby(keys, sort=False):
+        head = dict(zip(keys, key))
+        tables.append({**head, "metric_label": METRICS.get(head["metric"], head["metric"]),
+                       "rows": [{**r, "interval": _signed_interval(r["ci_low"], r["ci_high"]),
+                                 "verdict_class": VERDICT_CLASS.get(r["verdict"], "none")}
+                                for r in g.to_dict("records")]})
+    return tables
+
+
+def within_seed_tables(within: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Per comparison, the McNemar rows of each seed pair (same seed, same images), by attack and eps."""
+    if within is None or within.empty:
+        return []
+    rows = _order(within, "architecture", "baseline", "seed", "eps")
+    return [{"architecture": a, "baseline": b, "rows": g.to_dict("records")}
+            for (a, b), g in rows.groupby(["architecture", "baseline"], sort=True)]
+
+
+# ------------------------------------------------------------------ figures
+
+def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per attack x metric the curves and difference plots; per attack the clean-vs-robust plot."""
+    study, effects, seeds = inputs.study, inputs.effects, inputs.per_seed
+    palette = study_plots.architecture_palette([*study["architecture"], *seeds["architecture"],
+                                                *effects["baseline"]])
+    baselines = set(effects["baseline"])
+    curves = []
+    study_eps = _order(study[study["summary"] == EPS])
+    for i, ((metric, label), arms) in enumerate(study_eps.groupby(["metric", "attack_label"], sort=False)):
+        name = METRICS.get(metric, metric)
+        same = (seeds["summary"] == EPS) & (seeds["metric"] == metric) & (seeds["attack_label"] == label)
+        diffs = effects[(effects["summary"] == EPS) & (effects["metric"] == metric) & (effects["attack_label"] == label)]
+        stem = f"{i:02d}_{slug(label)}_{slug(metric)}"
+        curves.append({
+            "attack": label, "metric": metric, "metric_label": name,
+            "curves_png": study_plots.curves_plot(arms, seeds[same], palette, baselines,
+                                                  f"{name} under {label}: mean and 95% band across seeds", out,
+                                                  f"curves_{stem}"),
+            "difference_png": study_plots.difference_plot(diffs, palette,
+                                                          f"{name} under {label}: difference to baseline", out,
+                                                          f"difference_{stem}") if len(diffs) else None,
+        })
+    points = seeds[(seeds["summary"] == AUC) & (seeds["metric"] == "accuracy")]
+    scatter = []
+    for i, (label, g) in enumerate(points.groupby("attack_label", sort=True)):
+        scatter.append({"attack": label, "png": study_plots.clean_vs_robust_plot(
+            g, palette, f"{label}: one point per trained model", out, f"clean_vs_robust_{i:02d}_{slug(label)}")})
+    return curves, scatter
+
+
+# ------------------------------------------------------------------ member sweeps
+
+def member_sanity(study_dir: Path, out: Path) -> dict[str, Any]:
+    """The sanity checks of the member sweeps (``sweep/``), as the sweep report runs them, and a link to
+    that report where it was built. A study whose members fail a check has suspect verdicts too."""
+    sweep_dir = study_dir / SWEEP_DIR
+    report = sweep_dir / REPORT_DIR / "index.html"
+    link = Path(os.path.relpath(report, out)).as_posix() if report.is_file() else None
+    if not sweep_dir.is_dir():
+        return {"present": False, "message": f"the member sweeps are missing: {sweep_dir} does not exist, "
+                                             "so their sanity checks were not run", "checks": [], "link": link}
+    try:
+        inputs = read_runs([sweep_dir])
+    except UserError as exc:
+        return {"present": False, "message": f"the member sweeps are missing: {exc}", "checks": [], "link": link}
+    checks = run_checks(inputs.results, inputs.examples, _image_shapes(inputs))
+    incomplete = [f"{r.command or 'Python API'} ({r.status}): {describe_missing(r, inputs.labels)}"
+                  for r in inputs.incomplete]
+    return {"present": True, "message": None, "checks": checks, "link": link, "notes": [*inputs.notes, *incomplete],
+            "failures": [c for c in checks if c.status is Status.FAIL],
+            "models": int(inputs.results["model"].nunique())}
+
+
+# ------------------------------------------------------------------ provenance
+
+def _paths(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
+    """provenance.json as the page shows it, with the members (trained now or reused) from members.csv."""
+    p = inputs.provenance
+    versions = p.get("versions") if isinstance(p.get("versions"), dict) else {}
+    baselines = p.get("baselines") if isinstance(p.get("baselines"), dict) else {}
+    members = []
+    if inputs.members is not None:
+        trained = inputs.members["trained"].astype(str).str.strip().str.lower().isin(["true", "1"])
+        members = inputs.members.assign(trained=trained).sort_values(["architecture", "seed"]).to_dict("records")
+    wall = p.get("wall_seconds")
+    return {"study": p.get("study"), "file": p.get("file"), "sha256": p.get("sha256"),
+            "description": p.get("description"), "command": p.get("command"), "started": p.get("started"),
+            "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
+            "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "baselines": sorted((str(k), str(v)) for k, v in baselines.items()),
+            "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members}
+
+
+# ------------------------------------------------------------------ page
+
+def _csv_links(folder: Path, out: Path, names: Iterable[str]) -> dict[str, str]:
+    """Relative links from the page to the study's CSVs (they sit in the study folder, not copied)."""
+    return {n: Path(os.path.relpath(folder / n, out)).as_posix() for n in names if (folder / n).is_file()}
+
+
+def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+                       command: str | None = None) -> Path:
+    """Write the study report (``index.html`` and its PNG + SVG plots) into ``out`` (default
+    ``STUDY_DIR/report``) from a study output folder; return the path of ``index.html``."""
+    started = time.perf_counter()
+    inputs = read_study(study_dir)  # before anything is written: a wrong folder leaves no report behind
+    folder = inputs.folder
+    out_dir = ensure_dir(folder / REPORT_DIR if out is None else out, "report directory")
+    curves, scatter = _figures(inputs, out_dir)
+    context = {
+        "version": __version__,
+        "command": command,
+        "verdicts": verdict_rows(inputs.study, inputs.effects),
+        "few_seeds": few_seeds(inputs.study),
+        "curves": curves,
+        "scatter": scatter,
+        "per_eps": per_eps_tables(inputs.effects),
+        "within": within_seed_tables(inputs.within_seed),
+        "has_within": inputs.within_seed is not None,
+        "sanity": member_sanity(folder, out_dir),
+        "provenance": provenance_context(inputs),
+        "notes": inputs.notes,
+        "csv": _csv_links(folder, out_dir, (STUDY_FILE, EFFECTS_FILE, PER_SEED_FILE, WITHIN_SEED_FILE, MEMBERS_FILE)),
+    }
+    context["render_seconds"] = round(time.perf_counter() - started, 1)
+    path = atomic_write_text(out_dir / "index.html", render(context))
+    log.info("study report written to %s", path)
+    return path
+
+
+def _absent(value: Any) -> bool:
+    """None or NaN: a number the study could not compute (an interval or test with one seed)."""
+    return value is None or bool(pd.isna(value))
+
+
+def render(context: dict[str, Any]) -> str:
+    """The page from its context, autoescaped (architecture names and commands are user-controlled)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = lambda v: "n/a" if _absent(v) else f"{100 * v:.1f}"
+    env.filters["points"] = lambda v: "n/a" if _absent(v) else f"{100 * v:+.1f}"
+    env.filters["pval"] = lambda v: "n/a" if _absent(v) else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
+    env.filters["integer"] = lambda v: "?" if _absent(v) else str(int(v))
+    return env.get_template("study.html.j2").render(**context, Status=Status)
+
+
+__all__ = ["StudyInputs", "build_study_report", "read_study"]

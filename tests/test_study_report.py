@@ -1,0 +1,294 @@
+"""The study report on synthetic study folders: the CSVs of the study contract written with pandas,
+so these tests need no training, no sweep and no checkpoint."""
+from __future__ import annotations
+
+import ast
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from robust_attn.errors import UserError
+from robust_attn.report.study import build_study_report
+from robust_attn.results import RESULT_COLUMNS
+
+BASE = "vgg"
+ATT = "vgg-att3-concat-pc"
+EPS = (0, 1, 2)
+FGSM = "{}"
+SECTIONS = ["verdicts", "curves", "differences", "clean-vs-robust", "per-eps", "within-seed", "sanity", "provenance"]
+# per architecture: clean accuracy, robust accuracy lost per 1/255 (a lower slope: more robust)
+RECIPE = {BASE: (0.80, 0.20), ATT: (0.80, 0.12)}
+
+
+def _auc(values: list[float]) -> float:
+    return float(np.trapezoid(values, EPS) / (EPS[-1] - EPS[0]))
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    if len(values) < 2:
+        return np.nan, np.nan
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    return float(lo), float(hi)
+
+
+def _verdict(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> str:
+    if len(a) < 2 or len(b) < 2:
+        return "too few seeds for a verdict"
+    return "more robust" if lo > 0 else "less robust" if hi < 0 else "no detectable difference"
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> dict:
+    """Difference of means, its Welch interval and test (as the study writes them)."""
+    diff = a.mean() - b.mean()
+    if len(a) < 2 or len(b) < 2:
+        return {"difference": diff, "ci_low": np.nan, "ci_high": np.nan, "test": "none", "statistic": np.nan,
+                "df": np.nan, "p_value": np.nan, "verdict": _verdict(a, b, np.nan, np.nan)}
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    return {"difference": diff, "ci_low": ci.low, "ci_high": ci.high, "test": "welch-t", "statistic": res.statistic,
+            "df": res.df, "p_value": res.pvalue, "verdict": _verdict(a, b, ci.low, ci.high)}
+
+
+def make_study(folder: Path, seeds: dict[str, list[int]] | None = None, attention: str = ATT,
+               sweep: bool = False) -> Path:
+    """A study output folder: 2 architectures x 3 seeds (unless ``seeds`` says otherwise), fgsm at
+    eps 0, 1/255, 2/255, metrics accuracy and worst case, plus auc rows."""
+    seeds = seeds or {BASE: [0, 1, 2], attention: [0, 1, 2]}
+    recipe = {BASE: RECIPE[BASE], attention: RECIPE[ATT]}
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    members, per_seed = [], []
+    for arch, arch_seeds in seeds.items():
+        clean, slope = recipe[arch]
+        for seed in arch_seeds:
+            model = f"{arch}_seed{seed}"
+            c = clean + rng.normal(0, 0.01)
+            members.append({"architecture": arch, "seed": seed, "model": model, "checkpoint": f"models/{model}.pt",
+                            "checkpoint_sha256": f"{seed:064d}", "clean_accuracy": c, "trained": seed > 0})
+            for metric, extra in (("accuracy", 0.0), ("worst_case_accuracy", 0.02)):
+                values = [c] + [max(c - (slope + extra) * e + rng.normal(0, 0.02), 0) for e in EPS[1:]]
+                common = {"architecture": arch, "seed": seed, "model": model, "attack": "fgsm", "attack_params": FGSM,
+                          "metric": metric, "clean_accuracy": c}
+                per_seed += [{**common, "summary": "eps", "eps": e / 255, "eps_label": f"{e}/255" if e else "0",
+                              "value": v} for e, v in zip(EPS, values)]
+                per_seed.append({**common, "summary": "auc", "eps": np.nan, "eps_label": "auc", "value": _auc(values)})
+    per_seed = pd.DataFrame(per_seed)
+    keys = ["attack", "attack_params", "metric", "summary", "eps_label"]
+    study, effects = [], []
+    for key, g in per_seed.groupby(keys, sort=False):
+        eps = g["eps"].iloc[0]
+        arms = {a: g[g["architecture"] == a]["value"].to_numpy() for a in seeds}
+        for arch, v in arms.items():
+            lo, hi = _interval(v)
+            study.append({"architecture": arch, **dict(zip(keys, key)), "eps": eps, "n_seeds": len(v), "mean": v.mean(),
+                          "std": v.std(ddof=1) if len(v) > 1 else np.nan, "ci_low": lo, "ci_high": hi})
+        a, b = arms[attention], arms[BASE]
+        effects.append({"architecture": attention, "baseline": BASE, **dict(zip(keys, key)), "eps": eps,
+                        "n_seeds": len(a), "n_seeds_baseline": len(b), "mean": a.mean(), "baseline_mean": b.mean(),
+                        **_welch(a, b), "p_holm": np.nan})
+    effects = pd.DataFrame(effects)
+    auc = effects["summary"] == "auc"
+    effects.loc[auc, "p_holm"] = np.minimum(effects.loc[auc, "p_value"] * 1, 1)  # one comparison per metric
+    within = [{"architecture": attention, "baseline": BASE, "seed": s, "attack": "fgsm", "attack_params": FGSM,
+               "metric": "accuracy", "eps": e / 255, "eps_label": f"{e}/255" if e else "0", "accuracy": 0.5,
+               "baseline_accuracy": 0.4, "difference": 0.1, "mcnemar_p": 0.0123}
+              for s in sorted(set(seeds[attention]) & set(seeds[BASE])) for e in EPS]
+    pd.DataFrame(members).to_csv(folder / "members.csv", index=False)
+    per_seed.to_csv(folder / "per_seed.csv", index=False)
+    pd.DataFrame(study).to_csv(folder / "study.csv", index=False)
+    effects.to_csv(folder / "effects.csv", index=False)
+    pd.DataFrame(within).to_csv(folder / "within_seed.csv", index=False)
+    (folder / "provenance.json").write_text(json.dumps({
+        "study": "attention-vs-baseline", "file": "studies/attention-vs-baseline.toml", "sha256": "ab" * 32,
+        "description": "attention against its plain backbone", "command": "robust-attn study studies/x.toml",
+        "versions": {"torch": "2.5.0"}, "spec": {}, "baselines": {attention: BASE},
+        "trained": [m["checkpoint"] for m in members if m["trained"]],
+        "reused": [m["checkpoint"] for m in members if not m["trained"]],
+        "started": "2025-01-01T00:00:00", "wall_seconds": 12.5}))
+    if sweep:
+        _member_sweep(folder / "sweep", members)
+    return folder
+
+
+def _member_sweep(folder: Path, members: list[dict]) -> None:
+    """A minimal sweep results folder (results.csv only, no run log) with every member under fgsm."""
+    rows = []
+    for m in members:
+        for e in EPS:
+            acc = m["clean_accuracy"] - 0.1 * e
+            rows.append({**dict.fromkeys(RESULT_COLUMNS, 0), "model": m["model"], "checkpoint_sha256": m["checkpoint_sha256"],
+                         "architecture": m["architecture"], "width": 0.125, "trained_on": "cifar10", "dataset": "cifar10",
+                         "n": 100, "attack": "fgsm", "attack_params": FGSM, "norm": "Linf", "eps": e / 255,
+                         "eps_label": f"{e}/255" if e else "0", "n_correct": round(100 * acc), "accuracy": acc,
+                         "ci_low": acc - 0.05, "ci_high": acc + 0.05, "worst_case_n_correct": round(100 * acc),
+                         "worst_case_accuracy": acc, "worst_case_ci_low": acc - 0.05, "worst_case_ci_high": acc + 0.05,
+                         "accuracy_method": "per-eps", "clean_accuracy": m["clean_accuracy"],
+                         "zero_gradient_fraction": 0.0, "max_perturbation": e / 255, "seed": 0, "version": "0",
+                         "seconds": 0.1})
+    (folder / "report").mkdir(parents=True)
+    pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(folder / "results.csv", index=False)
+    (folder / "report" / "index.html").write_text("<html></html>")
+
+
+def _text(fragment: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def _section(page: str, section: str) -> str:
+    start = page.index(f'id="{section}"')
+    later = [page.index(f'id="{s}"') for s in SECTIONS if page.index(f'id="{s}"') > start]
+    return page[start:min(later, default=len(page))]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    return make_study(tmp_path_factory.mktemp("study") / "out", sweep=True)
+
+
+@pytest.fixture(scope="module")
+def page(study) -> str:
+    path = build_study_report(study, command="robust-attn report-study OUT (test)")
+    assert path == study / "report" / "index.html"
+    return path.read_text()
+
+
+def test_verdict_table_opens_the_report(page):
+    positions = [page.index(f'id="{s}"') for s in SECTIONS]
+    assert positions == sorted(positions), "sections in the order of the issue"
+    assert page.index("<table") > positions[0] and page.index("<table") < positions[1], "the first table is the verdicts"
+    assert "<img" not in page[:positions[1]]
+    assert "<script" not in page.lower() and "http://" not in page and "https://" not in page
+
+
+def test_verdict_rows_show_both_arms_the_difference_and_the_verdict(page, study):
+    verdicts = _section(page, "verdicts")
+    effects = pd.read_csv(study / "effects.csv")
+    arms = pd.read_csv(study / "study.csv").query("summary == 'auc'").set_index(["architecture", "metric"])
+    auc = effects[effects["summary"] == "auc"]
+    table = verdicts[:verdicts.index("</table>")]
+    rows = table.split("</tr>")[1:-1]
+    assert len(rows) == len(auc) == 2  # one comparison x fgsm x two metrics
+    assert "per-eps accuracy" in _text(rows[0]) and "worst case" in _text(rows[1])  # accuracy leads
+    for row, e in zip(rows, auc.sort_values("metric").itertuples()):
+        text = _text(row)
+        arm, base = arms.loc[(ATT, e.metric)], arms.loc[(BASE, e.metric)]
+        assert f"{100 * arm['mean']:.1f} [{100 * arm.ci_low:.1f}, {100 * arm.ci_high:.1f}]" in text
+        assert f"{100 * base['mean']:.1f} [{100 * base.ci_low:.1f}, {100 * base.ci_high:.1f}]" in text
+        assert f"{100 * e.difference:+.1f} [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]" in text
+        assert f" {e.p_value:.2g} " in text and text.endswith(e.verdict) and e.p_value > 1e-4
+        assert "3 / 3" in text
+    assert set(auc["verdict"]) == {"more robust"}  # the attention arm loses less per eps
+    assert 'class="name verdict-more">more robust' in table
+    prose = _text(verdicts)
+    assert "95% interval of the across-seed difference" in prose and "eps 0 included" in prose
+    assert "mean accuracy over the grid" in prose
+    assert "too-few-seeds" not in verdicts
+
+
+def test_curves_differences_and_scatter_are_plotted(page, study):
+    out = study / "report"
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    curves = [s for s in sources if s.startswith("curves_")]
+    diffs = [s for s in sources if s.startswith("difference_")]
+    scatter = [s for s in sources if s.startswith("clean_vs_robust_")]
+    assert len(curves) == 2 and len(diffs) == 2 and len(scatter) == 1  # fgsm x {accuracy, worst case}; per attack
+    for name in sources:
+        assert (out / name).stat().st_size > 1000 and (out / name).with_suffix(".svg").is_file()
+    assert all(s in _section(page, "curves") for s in curves)
+    assert all(s in _section(page, "differences") for s in diffs)
+    assert scatter[0] in _section(page, "clean-vs-robust")
+
+
+def test_per_eps_and_within_seed_tables(page, study):
+    per_eps = _text(_section(page, "per-eps"))
+    effects = pd.read_csv(study / "effects.csv", dtype={"eps_label": str})
+    row = effects[(effects["summary"] == "eps") & (effects["eps_label"] == "2/255") & (effects["metric"] == "accuracy")].iloc[0]
+    assert (f"2/255 3 / 3 {100 * row['mean']:.1f} {100 * row.baseline_mean:.1f} {100 * row.difference:+.1f} "
+            f"[{100 * row.ci_low:+.1f}, {100 * row.ci_high:+.1f}]") in per_eps
+    assert per_eps.count("vgg-att3-concat-pc vs vgg") == 2  # per metric
+    within = _text(_section(page, "within-seed"))
+    assert "McNemar" in within and within.count("0.012") == 9  # 3 seed pairs x 3 eps
+    assert "2 fgsm 1/255 50.0 40.0 +10.0 0.012" in within
+
+
+def test_member_sweep_checks_and_link(page):
+    sanity = _section(page, "sanity")
+    assert 'href="../sweep/report/index.html"' in sanity
+    assert "6 models" in sanity
+    statuses = re.findall(r'class="name status-\w+">([^<]+)</td>', sanity)
+    assert len(statuses) == 7 and set(statuses) <= {"PASS", "FAIL", "NOT TESTED"}
+    assert "eps 0" in _text(sanity)  # a check's own name and text
+    assert "member sweeps are missing" not in sanity
+
+
+def test_provenance(page, study):
+    prov = _text(_section(page, "provenance"))
+    assert "attention-vs-baseline" in prov and "ab" * 32 in prov and "robust-attn study studies/x.toml" in prov
+    assert "robust-attn report-study OUT (test)" in prov
+    assert "checkpoints trained by this run 4:" in prov and "checkpoints reused 2:" in prov
+    assert "torch 2.5.0" in prov and "12.5 s" in prov
+    assert prov.count("reused") == 1 + 2 and prov.count(" trained ") >= 4  # members table: seeds 1, 2 trained now
+
+
+def test_missing_member_sweeps_are_said(tmp_path):
+    folder = make_study(tmp_path / "study")
+    page = build_study_report(folder, tmp_path / "elsewhere").read_text()
+    assert (tmp_path / "elsewhere" / "index.html").is_file() and not (folder / "report").exists()
+    sanity = _text(_section(page, "sanity"))
+    assert "the member sweeps are missing" in sanity and "status" not in sanity
+    assert 'href="../study/study.csv"' in page  # links to the study's CSVs from wherever the report is
+
+
+def test_too_few_seeds_is_said_in_words(tmp_path):
+    folder = make_study(tmp_path / "study", seeds={BASE: [0, 1, 2], ATT: [0]})
+    page = build_study_report(folder).read_text()
+    verdicts = _section(page, "verdicts")
+    assert 'id="too-few-seeds"' in verdicts
+    assert "Too few seeds for a verdict where an architecture has fewer than two training seeds: vgg-att3-concat-pc : 1 seed." \
+        in _text(verdicts)
+    table = verdicts[:verdicts.index("</table>")]
+    assert table.count("too few seeds for a verdict") == 2 and "more robust" not in table
+    row = _text(table.split("</tr>")[1])
+    assert "1 / 3" in row and row.count("n/a") == 4  # arm interval, difference interval, Welch and Holm p
+    assert re.search(r" \d+\.\d n/a \d+\.\d \[", row), "the single-seed arm has a mean but no interval"
+
+
+def test_architecture_names_are_escaped(tmp_path):
+    hostile = '<img src=x onerror=alert(1)>$\\frac{$'
+    folder = make_study(tmp_path / "study", attention=hostile)
+    page = build_study_report(folder).read_text()
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert len(re.findall(r'<img src="curves_', page)) == 2  # the plots survive a '$' in a legend
+
+
+def test_not_a_study_folder_is_a_one_line_error(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError) as err:
+        build_study_report(empty)
+    message = str(err.value)
+    assert "\n" not in message and "study.csv" in message and "effects.csv" in message
+    assert not (empty / "report").exists(), "nothing written for a folder that is not a study"
+    with pytest.raises(UserError, match="does not exist"):
+        build_study_report(tmp_path / "nowhere")
+    folder = make_study(tmp_path / "study")
+    pd.read_csv(folder / "effects.csv").drop(columns="verdict").to_csv(folder / "effects.csv", index=False)
+    with pytest.raises(UserError, match="verdict"):
+        build_study_report(folder)
+
+
+def test_the_study_report_reads_files_only():
+    """No import of the study, sweep or attack code: a copied study folder can be reported on anywhere."""
+    package = Path(build_study_report.__code__.co_filename).parent
+    for name in ("study.py", "study_plots.py"):
+        tree = ast.parse((package / name).read_text())
+        imported = {f"{'.' * n.level}{n.module or ''}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if re.search(r"(^|\.)(sweep|attacks|study)$", m)}, (name, imported)
