@@ -18,6 +18,8 @@ _API = {
     "create_attack": "robust_attn.attacks",
     "parse_eps_grid": "robust_attn.attacks",
     "sweep": "robust_attn.sweep",
+    "study": "robust_attn.study",
+    "load_study": "robust_attn.study",
     "load_dataset": "robust_attn.data",
     "list_datasets": "robust_attn.data",
 }
@@ -27,5 +29,9 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        value = getattr(importlib.import_module(_API[name]), name)
+        # ``sweep`` and ``study`` are also subpackages: importing one binds the module to this
+        # name, so bind the function over it (later submodule imports do not rebind the name).
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'robust_attn' has no attribute {name!r}")

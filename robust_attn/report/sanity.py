@@ -116,12 +116,11 @@ def compare(low, high, outcomes: Outcomes, text: str, low_tag: str, high_tag: st
 def flagged(comparisons: Sequence[Comparison]) -> list[Comparison]:
     """The comparisons where ``low`` is significantly above ``high``: paired ones by Holm's step-down
     at family-wise ``ALPHA``, unpaired ones by more than ``UNPAIRED_TOLERANCE``."""
+    from statsmodels.stats.multitest import multipletests
+
     paired = sorted((c for c in comparisons if c.p is not None), key=lambda c: c.p)
-    out = []
-    for i, c in enumerate(paired):
-        if c.p > ALPHA / (len(paired) - i):
-            break
-        out.append(c)
+    reject = multipletests([c.p for c in paired], alpha=ALPHA, method="holm")[0] if paired else []
+    out = [c for c, r in zip(paired, reject) if r]
     out += [c for c in comparisons if c.p is None and c.excess > UNPAIRED_TOLERANCE + 1e-12]
     return out
 

@@ -1,0 +1,314 @@
+"""What a study is: a study file (TOML) read into a frozen, validated :class:`StudySpec`.
+
+A study answers an architecture question ("does attention change robustness?") across training
+seeds: one training recipe, several architectures, several seeds, one evaluation. Everything is
+checked here, before any training or attack runs, so a typo costs a one-line error and not an
+hour of training. Relative paths in the file are relative to the file's own folder, so a study
+runs the same from any working directory.
+
+Example (``studies/attention-vs-baseline.toml``)::
+
+    name = "attention-vs-baseline"
+    architectures = ["vgg", "vgg-att3-concat-pc"]
+    seeds = [0, 1, 2, 3, 4]
+    checkpoints = ["../models"]          # folders searched for matching checkpoints
+
+    [baselines]                          # optional; default: the plain backbone of the same family
+    "vgg-att3-concat-pc" = "vgg"
+
+    [train]
+    dataset = "cifar10-subset"
+    data_dir = "../../shared/datasets/cifar10-subset"
+    epochs = 30
+    width = 0.125
+    batch_size = 32
+    lr = 0.05
+
+    [evaluate]                           # dataset default: the embedded set of the training dataset
+    attacks = ["fgsm", "pgd"]
+    eps = "0:8:1"
+
+    [evaluate.attack_args.pgd]
+    steps = 10
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..attacks import get_attack_cfg, parse_eps_grid, resolve_params
+from ..attacks.grids import EpsGrid
+from ..data import get_dataset_cfg
+from ..errors import UserError, require_int
+from ..models import get_model_cfg
+from ..sweep import AttackSpec
+from ..sweep.inputs import check_grid_norms
+from ..train import Schedule, TrainConfig
+
+TOP_KEYS = ("name", "description", "architectures", "seeds", "checkpoints", "baselines", "train", "evaluate")
+TRAIN_KEYS = ("dataset", "data_dir", "epochs", "width", "batch_size", "lr", "momentum", "weight_decay", "schedule",
+              "augment")
+EVALUATE_KEYS = ("dataset", "data_dir", "n", "attacks", "eps", "eps_unit", "attack_args", "seed", "batch_size")
+TOP_REQUIRED = ("name", "architectures", "seeds", "train", "evaluate")
+
+# The training-configuration fields that decide a checkpoint's weights (with the seed): a checkpoint
+# whose recorded ``train_config`` agrees on all of them is the study's member, whatever its file name.
+RECIPE_FIELDS = ("architecture", "dataset", "epochs", "width", "seed", "batch_size", "lr", "momentum",
+                 "weight_decay", "schedule", "augment")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The shared training recipe (everything but the architecture and the seed)."""
+
+    dataset: str
+    data_dir: Path | None = None
+    epochs: int = 30
+    width: float = 0.125
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Schedule = Schedule.ONECYCLE
+    augment: bool = True
+
+    def train_config(self, architecture: str, seed: int, device: str = "auto") -> TrainConfig:
+        return TrainConfig(architecture, self.dataset, None if self.data_dir is None else str(self.data_dir),
+                           self.epochs, self.width, seed, self.batch_size, self.lr, self.momentum,
+                           self.weight_decay, self.schedule, self.augment, device)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How every member is evaluated: one sweep over every checkpoint of the study."""
+
+    attacks: tuple[AttackSpec, ...]
+    grid: EpsGrid
+    dataset: str | None = None
+    data_dir: Path | None = None
+    n: int | None = None
+    seed: int = 0
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: who is trained how, who is compared with whom, how they are attacked."""
+
+    name: str
+    file: Path
+    architectures: tuple[str, ...]
+    seeds: tuple[int, ...]
+    recipe: Recipe
+    evaluation: Evaluation
+    baselines: Mapping[str, str] = field(default_factory=dict)
+    checkpoints: tuple[Path, ...] = ()
+    description: str = ""
+
+    def members(self) -> list[tuple[str, int]]:
+        """Every (architecture, seed) the study needs a checkpoint of."""
+        return [(a, s) for a in self.architectures for s in self.seeds]
+
+    def record(self) -> dict[str, Any]:
+        """The resolved study as plain JSON values (for provenance)."""
+        ev = self.evaluation
+        return {
+            "name": self.name, "description": self.description, "architectures": list(self.architectures),
+            "seeds": list(self.seeds), "baselines": dict(self.baselines),
+            "checkpoints": [str(p) for p in self.checkpoints],
+            "train": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.recipe).items()},
+            "evaluate": {"attacks": [{"name": a.name, "params": dict(a.params)} for a in ev.attacks],
+                         "eps": list(ev.grid.values), "eps_labels": list(ev.grid.labels), "unit": ev.grid.unit.value,
+                         "dataset": ev.dataset, "data_dir": None if ev.data_dir is None else str(ev.data_dir),
+                         "n": ev.n, "seed": ev.seed, "batch_size": ev.batch_size},
+        }
+
+
+def recipe_key(train_config: Mapping[str, Any]) -> tuple:
+    """The part of a recorded training configuration that decides the weights (with the seed)."""
+    return tuple(train_config.get(k) for k in RECIPE_FIELDS)
+
+
+def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str, required: tuple[str, ...] = ()) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+            raise UserError(f"{where}: unknown key {key!r}{hint}")
+    for key in required:
+        if key not in table:
+            raise UserError(f"{where}: {key!r} is required")
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: [{key}] must be a table, got {value!r}")
+    return value
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _number(value: Any, what: str, minimum: float = 0.0, strict: bool = True) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum or (strict and value == minimum):
+        raise UserError(f"{what} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _path(value: Any, base: Path, what: str) -> Path:
+    path = Path(_string(value, what)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _names(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{what} must be a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise UserError(f"{what} lists a name twice: {value}")
+    return tuple(value)
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise UserError(f"seeds must be a non-empty list of integers, got {value!r}")
+    seeds = tuple(require_int("seeds", s, 0) for s in value)
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"seeds lists a seed twice: {list(seeds)}")
+    return seeds
+
+
+def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
+    _check_keys(raw, TRAIN_KEYS, "[train]", ("dataset",))
+    dataset = _string(raw["dataset"], "[train] dataset")
+    if not get_dataset_cfg(dataset).has_train:
+        raise UserError(f"[train] dataset {dataset!r} has no training split")
+    try:
+        schedule = Schedule(raw.get("schedule", Schedule.ONECYCLE.value))
+    except ValueError:
+        raise UserError(f"[train] schedule must be one of {[s.value for s in Schedule]}, "
+                        f"got {raw['schedule']!r}") from None
+    augment = raw.get("augment", True)
+    if not isinstance(augment, bool):
+        raise UserError(f"[train] augment must be true or false, got {augment!r}")
+    return Recipe(
+        dataset=dataset,
+        data_dir=_path(raw["data_dir"], base, "[train] data_dir") if "data_dir" in raw else None,
+        epochs=require_int("[train] epochs", raw.get("epochs", 30), 1),
+        width=_number(raw.get("width", 0.125), "[train] width"),
+        batch_size=require_int("[train] batch_size", raw.get("batch_size", 128), 1),
+        lr=_number(raw.get("lr", 0.1), "[train] lr"),
+        momentum=_number(raw.get("momentum", 0.9), "[train] momentum", strict=False),
+        weight_decay=_number(raw.get("weight_decay", 5e-4), "[train] weight_decay", strict=False),
+        schedule=schedule,
+        augment=augment,
+    )
+
+
+def _attacks(raw: dict[str, Any]) -> tuple[AttackSpec, ...]:
+    names = _names(raw["attacks"], "[evaluate] attacks")
+    args = _table(raw, "attack_args", "[evaluate]")
+    for name in args:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; the study's attacks: {', '.join(names)}"
+            raise UserError(f"[evaluate.attack_args] names {name!r}, which is not one of the study's attacks{hint}")
+        if not isinstance(args[name], dict):
+            raise UserError(f"[evaluate.attack_args.{name}] must be a table of parameters, got {args[name]!r}")
+    specs = []
+    for name in names:
+        get_attack_cfg(name)
+        try:
+            params = resolve_params(name, args.get(name, {}))
+        except UserError as exc:
+            raise UserError(f"[evaluate.attack_args.{name}]: {exc}") from None
+        specs.append(AttackSpec(name, params))
+    return tuple(specs)
+
+
+def _evaluation(raw: dict[str, Any], base: Path) -> Evaluation:
+    _check_keys(raw, EVALUATE_KEYS, "[evaluate]", ("attacks",))
+    attacks = _attacks(raw)
+    grid = parse_eps_grid(_string(raw.get("eps", "0:8:1"), "[evaluate] eps"), str(raw.get("eps_unit", "255")))
+    check_grid_norms(grid, attacks)
+    dataset = raw.get("dataset")
+    if dataset is not None:
+        get_dataset_cfg(_string(dataset, "[evaluate] dataset"))
+    n = raw.get("n")
+    return Evaluation(
+        attacks=attacks, grid=grid, dataset=dataset,
+        data_dir=_path(raw["data_dir"], base, "[evaluate] data_dir") if "data_dir" in raw else None,
+        n=None if n is None else require_int("[evaluate] n", n, 1),
+        seed=require_int("[evaluate] seed", raw.get("seed", 0), 0),
+        batch_size=require_int("[evaluate] batch_size", raw.get("batch_size", 256), 1),
+    )
+
+
+def default_baselines(architectures: tuple[str, ...], named: Mapping[str, Any]) -> dict[str, str]:
+    """Each attention architecture's baseline: the one ``named`` in the file, else the study's plain
+    (attention-free) architecture of the same family. Plain architectures have none."""
+    for arch, base in named.items():
+        if arch not in architectures:
+            raise UserError(f"[baselines] names {arch!r}, which is not in architectures {list(architectures)}")
+        if not isinstance(base, str) or base not in architectures:
+            raise UserError(f"[baselines] {arch!r} = {base!r}: the baseline must be one of architectures "
+                            f"{list(architectures)}")
+        if base == arch:
+            raise UserError(f"[baselines] {arch!r} cannot be its own baseline")
+    out: dict[str, str] = {}
+    for arch in architectures:
+        cfg = get_model_cfg(arch)
+        if arch in named:
+            out[arch] = named[arch]
+        elif cfg.has_attention:
+            plain = [a for a in architectures if get_model_cfg(a).family == cfg.family
+                     and not get_model_cfg(a).has_attention]
+            if not plain:
+                raise UserError(f"no baseline for {arch!r}: add the plain {cfg.family!r} backbone to architectures "
+                                f"or name one in [baselines]")
+            out[arch] = plain[0]
+    return out
+
+
+def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
+    """Validate a study read from TOML (``file`` anchors its relative paths)."""
+    _check_keys(raw, TOP_KEYS, str(file), TOP_REQUIRED)
+    base = file.parent
+    architectures = _names(raw["architectures"], "architectures")
+    for arch in architectures:
+        get_model_cfg(arch)
+    folders = raw.get("checkpoints", [])
+    if not isinstance(folders, list):
+        raise UserError(f"checkpoints must be a list of folders, got {folders!r}")
+    return StudySpec(
+        name=_string(raw["name"], "name"),
+        file=file,
+        architectures=architectures,
+        seeds=_seeds(raw["seeds"]),
+        recipe=_recipe(_table(raw, "train", str(file)), base),
+        evaluation=_evaluation(_table(raw, "evaluate", str(file)), base),
+        baselines=default_baselines(architectures, _table(raw, "baselines", str(file))),
+        checkpoints=tuple(_path(f, base, "checkpoints entry") for f in folders),
+        description=str(raw.get("description", "")),
+    )
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file; every problem is a one-line :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"study file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid TOML ({exc})") from None
+    return parse_study(raw, path)

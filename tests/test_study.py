@@ -1,0 +1,301 @@
+"""Studies: the study file's validation, the across-seed statistics against scipy / statsmodels,
+finding and training members (resume, reuse by recorded recipe), and whole runs on tiny models."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from robust_attn.errors import UserError
+from robust_attn.study import load_study, study
+from robust_attn.study import stats as st
+from robust_attn.study.members import find_members, train_members
+from robust_attn.study.spec import parse_study
+
+from .conftest import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "studies" / "attention-vs-baseline.toml"
+
+TINY = """
+name = "tiny"
+architectures = ["vgg", "vgg-att3-concat-pc"]
+seeds = [0, 1]
+[train]
+dataset = "synthetic"
+epochs = 1
+width = 0.0625
+batch_size = 64
+[evaluate]
+attacks = ["fgsm"]
+eps = "0:2:1"
+n = 32
+"""
+
+
+def _raw(**changes) -> dict:
+    raw = {"name": "s", "architectures": ["vgg", "vgg-att3-concat-pc"], "seeds": [0, 1],
+           "train": {"dataset": "synthetic", "epochs": 1}, "evaluate": {"attacks": ["fgsm"], "eps": "0:2:1"}}
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            raw[section] = {**raw[section], name: value}
+        else:
+            raw[section] = value
+    return raw
+
+
+def _error(raw: dict) -> str:
+    with pytest.raises(UserError) as info:
+        parse_study(raw, Path("/tmp/s.toml"))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# ------------------------------------------------------------------ the study file
+def test_a_valid_study_resolves_defaults_and_paths(tmp_path):
+    path = tmp_path / "sub" / "s.toml"
+    path.parent.mkdir()
+    path.write_text(TINY.replace('[train]', 'checkpoints = ["ckpts"]\n[train]\ndata_dir = "../data"'))
+    spec = load_study(path)
+    assert spec.baselines == {"vgg-att3-concat-pc": "vgg"}  # the plain backbone of the same family
+    assert spec.checkpoints == (path.parent / "ckpts",)
+    assert spec.recipe.data_dir == path.parent / "../data"  # relative to the study file, not the cwd
+    assert spec.members() == [("vgg", 0), ("vgg", 1), ("vgg-att3-concat-pc", 0), ("vgg-att3-concat-pc", 1)]
+    assert [a.name for a in spec.evaluation.attacks] == ["fgsm"]
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"archtectures": ["vgg"]}, "did you mean 'architectures'"),
+    ({"train__epoch": 3}, "did you mean 'epochs'"),
+    ({"evaluate__atacks": ["fgsm"]}, "did you mean 'attacks'"),
+    ({"architectures": ["vgg", "vgg-att3-concat-pcc"]}, "did you mean 'vgg-att3-concat-pc'"),
+    ({"seeds": [0, 0]}, "seed twice"),
+    ({"seeds": [-1]}, "seeds must be an integer >= 0"),
+    ({"seeds": []}, "non-empty list"),
+    ({"train__lr": -0.1}, "[train] lr must be a number > 0"),
+    ({"train__schedule": "cosine"}, "[train] schedule must be one of"),
+    ({"train__dataset": "cifar10-embedded"}, "has no training split"),
+    ({"evaluate__eps": "0:8:x"}, "eps"),
+    ({"evaluate__attacks": ["pgd-l2"]}, "--eps-unit raw"),
+    ({"evaluate__attack_args": {"pdg": {"steps": 3}}}, "not one of the study's attacks"),
+    ({"evaluate__attack_args": {"fgsm": {"steps": 3}}}, "[evaluate.attack_args.fgsm]"),
+    ({"baselines": {"vgg": "vgg-att3-concat-pc"}, "architectures": ["vgg", "vgg-att2-concat-pc"]},
+     "baseline must be one of architectures"),
+    ({"architectures": ["vgg-att3-concat-pc"]}, "no baseline for 'vgg-att3-concat-pc'"),
+])
+def test_bad_study_files_are_one_line_errors(changes, expected):
+    assert expected in _error(_raw(**changes))
+
+
+def test_missing_required_key_and_bad_toml(tmp_path):
+    raw = _raw()
+    del raw["seeds"]
+    assert "'seeds' is required" in _error(raw)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_study(bad)
+    with pytest.raises(UserError, match="does not exist"):
+        load_study(tmp_path / "absent.toml")
+
+
+# ------------------------------------------------------------------ statistics
+def test_auc_is_the_mean_over_the_eps_range():
+    assert st.auc([0, 1, 2], [1.0, 0.5, 0.0]) == pytest.approx(0.5)
+    assert st.auc([2, 0, 1], [0.0, 1.0, 1.0]) == pytest.approx(0.75)  # order of points does not matter
+    assert st.auc([0.5], [0.3]) == 0.3
+
+
+def test_mean_interval_is_scipys_t_interval():
+    x = [0.30, 0.28, 0.35, 0.31]
+    _, std, low, high = st.mean_interval(x)
+    expected = scipy_stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=scipy_stats.sem(x))
+    assert (low, high) == pytest.approx(expected)
+    assert std == pytest.approx(np.std(x, ddof=1))
+    assert all(math.isnan(v) for v in st.mean_interval([0.3])[1:])
+
+
+def test_welch_difference_matches_scipy_and_verdicts_follow_the_interval():
+    a, b = [0.35, 0.36, 0.34, 0.37], [0.28, 0.29, 0.27, 0.30]
+    w = st.welch(a, b)
+    ref = scipy_stats.ttest_ind(a, b, equal_var=False)
+    assert w["p_value"] == pytest.approx(ref.pvalue) and w["df"] == pytest.approx(ref.df)
+    assert w["ci_low"] > 0 and st.verdict(4, 4, w["ci_low"], w["ci_high"]) is st.Verdict.MORE
+    flipped = st.welch(b, a)
+    assert st.verdict(4, 4, flipped["ci_low"], flipped["ci_high"]) is st.Verdict.LESS
+    noisy = st.welch([0.3, 0.5, 0.2], [0.35, 0.25, 0.45])
+    assert st.verdict(3, 3, noisy["ci_low"], noisy["ci_high"]) is st.Verdict.NONE
+    one = st.welch([0.9], [0.1, 0.2])
+    assert one["test"] == "none" and st.verdict(1, 2, one["ci_low"], one["ci_high"]) is st.Verdict.TOO_FEW
+
+
+def _seed_frame(values: dict[str, list[float]], eps=(0.0, 1 / 255)) -> pd.DataFrame:
+    rows = []
+    for arch, seeds in values.items():
+        for seed, v in enumerate(seeds):
+            for e in eps:
+                rows.append({"model": f"{arch}_seed{seed}", "attack": "fgsm", "attack_params": "{}", "eps": e,
+                             "eps_label": "0" if e == 0 else "1/255", "accuracy": v - e, "worst_case_accuracy": v - 2 * e,
+                             "clean_accuracy": v, "architecture": "ignored", "seed": 99})
+    results = pd.DataFrame(rows)
+    members = pd.DataFrame([{"architecture": a, "seed": s, "model": f"{a}_seed{s}"}
+                            for a, seeds in values.items() for s in range(len(seeds))])
+    return st.per_seed(results, members)
+
+
+def test_tables_use_the_members_architecture_and_training_seed():
+    seeds = _seed_frame({"vgg": [0.5, 0.6, 0.55], "vgg-att3-concat-pc": [0.7, 0.72, 0.71]})
+    assert set(seeds["seed"]) == {0, 1, 2} and "ignored" not in set(seeds["architecture"])
+    table = st.study_table(seeds)
+    row = table[(table.architecture == "vgg") & (table.metric == "accuracy") & (table.summary == "auc")].iloc[0]
+    assert row.n_seeds == 3 and row["mean"] == pytest.approx(np.mean([0.5, 0.6, 0.55]) - 0.5 / 255)
+    effects = st.effects(seeds, {"vgg-att3-concat-pc": "vgg"})
+    auc_rows = effects[effects.summary == "auc"]
+    assert len(auc_rows) == 2 and set(auc_rows.verdict) == {"more robust"}
+    assert auc_rows["p_holm"].notna().all() and effects.loc[effects.summary == "eps", "p_holm"].isna().all()
+
+
+def test_holm_is_statsmodels_holm():
+    from statsmodels.stats.multitest import multipletests
+
+    frame = pd.DataFrame({"summary": ["auc"] * 3 + ["eps"], "metric": ["accuracy"] * 4,
+                          "p_value": [0.01, 0.04, 0.03, 0.001], "p_holm": math.nan})
+    out = st.holm(frame)
+    assert list(out["p_holm"][:3]) == pytest.approx(list(multipletests([0.01, 0.04, 0.03], method="holm")[1]))
+    assert math.isnan(out["p_holm"][3])
+
+
+def test_mcnemar_is_exact_on_discordant_pairs():
+    a = np.array([1, 1, 1, 1, 0, 0, 1, 0], bool)
+    b = np.array([0, 0, 0, 1, 0, 1, 1, 0], bool)
+    assert st.mcnemar_p(a, b) == pytest.approx(scipy_stats.binomtest(3, 4, 0.5).pvalue)
+
+
+# ------------------------------------------------------------------ members and whole runs
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "tiny.toml").write_text(TINY)
+    events = []
+    result = study(folder / "tiny.toml", folder / "out", jobs=2, report=True, on_training=events.append)
+    return folder, result, events
+
+
+def test_a_study_trains_sweeps_and_writes_every_table(tiny_study):
+    folder, result, events = tiny_study
+    out = folder / "out"
+    for name in ("members.csv", "per_seed.csv", "study.csv", "effects.csv", "within_seed.csv", "provenance.json",
+                 "report/index.html", "sweep/results.csv", "sweep/per_example.csv"):
+        assert (out / name).exists(), name
+    assert sorted({(e.architecture, e.seed) for e in events}) == [("vgg", 0), ("vgg", 1), ("vgg-att3-concat-pc", 0),
+                                                                 ("vgg-att3-concat-pc", 1)]
+    assert result.members["trained"].all() and len(result.members) == 4
+    effects = pd.read_csv(out / "effects.csv")
+    assert set(effects["architecture"]) == {"vgg-att3-concat-pc"} and set(effects["baseline"]) == {"vgg"}
+    assert effects["difference"].dtype == float
+    within = pd.read_csv(out / "within_seed.csv")
+    assert set(within["seed"]) == {0, 1} and within["mcnemar_p"].between(0, 1).all()
+
+
+def test_rerunning_a_study_trains_nothing_and_gives_the_same_tables(tiny_study, monkeypatch):
+    folder, result, _ = tiny_study
+    from robust_attn.study import members
+
+    monkeypatch.setattr(members, "train", lambda *a, **k: pytest.fail("a finished study trained again"))
+    again = study(folder / "tiny.toml", folder / "out", report=False)
+    assert not again.members["trained"].any()
+    pd.testing.assert_frame_equal(again.effects, result.effects)
+
+
+def test_a_checkpoint_is_found_by_its_recorded_recipe_whatever_its_name(tiny_study, tmp_path):
+    folder, result, _ = tiny_study
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    for i, path in enumerate(result.members["checkpoint"]):
+        shutil.copy(path, elsewhere / f"renamed_{i}.pt")
+    (elsewhere / "not_a_checkpoint.pt").write_text("hello")
+    spec = dataclasses.replace(load_study(folder / "tiny.toml"), checkpoints=(elsewhere,))
+    found, missing = find_members(spec, tmp_path / "fresh_out")
+    assert missing == [] and {p.checkpoint.parent for p in found} == {elsewhere}
+    other_recipe = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe, lr=0.01))
+    assert len(find_members(other_recipe, tmp_path / "fresh_out")[1]) == 4
+
+
+def test_an_interrupted_training_resumes_from_its_last_epoch(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY.replace("epochs = 1", "epochs = 3").replace("seeds = [0, 1]", "seeds = [0]"))
+    spec = dataclasses.replace(load_study(path), architectures=("vgg",), baselines={})
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_epoch(event):  # epoch 1's state is saved; epoch 2 is lost with the interruption
+        if event.epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_members(spec, [("vgg", 0)], tmp_path / "out", on_event=stop_after_first_epoch)
+    assert (tmp_path / "out" / "checkpoints" / "vgg_seed0.pt.state").exists()
+    seen = []
+    train_members(spec, [("vgg", 0)], tmp_path / "out", on_event=seen.append)
+    assert [e.epoch for e in seen] == [0, 2, 3]  # the start, then epochs 2 and 3: epoch 1 was not redone
+
+
+def test_a_member_path_holding_another_recipe_is_refused(tiny_study, tmp_path):
+    folder, _, _ = tiny_study
+    spec = load_study(folder / "tiny.toml")
+    spec = dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe, lr=0.01))
+    with pytest.raises(UserError, match="trained with another recipe"):
+        find_members(spec, folder / "out")
+
+
+def test_missing_training_data_fails_before_any_work(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(TINY.replace('dataset = "synthetic"', 'dataset = "cifar10-subset"\ndata_dir = "nowhere"'))
+    with pytest.raises(UserError, match="must be trained .* does not exist"):
+        study(path, tmp_path / "out", report=False)
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+# ------------------------------------------------------------------ the shipped study
+def test_the_shipped_study_finds_all_ten_checkpoints_in_models():
+    spec = load_study(SHIPPED)
+    found, missing = find_members(spec, ROOT / "results" / "never-written")
+    assert missing == [], f"shipped study would train {missing}"
+    assert len(found) == 10 and all(m.checkpoint.parent == ROOT / "models" for m in found)
+
+
+def test_the_cli_runs_a_study_and_prints_the_verdicts(tiny_study):
+    folder, _, _ = tiny_study
+    proc = run_cli("study", str(folder / "tiny.toml"), "--out", str(folder / "out"), "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    assert "vgg-att3-concat-pc" in proc.stdout and "verdict" in proc.stdout.lower()
+    bad = folder / "bad.toml"
+    bad.write_text(TINY.replace("epochs", "epoch"))
+    proc = run_cli("study", str(bad))
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_shipped_study_runs_end_to_end_without_training(tmp_path, monkeypatch):
+    """The shipped study on fewer images: nothing is trained, every comparison gets a verdict row."""
+    from robust_attn.study import members
+
+    monkeypatch.setattr(members, "train", lambda *a, **k: pytest.fail("the shipped study trained"))
+    spec = load_study(SHIPPED)
+    spec = dataclasses.replace(spec, evaluation=dataclasses.replace(spec.evaluation, n=40))
+    result = study(spec, tmp_path / "out", report=True)
+    assert not result.members["trained"].any() and len(result.members) == 10
+    verdicts = result.effects[result.effects["summary"] == "auc"]
+    assert sorted(zip(verdicts["attack"], verdicts["metric"])) == [
+        ("fgsm", "accuracy"), ("fgsm", "worst_case_accuracy"), ("pgd", "accuracy"), ("pgd", "worst_case_accuracy")]
+    assert (verdicts["n_seeds"] == 5).all() and (verdicts["n_seeds_baseline"] == 5).all()
+    assert "verdict" in (tmp_path / "out" / "report" / "index.html").read_text().lower()
