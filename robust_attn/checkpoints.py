@@ -134,6 +134,7 @@ class ManifestEntry:
     clean_accuracy: float
     seed: int | None = None
     command: str | None = None
+    replica_of: str | None = None  # a seed replica of this entry: left out of the default model set
 
 
 def read_manifest(models_dir: str | os.PathLike) -> dict[str, ManifestEntry]:
@@ -148,13 +149,20 @@ def read_manifest(models_dir: str | os.PathLike) -> dict[str, ManifestEntry]:
     return {e.name: e for e in entries}
 
 
+# Written only when set, so manifests without replicas keep their exact bytes.
+_OMIT_WHEN_NONE = ("replica_of",)
+
+
 def write_manifest(models_dir: str | os.PathLike, entries: dict[str, ManifestEntry]) -> Path:
-    rows = [vars(entries[name]) for name in sorted(entries)]
+    rows = [{k: v for k, v in vars(entries[name]).items() if not (k in _OMIT_WHEN_NONE and v is None)}
+            for name in sorted(entries)]
     return atomic_write_text(Path(models_dir) / MANIFEST, json.dumps({"checkpoints": rows}, indent=2) + "\n")
 
 
-def register_in_manifest(checkpoint_path: str | os.PathLike, command: str | None = None) -> ManifestEntry:
-    """Add (or replace) the checkpoint in the manifest of the folder it lives in."""
+def register_in_manifest(checkpoint_path: str | os.PathLike, command: str | None = None, *,
+                         replica_of: str | None = None) -> ManifestEntry:
+    """Add (or replace) the checkpoint in the manifest of the folder it lives in. ``replica_of``: the
+    name of the entry this one is a seed replica of (kept out of the default model set)."""
     path = Path(checkpoint_path)
     meta = read_checkpoint_file(path)["metadata"]
     entry = ManifestEntry(
@@ -167,6 +175,7 @@ def register_in_manifest(checkpoint_path: str | os.PathLike, command: str | None
         clean_accuracy=meta.get("clean_accuracy", float("nan")),
         seed=meta.get("seed"),
         command=command,
+        replica_of=replica_of,
     )
     # Read-modify-write under a lock: trainings run side by side (one per core) register at their
     # end, and without it the later writer would drop the earlier one's entry.
@@ -186,8 +195,13 @@ class CheckpointRef:
     sha256: str | None
 
 
-def resolve_checkpoints(specs: list[str] | None, models_dir: str | os.PathLike) -> list[CheckpointRef]:
-    """Turn manifest names, paths and globs into checkpoint references (default: the whole manifest)."""
+def resolve_checkpoints(specs: list[str] | None, models_dir: str | os.PathLike, *,
+                        strict: bool = False) -> list[CheckpointRef]:
+    """Turn manifest names, paths and globs into checkpoint references.
+
+    Default (no ``specs``): every manifest entry except seed replicas (``replica_of`` set; they stay
+    addressable by name or path). An entry whose file is missing is skipped with a warning, or with
+    ``strict`` is an error; a checkpoint named explicitly that is missing is always an error."""
     models_dir = Path(models_dir)
     manifest = read_manifest(models_dir)
 
@@ -197,7 +211,23 @@ def resolve_checkpoints(specs: list[str] | None, models_dir: str | os.PathLike) 
     if not specs:
         if not manifest:
             raise UserError(f"no checkpoints: {models_dir / MANIFEST} is missing or empty; pass --models")
-        return [from_manifest(manifest[n]) for n in sorted(manifest)]
+        replicas = [n for n in manifest if manifest[n].replica_of]
+        if replicas:
+            log.info("left out %d seed replica(s) from the default model set (%s); name them with --models to evaluate them",
+                     len(replicas), ", ".join(sorted(replicas)))
+        refs = []
+        for name in sorted(set(manifest) - set(replicas)):
+            ref = from_manifest(manifest[name])
+            if not ref.path.exists():
+                if strict:
+                    raise UserError(f"manifest entry {name!r} in {models_dir / MANIFEST}: checkpoint file {ref.path} "
+                                    f"does not exist (without --strict it is skipped)")
+                log.warning("skipping manifest entry %r: its checkpoint file %s does not exist", name, ref.path)
+                continue
+            refs.append(ref)
+        if not refs:
+            raise UserError(f"no checkpoints: no default entry of {models_dir / MANIFEST} has its file; pass --models")
+        return refs
     by_file = {(models_dir / e.file).resolve(): e for e in manifest.values()}
     refs: list[CheckpointRef] = []
     for spec in specs:

@@ -114,6 +114,7 @@ def train_cmd(
     device: Device = "auto",
     download: Annotated[bool, typer.Option("--download", help="Let torchvision download the dataset.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last finished epoch.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint at --out.")] = False,
     manifest: Annotated[bool, typer.Option("--manifest", help="Record the checkpoint in manifest.json beside it.")] = False,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun: synchronise BatchNorm statistics across ranks.")] = False,
 ) -> None:
@@ -135,6 +136,8 @@ def train_cmd(
     _set_threads(threads)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory, expected a checkpoint file path")
+    if out.exists() and not (force or resume):
+        raise UserError(f"checkpoint {out} exists; pass --force to overwrite (or --resume to continue it)")
     ranks = init_from_env(device)
     cfg = TrainConfig(model, dataset, str(data_dir) if data_dir else None, epochs, width, seed, batch_size, lr,
                       weight_decay=weight_decay, schedule=sched, device=local_device(device), download=download)
@@ -223,6 +226,7 @@ def sweep_cmd(
     threads: Threads = None,
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (changes gradients; off by default).")] = False,
     fast_path: Annotated[bool, typer.Option("--fast-path/--no-fast-path", help="Attack only the points still robust at the previous eps where the attack allows it (pgd, bim); --no-fast-path attacks every point at every eps.")] = True,
+    strict: Annotated[bool, typer.Option("--strict", help="Without --models: a manifest entry whose checkpoint file is missing is an error (default: a warning that skips it).")] = False,
 ) -> None:
     """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv.
 
@@ -236,13 +240,14 @@ def sweep_cmd(
     device = local_device(device)
     try:
         _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                          out, per_example, report, report_dir, models_dir, amp, fast_path, ranks.is_writer)
+                          out, per_example, report, report_dir, models_dir, amp, fast_path, ranks.is_writer, strict)
     finally:
         shutdown()
 
 
 def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                      out, per_example, report, report_dir, models_dir, amp: bool, fast_path: bool, writer: bool) -> None:
+                      out, per_example, report, report_dir, models_dir, amp: bool, fast_path: bool, writer: bool,
+                      strict: bool = False) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -274,7 +279,7 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
             _split(models), _split(attack), eps, dataset, eps_unit=eps_unit, attack_args=parse_attack_args(attack_arg),
             data_dir=data_dir, models_dir=models_dir, n=n, batch_size=batch_size, seed=seed, device=device, out=out,
             per_example=per_example, amp=amp, fast_path=fast_path, on_start=on_start, on_cell=on_cell,
-            provenance={"command": command_line()},
+            provenance={"command": command_line()}, strict=strict,
         )
     finally:
         progress.stop()

@@ -143,26 +143,47 @@ def _subset_file(data_dir: Path | None) -> Path:
     return data_dir / "cifar10_subset.npz" if data_dir.is_dir() else data_dir
 
 
-def _torchvision_cifar(cls_name: str) -> Loader:
+def _how_to_fetch(name: str, root: Path, holds: str) -> str:
+    """What to do about a dataset that is not on disk, true for every command that reads it (only
+    ``train`` has ``--download``); never torchvision's own "use download=True" text."""
+    return (f"`robust-attn train ... --dataset {name} --data-dir {root} --download` (or torchvision's download) "
+            f"fetches it there, or point --data-dir at a folder that holds an existing copy ({holds})")
+
+
+def _download_failed(name: str, root: Path, exc: BaseException) -> UserError:
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UserError(f"could not download {name} into {root} ({why}); this needs internet access, "
+                     f"or point --data-dir at a folder that holds an existing copy and drop --download")
+
+
+def _torchvision_cifar(name: str, cls_name: str) -> Loader:
     def load(data_dir: Path | None, download: bool):
         import torchvision
 
-        root = _require_dir(cls_name, data_dir) if not download else (data_dir or Path("data"))
         cls = getattr(torchvision.datasets, cls_name)
+        folder = f"{cls.base_folder}/, as torchvision's download leaves it"
+        if data_dir is None and not download:
+            raise UserError(f"dataset {name!r} needs --data-dir (a folder that holds {folder})")
+        root = data_dir or Path("data")
+        if not download and not (root / cls.base_folder).is_dir():
+            raise UserError(f"{name} not found: {root / cls.base_folder}/ does not exist; {_how_to_fetch(name, root, folder)}")
         try:
             train, test = cls(str(root), train=True, download=download), cls(str(root), train=False, download=download)
-        except RuntimeError as exc:
-            raise UserError(f"{cls_name} not found under {root} ({exc}); pass --download to fetch it") from None
+        except (RuntimeError, OSError) as exc:
+            if download:
+                raise _download_failed(name, root, exc) from None
+            raise UserError(f"{name}: {root / cls.base_folder} is incomplete or corrupt (torchvision's checksums "
+                            f"do not match); {_how_to_fetch(name, root, folder)}") from None
         return _hwc_to_set(train.data, train.targets), _hwc_to_set(test.data, test.targets)
 
     return load
 
 
 register_dataset(DatasetCfg("cifar10", 10, 3, *_CIFAR10_STATS, True, "CIFAR-10 via torchvision", "cifar10-embedded"))(
-    _torchvision_cifar("CIFAR10")
+    _torchvision_cifar("cifar10", "CIFAR10")
 )
 register_dataset(DatasetCfg("cifar100", 100, 3, *_CIFAR100_STATS, True, "CIFAR-100 via torchvision"))(
-    _torchvision_cifar("CIFAR100")
+    _torchvision_cifar("cifar100", "CIFAR100")
 )
 
 
@@ -176,7 +197,8 @@ def _fashion_root(data_dir: Path) -> Path:
         return data_dir
     gz = [data_dir / f"{f}.gz" for f in _FASHION_FILES]
     if not all(p.exists() for p in gz):
-        raise UserError(f"{data_dir} holds neither FashionMNIST/raw/ nor the four Fashion-MNIST .gz idx files")
+        raise UserError(f"{data_dir} holds neither FashionMNIST/raw/ nor the four Fashion-MNIST .gz idx files; "
+                        + _how_to_fetch("fashion-mnist", data_dir, "FashionMNIST/raw/ or the .gz files"))
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robust-attn" / "fashion-mnist"
     raw = cache / "FashionMNIST" / "raw"
     for src, name in zip(gz, _FASHION_FILES):
@@ -198,8 +220,11 @@ def _load_fashion(data_dir: Path | None, download: bool):
     try:
         train = torchvision.datasets.FashionMNIST(str(root), train=True, download=download)
         test = torchvision.datasets.FashionMNIST(str(root), train=False, download=download)
-    except RuntimeError as exc:
-        raise UserError(f"Fashion-MNIST not readable under {root}: {exc}") from None
+    except (RuntimeError, OSError) as exc:
+        if download:
+            raise _download_failed("fashion-mnist", root, exc) from None
+        raise UserError(f"fashion-mnist: the files under {root / 'FashionMNIST' / 'raw'} are incomplete; "
+                        + _how_to_fetch("fashion-mnist", data_dir, "FashionMNIST/raw/ or the .gz files")) from None
     return _gray_to_set(train.data, train.targets), _gray_to_set(test.data, test.targets)
 
 
@@ -257,8 +282,9 @@ def make_subset(cifar_root: str | os.PathLike, out: str | os.PathLike, per_batch
     try:
         train = torchvision.datasets.CIFAR10(str(root), train=True, download=False)
         test = torchvision.datasets.CIFAR10(str(root), train=False, download=False)
-    except RuntimeError as exc:
-        raise UserError(f"CIFAR-10 not found under {root}: {exc}") from None
+    except RuntimeError:
+        raise UserError(f"CIFAR-10 not found under {root} (torchvision's download leaves it in {root}/cifar-10-batches-py/); "
+                        f"`robust-attn train ... --dataset cifar10 --data-dir {root} --download` fetches it") from None
     rows = [b * 10000 + i for b in range(5) for i in range(per_batch)]
     buf = io.BytesIO()
     np.savez_compressed(

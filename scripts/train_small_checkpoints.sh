@@ -16,7 +16,7 @@ SUBSET=../shared/datasets/cifar10-subset
 FMNIST=../shared/datasets/fashion-mnist
 train_cifar() {
   robust-attn train "$1" --dataset cifar10-subset --data-dir "$SUBSET" --epochs 30 --batch-size 32 --lr 0.05 \
-    --width 0.125 --seed 0 --threads 1 --out "models/$1_c10s.pt" --manifest
+    --width 0.125 --seed 0 --threads 1 --out "models/$1_c10s.pt" --manifest --force
 }
 for arch in vgg vgg-att2-concat-pc vgg-att3-concat-pc vgg-att3-concat-dp vgg-att3-indep-pc; do
   train_cifar "$arch" &
@@ -25,5 +25,5 @@ done
 while (( $(jobs -rp | wc -l) > 0 )); do wait -n; done  # a failed training fails the script
 for arch in vgg vgg-att3-concat-pc; do
   robust-attn train "$arch" --dataset fashion-mnist --data-dir "$FMNIST" --epochs 3 --width 0.125 \
-    --seed 0 --threads 2 --out "models/${arch}_fmnist.pt" --manifest
+    --seed 0 --threads 2 --out "models/${arch}_fmnist.pt" --manifest --force
 done

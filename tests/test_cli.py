@@ -28,6 +28,11 @@ def files(tmp_path_factory):
     manifest = json.loads((MODELS_DIR / "manifest.json").read_text())
     entry = next(e for e in manifest["checkpoints"] if e["name"] == "vgg_c10s")
     (lying / "manifest.json").write_text(json.dumps({"checkpoints": [{**entry, "sha256": "0" * 64}]}))
+    gone = d / "gone"  # a manifest entry whose checkpoint file is missing
+    gone.mkdir()
+    shutil.copy(MODELS_DIR / "vgg_c10s.pt", gone / "vgg_c10s.pt")
+    vanished = {**entry, "name": "vanished", "file": "vanished.pt"}
+    (gone / "manifest.json").write_text(json.dumps({"checkpoints": [entry, vanished]}))
     return d
 
 
@@ -50,6 +55,9 @@ CASES = [
     ([*T, "--out", "{d}/empty"], "is a directory"),
     ([*T, "--out", "{d}/o.pt", "--sync-bn"], "--sync-bn needs CUDA"),
     ([*T, "--out", "{d}/a_file/o.pt"], "checkpoint directory"),
+    ([*T, "--out", "{d}/a_file"], "a_file exists; pass --force to overwrite (or --resume to continue it)"),
+    (["train", "vgg", "--out", "{d}/o.pt", "--dataset", "cifar10", "--data-dir", "{d}/empty"],
+     "empty/cifar-10-batches-py/ does not exist; `robust-attn train ... --dataset cifar10 --data-dir"),
     (["train", "vgg", "--out", "{d}/o.pt", "--dataset", "imagenet"], "unknown dataset"),
     (["train", "vgg", "--out", "{d}/o.pt", "--dataset", "cifar10-subset"], "needs --data-dir"),
     (["train", "vgg", "--out", "{d}/o.pt", "--dataset", "cifar10-subset", "--data-dir", "{d}/none.npz"], "does not exist"),
@@ -77,6 +85,10 @@ CASES = [
     (["sweep", "--models", "{d}/empty", "--attack", "fgsm", "--out", "{d}/o"], "is a directory"),
     (["sweep", "--models-dir", "{d}/lying", "--attack", "fgsm", "--out", "{d}/o"], "does not match the manifest"),
     (["sweep", "--models-dir", "{d}/empty", "--attack", "fgsm", "--out", "{d}/o"], "no checkpoints"),
+    (["sweep", "--models-dir", "{d}/gone", "--strict", "--attack", "fgsm", "--out", "{d}/o"],
+     "manifest entry 'vanished'"),
+    ([*S, "--attack", "fgsm", "--dataset", "cifar10", "--data-dir", "{d}/empty", "--out", "{d}/o"],
+     "cifar-10-batches-py/ does not exist"),
     ([*S, "--attack", "fgsm", "--n", "0", "--out", "{d}/o"], "n must be"),
     ([*S, "--attack", "fgsm", "--batch-size", "0", "--out", "{d}/o"], "batch_size"),
     ([*S, "--attack", "fgsm", "--seed", "-1", "--out", "{d}/o"], "seed"),
@@ -105,6 +117,18 @@ def test_bad_input_is_one_line_and_exit_2(argv, expected, files, capsys, monkeyp
     assert err.startswith("error: ") and expected in err and "Traceback" not in err
     created = {p for p in set(files.rglob("*")) - before if p.is_file()}
     assert not created, f"left behind: {created}"
+
+
+def test_a_missing_manifest_checkpoint_is_a_warning_that_skips_it(files, tmp_path):
+    result = run_cli("sweep", "--models-dir", str(files / "gone"), "--attack", "fgsm", "--eps", "0,1", "-n", "8",
+                     "--no-report", "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "'vanished'" in warnings[0] and str(files / "gone" / "vanished.pt") in warnings[0]
+    assert "error" not in result.stderr
+    import pandas as pd
+
+    assert set(pd.read_csv(tmp_path / "o" / "results.csv")["model"]) == {"vgg_c10s"}
 
 
 def test_a_user_error_from_a_real_process_is_one_line():

@@ -76,3 +76,51 @@ def test_augment_batch_crops_and_flips_each_image():
         crops = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], c) or torch.equal(out[i], c.flip(2)) for c in crops)
     assert torch.equal(augment_batch(x, torch.Generator().manual_seed(0), pad=2), out)  # seeded
+
+
+@pytest.mark.parametrize("name,folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
+def test_a_missing_torchvision_dataset_says_where_it_looked_and_what_to_do(tmp_path, name, folder):
+    """Not torchvision's "use download=True" (no command has that) nor `sweep --download` (sweep has no such
+    option): where the files were looked for, `train ... --download`, or --data-dir at an existing copy."""
+    with pytest.raises(UserError) as missing:
+        load_dataset(name, tmp_path)
+    with pytest.raises(UserError, match="needs --data-dir"):
+        load_dataset(name)
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / "data_batch_1").write_bytes(b"truncated")
+    with pytest.raises(UserError) as corrupt:
+        load_dataset(name, tmp_path)
+    for info in (missing, corrupt):
+        message = str(info.value)
+        assert str(tmp_path / folder) in message and "\n" not in message
+        assert f"`robust-attn train ... --dataset {name} --data-dir {tmp_path} --download`" in message
+        assert "point --data-dir at a folder that holds an existing copy" in message
+        assert "download=True" not in message and "pass --download" not in message
+    assert "does not exist" in str(missing.value) and "incomplete or corrupt" in str(corrupt.value)
+
+
+def test_a_failed_download_says_so(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", type("CIFAR10", (), {"base_folder": "cifar-10-batches-py",
+                                                                              "__init__": offline}))
+    with pytest.raises(UserError, match=r"could not download cifar10 into .*name resolution.*internet") as info:
+        load_dataset("cifar10", tmp_path, download=True)
+    assert "download=True" not in str(info.value)
+
+
+def test_incomplete_fashion_mnist_files_and_missing_cifar_for_make_subset(tmp_path):
+    from robust_attn.data import make_subset
+
+    (tmp_path / "FashionMNIST" / "raw").mkdir(parents=True)
+    with pytest.raises(UserError, match="incomplete; `robust-attn train ... --dataset fashion-mnist") as info:
+        load_dataset("fashion-mnist", tmp_path)
+    assert "download=True" not in str(info.value)
+    with pytest.raises(UserError, match="cifar-10-batches-py/.*--download` fetches it") as info:
+        make_subset(tmp_path, tmp_path / "o.npz")
+    assert "download=True" not in str(info.value) and not (tmp_path / "o.npz").exists()

@@ -186,3 +186,69 @@ def test_shipped_checkpoints_meet_their_targets_with_one_recipe(shipped, embedde
     fashion = [e for e in manifest.values() if e.dataset == "fashion-mnist"]
     assert len(fashion) >= 2 and all(e.clean_accuracy >= 0.90 for e in fashion)
     assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 20 * 2**20
+
+
+def _two_checkpoint_manifest(tmp_path):
+    model = create_model("vgg", width=0.125)
+    for name in ("a", "b"):
+        save_checkpoint(model, tmp_path / f"{name}.pt", {"dataset": "synthetic", "clean_accuracy": 0.5})
+        register_in_manifest(tmp_path / f"{name}.pt")
+
+
+def test_a_manifest_entry_whose_file_is_missing_is_skipped_or_with_strict_an_error(tmp_path, caplog):
+    _two_checkpoint_manifest(tmp_path)
+    (tmp_path / "b.pt").unlink()
+    with caplog.at_level("WARNING", logger="robust_attn.checkpoints"):
+        refs = resolve_checkpoints(None, tmp_path)
+    assert [r.name for r in refs] == ["a"]
+    assert any("'b'" in r.message and str(tmp_path / "b.pt") in r.message and r.levelname == "WARNING"
+               for r in caplog.records), caplog.text
+    with pytest.raises(UserError, match=r"manifest entry 'b'.*b\.pt does not exist") as info:
+        resolve_checkpoints(None, tmp_path, strict=True)
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="does not exist"):  # named explicitly: an error, strict or not
+        from robust_attn.sweep.inputs import load_models
+
+        load_models(["b"], tmp_path)
+    (tmp_path / "a.pt").unlink()
+    with pytest.raises(UserError, match="no checkpoints"):
+        resolve_checkpoints(None, tmp_path)
+
+
+def test_seed_replicas_are_left_out_of_the_default_set_but_stay_addressable(tmp_path, caplog):
+    _two_checkpoint_manifest(tmp_path)
+    model = create_model("vgg", width=0.125)
+    for seed in (1, 2):
+        save_checkpoint(model, tmp_path / f"a_s{seed}.pt", {"dataset": "synthetic", "clean_accuracy": 0.5, "seed": seed})
+        register_in_manifest(tmp_path / f"a_s{seed}.pt", replica_of="a")
+    assert read_manifest(tmp_path)["a_s1"].replica_of == "a" and read_manifest(tmp_path)["a"].replica_of is None
+    with caplog.at_level("INFO", logger="robust_attn.checkpoints"):
+        assert [r.name for r in resolve_checkpoints(None, tmp_path)] == ["a", "b"]
+    assert any("2 seed replica" in r.message and r.levelname == "INFO" for r in caplog.records), caplog.text
+    assert [r.name for r in resolve_checkpoints(["a_s2"], tmp_path)] == ["a_s2"]
+    by_path = resolve_checkpoints([str(tmp_path / "a_s*.pt")], tmp_path)
+    assert [r.name for r in by_path] == ["a_s1", "a_s2"] and all(r.sha256 for r in by_path)
+    rows = json.loads((tmp_path / "manifest.json").read_text())["checkpoints"]
+    assert [("replica_of" in r) for r in rows] == [False, True, True, False]  # a, a_s1, a_s2, b
+
+
+def test_rewriting_the_shipped_manifest_keeps_its_bytes(tmp_path):
+    from robust_attn.checkpoints import write_manifest
+
+    write_manifest(tmp_path, read_manifest(MODELS_DIR))
+    assert (tmp_path / "manifest.json").read_bytes() == (MODELS_DIR / "manifest.json").read_bytes()
+
+
+def test_train_refuses_to_overwrite_a_checkpoint_without_force(tmp_path):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"an earlier result")
+    args = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1", "--threads", "2", "--out", str(out)]
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == f"error: checkpoint {out} exists; pass --force to overwrite (or --resume to continue it)"
+    assert out.read_bytes() == b"an earlier result" and not out.with_name("m.pt.state").exists()
+    forced = run_cli(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert load_checkpoint(out).metadata["architecture"] == "vgg"
+    resumed = run_cli(*args, "--resume")  # --resume needs no --force, as before
+    assert resumed.returncode == 0, resumed.stderr

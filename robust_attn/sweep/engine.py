@@ -115,6 +115,7 @@ def sweep(
     on_start: Callable[[int], None] | None = None,
     on_cell: Callable[[CellEvent], None] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Evaluate ``models`` under ``attacks`` at every eps of the grid; one row per cell.
 
@@ -123,7 +124,8 @@ def sweep(
     each checkpoint on the embedded set of the dataset it was trained on. With ``out``, cells are
     stored and resumed there and ``results.csv`` holds every cell of the folder; the frame returned
     holds this call's cells. ``fast_path=False`` attacks every point at every eps for every attack.
-    The caller's models are never modified.
+    The caller's models are never modified. ``strict``: with the default model set, a manifest entry
+    whose checkpoint file is missing is an error instead of a warning that skips it.
     """
     grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
     specs = resolve_attacks(attacks, attack_args)
@@ -139,7 +141,7 @@ def sweep(
         log.warning("AMP (bf16) changes the gradients the attacks follow: numbers may differ from float32 runs")
     if data is not None:
         get_dataset_cfg(data)
-    checkpoints = load_models(models, models_dir, data)
+    checkpoints = load_models(models, models_dir, data, strict=strict)
     cache: dict[str, ImageSet] = {}
     evals = [evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
     settings = Settings(seed, batch_size, fast_path, amp, dev.type, channels_last)

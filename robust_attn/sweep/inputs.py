@@ -110,13 +110,14 @@ def evaluation_data(ckpt: Checkpoint, dataset: str | None, data_dir: str | None,
 
 
 def load_models(models: Sequence[str | os.PathLike | Checkpoint | CheckpointRef] | None,
-                models_dir: str | os.PathLike, dataset: str | None = None) -> list[Checkpoint]:
+                models_dir: str | os.PathLike, dataset: str | None = None, *, strict: bool = False) -> list[Checkpoint]:
     """The checkpoints to evaluate. With no ``models`` (the whole manifest) and a ``dataset``, those
     that cannot be evaluated on it (other channel or class counts) are left out with a warning; a
-    model named explicitly that does not fit stays an error (raised when its data is prepared)."""
+    model named explicitly that does not fit stays an error (raised when its data is prepared).
+    ``strict``: a manifest entry whose file is missing is an error, not skipped (see resolve_checkpoints)."""
     loaded: list[Checkpoint] = []
     specs = [m for m in (models or []) if not isinstance(m, (Checkpoint, CheckpointRef))]
-    refs = resolve_checkpoints([str(s) for s in specs], models_dir) if specs or not models else []
+    refs = resolve_checkpoints([str(s) for s in specs], models_dir, strict=strict) if specs or not models else []
     for m in models or []:
         if isinstance(m, Checkpoint):
             loaded.append(m)
