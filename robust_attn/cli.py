@@ -357,6 +357,92 @@ def regress_cmd(
     typer.echo(f"regression suite passed: {len(actual)} cells match")
 
 
+# ------------------------------------------------------------------ study
+def _print_verdicts(effects, console) -> None:
+    """The verdict table: per comparison, attack and metric, the across-seed difference of the
+    normalised area under the accuracy-vs-eps curve, its 95% interval and what it says."""
+    from rich.table import Table
+
+    rows = effects[effects["summary"] == "auc"]
+    table = Table(title="study verdicts (difference of normalised AUC, points, 95% interval across seeds)",
+                  title_justify="left")
+    for column in ("architecture", "baseline", "attack", "metric", "seeds", "difference", "95% interval", "p (Holm)",
+                   "verdict"):
+        table.add_column(column, justify="right" if column in ("seeds", "difference", "p (Holm)") else "left")
+    for r in rows.itertuples():
+        interval = "-" if r.ci_low != r.ci_low else f"[{100 * r.ci_low:+.1f}, {100 * r.ci_high:+.1f}]"
+        p = "-" if r.p_holm != r.p_holm else f"{r.p_holm:.2g}"
+        table.add_row(r.architecture, r.baseline, r.attack, r.metric, f"{r.n_seeds}+{r.n_seeds_baseline}",
+                      f"{100 * r.difference:+.1f}", interval, p, r.verdict)
+    console.print(table)
+
+
+@app.command("study")
+def study_cmd(
+    study_file: Annotated[Path, typer.Argument(help="Study file (TOML): recipe, architectures, seeds, evaluation.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Study folder (default: results/<study file name>); rerunning on it resumes.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Trainings at once (CPU threads are split between them).")] = 1,
+    device: Device = "auto",
+    threads: Threads = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Build the study report in OUT/report.")] = True,
+) -> None:
+    """Train what a study is missing, sweep every (architecture, seed), and report across seeds.
+
+    A checkpoint counts as present when its recorded training configuration and seed match the
+    study's, whatever its file name; the study's own trainings go to OUT/checkpoints and resume
+    after an interruption. Writes OUT/study.csv, effects.csv, per_seed.csv, within_seed.csv and
+    OUT/report/index.html.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .study import EFFECTS_FILE, STUDY_FILE, load_study, study
+
+    _set_threads(threads)
+    require_int("--jobs", jobs, 1)
+    spec = load_study(study_file)
+    out = out or Path("results") / study_file.stem
+    console = Console(stderr=True)
+    live = console.is_terminal  # bars in a terminal; one line per epoch and per cell in logs
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, disable=not live)
+    tasks: dict[tuple[str, int], int] = {}
+    sweep_task: list[int] = []
+
+    def on_training(event) -> None:
+        key = (event.architecture, event.seed)
+        if live and not progress.live.is_started:
+            progress.start()
+        if key not in tasks:
+            tasks[key] = progress.add_task(f"train {event.architecture} seed {event.seed}", total=event.epochs)
+        progress.update(tasks[key], completed=event.epoch)
+        if not live and event.epoch:
+            console.print(f"train {event.architecture} seed {event.seed}: epoch {event.epoch}/{event.epochs} "
+                          f"test acc {event.test_accuracy:.4f}", highlight=False)
+
+    def on_start(total: int) -> None:
+        sweep_task.append(progress.add_task("sweep", total=total))
+        if live and not progress.live.is_started:
+            progress.start()
+
+    def on_cell(event) -> None:
+        progress.update(sweep_task[0], completed=event.done, description=f"sweep {event.model} {event.attack} "
+                                                                         f"eps={event.eps_label}")
+        if not live:
+            console.print(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
+                          f"accuracy {100 * event.accuracy:.1f}%{' (stored)' if event.stored else ''}", highlight=False)
+
+    try:
+        result = study(spec, out, jobs=jobs, device=device, report=report, command=command_line(),
+                       on_training=on_training, on_start=on_start, on_cell=on_cell)
+    finally:
+        progress.stop()
+    _print_verdicts(result.effects, Console(width=None if sys.stdout.isatty() else 160))
+    typer.echo(f"wrote {out / STUDY_FILE}, {out / EFFECTS_FILE}")
+    if result.report:
+        typer.echo(f"wrote {result.report}")
+
+
 # ------------------------------------------------------------------ data
 @data_app.command("make-subset")
 def make_subset_cmd(

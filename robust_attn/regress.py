@@ -88,7 +88,7 @@ def run_suite(
     for i, entry in enumerate(suite.entries):
         if on_entry:
             on_entry(i, len(suite.entries), entry)
-        refs = resolve_checkpoints(list(entry.models) or None, models_dir)
+        refs = resolve_checkpoints(list(entry.models) or None, models_dir, strict=True)  # a gate skips nothing
         frames.append(sweep(refs, [entry.attack], entry.eps, entry.dataset, eps_unit=entry.eps_unit,
                             attack_args=dict(entry.attack_args), models_dir=models_dir, n=entry.n,
                             batch_size=batch_size, seed=suite.seed, device="cpu"))

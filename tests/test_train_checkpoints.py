@@ -173,7 +173,8 @@ def test_manifest_registration_waits_for_a_concurrent_writer(tmp_path):
 def test_shipped_checkpoints_meet_their_targets_with_one_recipe(shipped, embedded_cifar):
     """The small-checkpoint issue's acceptance: >= 70% clean accuracy on the 932 CIFAR-10 test images
     (recomputed here, and equal to what the manifest records), the five trained by one command that differs
-    only in the architecture (a fair comparison), >= 90% for Fashion-MNIST, models/ under 20 MB."""
+    only in the architecture (a fair comparison), >= 90% for Fashion-MNIST, models/ under 30 MB (the
+    study issue's bound, seed replicas included)."""
     manifest = read_manifest(MODELS_DIR)
     recipes = set()
     for name, ckpt in shipped.items():
@@ -185,7 +186,7 @@ def test_shipped_checkpoints_meet_their_targets_with_one_recipe(shipped, embedde
     assert len(recipes) == 1, recipes
     fashion = [e for e in manifest.values() if e.dataset == "fashion-mnist"]
     assert len(fashion) >= 2 and all(e.clean_accuracy >= 0.90 for e in fashion)
-    assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 20 * 2**20
+    assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 30 * 2**20
 
 
 def _two_checkpoint_manifest(tmp_path):
