@@ -16,8 +16,10 @@ F = TypeVar("F", bound=Callable)
 
 
 class Registry(Generic[C, F]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, entry_points: str | None = None):
+        """``entry_points``: the entry-point group whose plugins register more entries (loaded on first use)."""
         self.kind = kind
+        self.entry_points = entry_points
         self._entries: dict[str, tuple[C, F]] = {}
 
     def register(self, name: str, cfg: C) -> Callable[[F], F]:

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 Builder = Callable[..., nn.Module]
-_REGISTRY: Registry[ModelCfg, Builder] = Registry("model")
+_REGISTRY: Registry[ModelCfg, Builder] = Registry("model", entry_points="robust_attn.models")
 
 
 def register_model(cfg: ModelCfg) -> Callable[[Builder], Builder]:
