@@ -1,5 +1,5 @@
 """Attacks: the registry, eps grids, and the registered entries."""
-from . import foolbox_, noise, torchattacks_  # noqa: F401  (register the entries)
+from . import attention_shift, foolbox_, noise, torchattacks_  # noqa: F401  (register the entries)
 from .grids import EpsGrid, EpsUnit, parse_eps_grid
 from .layout import StandardLayout
 from .registry import (
