@@ -9,7 +9,8 @@ import torch
 import torchattacks
 
 from robust_attn.attacks import (
-    AttackCfg, Norm, create_attack, get_attack_cfg, list_attacks, parse_attack_args, register_attack, resolve_params,
+    AttackCfg, Norm, Objective, create_attack, get_attack_cfg, list_attacks, parse_attack_args, register_attack,
+    resolve_params,
 )
 from robust_attn.attacks import registry as attack_registry
 from robust_attn.errors import UserError
@@ -26,7 +27,10 @@ _GRADIENT_NEEDS = {
     "pgd-l2": (True, True, False), "apgd-ce": (True, True, False), "apgd-dlr": (True, False, False),
     "autoattack": (True, False, False), "cw": (True, False, False), "deepfool": (True, False, False),
     "square": (False, False, False), "noise": (False, False, False), "noise-l2": (False, False, False),
+    "attention-shift": (True, False, False),
 }
+# Label attacks: what the tests below that expect points to be broken (or a plain vgg to be attackable) run.
+LABEL_ATTACKS = [n for n in list_attacks() if get_attack_cfg(n).objective is Objective.MISCLASSIFY]
 
 
 def _fast(name: str) -> dict:
@@ -209,7 +213,7 @@ def test_the_saturated_fixture_has_exactly_zero_cross_entropy_gradients(saturate
     assert bool(x.grad.flatten(1).eq(0).all(1).all())
 
 
-@pytest.mark.parametrize("name", list_attacks())
+@pytest.mark.parametrize("name", LABEL_ATTACKS)
 def test_declared_gradient_needs_hold_on_a_saturated_softmax(name, saturated):
     """uses_gradient: the attack runs a backward pass through the model. ce_gradient: it stalls
     when the softmax saturates (its robust count rises to every point), the others break the
@@ -255,7 +259,7 @@ def _run_both_layouts(name, layouts, eps):
     return model, x, y, plain, chan
 
 
-@pytest.mark.parametrize("name", list_attacks())
+@pytest.mark.parametrize("name", LABEL_ATTACKS)
 def test_every_attack_gives_the_same_predictions_whatever_the_memory_layout(name, layouts):
     model, x, y, plain, chan = _run_both_layouts(name, layouts, _eps(name))
     assert chan.is_contiguous(memory_format=torch.channels_last), "x_adv comes back in the layout of x"
@@ -265,7 +269,7 @@ def test_every_attack_gives_the_same_predictions_whatever_the_memory_layout(name
         assert int((model(plain).argmax(1) != y).sum()) > int((model(x).argmax(1) != y).sum()) or name.startswith("noise")
 
 
-@pytest.mark.parametrize("name", [n for n in list_attacks() if get_attack_cfg(n).eps_bounded])
+@pytest.mark.parametrize("name", [n for n in LABEL_ATTACKS if get_attack_cfg(n).eps_bounded])
 def test_every_eps_bounded_attack_returns_x_at_eps_zero(name, layouts):
     """The sweep runs every attack at eps 0. Minimal-perturbation attacks ignore eps and run at 0
     in every test here (they must break points, see the layout test)."""

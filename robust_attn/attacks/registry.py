@@ -36,6 +36,15 @@ Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Builder = Callable[[nn.Module, float, Mapping[str, Any], int], Perturb]
 
 
+class Objective(StrEnum):
+    """What an attack maximises: the classification loss (every label attack), or the change of the
+    model's attention maps (``attention-shift``; needs a model with spatial maps). Label-attack sanity
+    checks (monotone, stronger than noise, large budgets break everything) hold for the first only."""
+
+    MISCLASSIFY = "misclassify"
+    ATTENTION = "attention"
+
+
 @dataclass(frozen=True)
 class AttackCfg:
     """What an attack is.
@@ -57,6 +66,8 @@ class AttackCfg:
     ``still_robust_fast_path``
         the sweep may attack, at each eps of a grid, only the points still robust at the
         previous eps and carry the broken ones, instead of attacking every point.
+
+    ``objective`` (default: misclassify) says what the attack maximises (:class:`Objective`).
     """
 
     name: str
@@ -70,6 +81,7 @@ class AttackCfg:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     randomized: bool = False
     description: str = ""
+    objective: Objective = Objective.MISCLASSIFY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
