@@ -71,29 +71,95 @@ def models_cmd(
     width: Width = 0.125,
     pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'vgg-att3-*'.")] = "*",
     num_classes: Annotated[int, typer.Option("--num-classes")] = 10,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="ResNet depth for the counts (default: each entry's, 20); entries without a depth ignore it in the list.")] = None,
+    details: Annotated[Optional[str], typer.Option("--details", help="Show one entry in full: config, paper reference, parameters and multiply-adds at --width/--depth.")] = None,
 ) -> None:
-    """List registered architectures with their parameter counts at WIDTH."""
+    """List registered architectures with their parameter counts at WIDTH (or one in full with --details)."""
     from rich.console import Console
     from rich.table import Column, Table
 
     from .models import create_model, get_model_cfg, list_models
 
+    if details is not None:
+        _model_details(details, width, depth, num_classes)
+        return
     names = list_models(pattern)
     if not names:
         raise UserError(f"no model matches {pattern!r}")
-    table = Table("attended layers", "combine", "compatibility", f"params @ width {width:g}")
+    table = Table("attended", "combine", "compatibility", "gate", "depth", f"params @ width {width:g}")
     table.columns.insert(0, Column("model", no_wrap=True))
     for name in names:
         cfg = get_model_cfg(name)
-        n_params = sum(p.numel() for p in create_model(name, width=width, num_classes=num_classes).parameters())
+        own_depth = depth if getattr(cfg, "default_depth", None) is not None else None
+        model = create_model(name, width=width, num_classes=num_classes, depth=own_depth)
+        n_params = sum(p.numel() for p in model.parameters())
         table.add_row(
             name,
-            ",".join(map(str, cfg.attention_layers)) or "-",
+            _attended(cfg),
             cfg.combine.value if cfg.combine else "-",
             cfg.compatibility.value if cfg.compatibility else "-",
+            getattr(cfg, "gate", None) or "-",
+            str(model.depth) if getattr(model, "depth", None) is not None else "-",
             f"{n_params:,}",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _attended(cfg) -> str:
+    """"7,10,13" for VGG layers, "stages 2,3" for ResNet stages, "-" without spatial maps."""
+    if not cfg.attention_layers:
+        return "-"
+    unit = getattr(cfg, "layer_unit", "layer")
+    layers = ",".join(map(str, cfg.attention_layers))
+    return layers if unit == "layer" else f"{unit}s {layers}"
+
+
+def count_macs(model, in_channels: int, size: int = 32) -> int:
+    """Multiply-adds of one forward pass on a 1 x C x size x size input: torch's FlopCounterMode
+    counts 2 flops per multiply-add of every conv, matrix product and einsum (elementwise work,
+    pooling, normalisation and softmax are not counted)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval().forward_with_attention(torch.zeros(1, in_channels, size, size))
+    return counter.get_total_flops() // 2
+
+
+def _model_details(name: str, width: float, depth: int | None, num_classes: int) -> None:
+    from .models import create_model, get_model_cfg
+
+    cfg = get_model_cfg(name)  # unknown: one line with close matches
+    model = create_model(name, width=width, num_classes=num_classes, depth=depth)
+    n_params = sum(p.numel() for p in model.parameters())
+    macs = count_macs(model, model.in_channels)
+    gate = getattr(cfg, "gate", None)
+    if cfg.compatibility is not None:
+        maps = "the paper's softmax attention, one N x 1 x H x W map per attended layer, summing to 1 over positions"
+    elif cfg.has_attention:
+        maps = f"{gate} spatial gates in [0, 1], one N x 1 x H x W map per attended layer (not distributions)"
+    else:
+        maps = "none (no spatial attention maps)"
+    rows = [
+        ("model", name),
+        ("family", cfg.family),
+        ("paper", cfg.paper),
+        ("attended " + getattr(cfg, "layer_unit", "layer") + "s", ",".join(map(str, cfg.attention_layers)) or "-"),
+        ("compatibility", cfg.compatibility.value if cfg.compatibility else "-"),
+        ("combination", cfg.combine.value if cfg.combine else "-"),
+        ("gate", f"{gate} after {getattr(cfg, 'layer_unit', 'layer')}s "
+                 f"{','.join(map(str, cfg.gated_layers))}" if gate else "-"),
+        ("attention maps", maps),
+        ("width", f"{width:g}"),
+        ("depth", str(model.depth) if getattr(model, "depth", None) is not None else "- (takes no depth)"),
+        ("classes", str(num_classes)),
+        ("parameters", f"{n_params:,}"),
+        ("multiply-adds", f"{macs:,} per 32x32 image ({macs / 1e6:.2f} M)"),
+    ]
+    label = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{label}}  {value}")
 
 
 # ------------------------------------------------------------------ train
@@ -105,6 +171,7 @@ def train_cmd(
     data_dir: DataDir = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 30,
     width: Width = 0.125,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="ResNet depth: 6n+2 basic blocks (20, 56, 110) or 9n+2 bottleneck from 164 (the paper's); default 20. Other architectures take none.")] = None,
     seed: Seed = 0,
     batch_size: BatchSize = 128,
     lr: Annotated[float, typer.Option("--lr", help="Peak (one-cycle) or initial (step) learning rate.")] = 0.1,
@@ -140,7 +207,8 @@ def train_cmd(
         raise UserError(f"checkpoint {out} exists; pass --force to overwrite (or --resume to continue it)")
     ranks = init_from_env(device)
     cfg = TrainConfig(model, dataset, str(data_dir) if data_dir else None, epochs, width, seed, batch_size, lr,
-                      weight_decay=weight_decay, schedule=sched, device=local_device(device), download=download)
+                      weight_decay=weight_decay, schedule=sched, device=local_device(device), download=download,
+                      depth=depth)
     cfg.validate()
     if ranks.is_writer:
         ensure_dir(out.parent, "checkpoint directory")
@@ -210,7 +278,7 @@ def sweep_cmd(
     attack: Annotated[list[str], typer.Option("--attack", "-a", help="Attack name(s); repeat or comma-separate.")],
     eps: Annotated[str, typer.Option("--eps", help="Grid: START:STOP:STEP (stop included) or a list 0,1,2,4,8.")] = "0:8:1",
     eps_unit: Annotated[str, typer.Option("--eps-unit", help="255 (eps in 1/255, Linf) or raw (e.g. L2).")] = "255",
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Manifest names, checkpoint paths or globs (default: all of --models-dir).")] = None,
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Manifest names, checkpoint paths or globs (default: all of --models-dir); or your own model as package.module:function or path/to/file.py:function (a function returning a torch.nn.Module; needs --dataset).")] = None,
     attack_arg: Annotated[Optional[list[str]], typer.Option("--attack-arg", help="Override an attack parameter, KEY=VALUE.")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Evaluation dataset (default: each checkpoint's embedded set).")] = None,
     data_dir: DataDir = None,
@@ -385,6 +453,7 @@ def study_cmd(
     device: Device = "auto",
     threads: Threads = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Build the study report in OUT/report.")] = True,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", "--examples", help="Evaluate the first N examples (overrides the study file's n; for a quick look).")] = None,
 ) -> None:
     """Train what a study is missing, sweep every (architecture, seed), and report across seeds.
 
@@ -401,6 +470,10 @@ def study_cmd(
     _set_threads(threads)
     require_int("--jobs", jobs, 1)
     spec = load_study(study_file)
+    if n is not None:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, evaluation=dataclasses.replace(spec.evaluation, n=require_int("-n", n, 1)))
     out = out or Path("results") / study_file.stem
     console = Console(stderr=True)
     live = console.is_terminal  # bars in a terminal; one line per epoch and per cell in logs

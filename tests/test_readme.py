@@ -33,6 +33,7 @@ BLOCKS = {
                                    "must equal pyproject.toml's")),
     "## CLI tour #0": (RUN, "the tour"),
     "## CLI tour #1": (PARSE, "full datasets: needs internet (torchvision's download) and a GPU"),
+    "## Studies: architectures across training seeds #0": (RUN, "the shipped study (trains nothing)"),
     "## Scaling out with torchrun #0": (PARSE, "torchrun over GPUs (nccl) and several machines"),
 }
 # Commands of a RUN block that are not robust-attn commands: recognised (a new kind fails the test), not run.
@@ -153,7 +154,7 @@ def _shrunk(argv: list[str]) -> list[str]:
             continue
         out.append(argv[i])
         i += 1
-    if argv[0] == "sweep" and "-n" not in argv:
+    if argv[0] in ("sweep", "study") and "-n" not in argv:
         out += ["-n", SMALLER["-n"]]
     return out
 
@@ -184,7 +185,7 @@ def test_readme_command_runs(command, clone):
         pytest.skip("../shared is beside the project in CI")
     before = _git_status(ROOT)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    threads = ["--threads", "2"] if argv[0] in ("sweep", "train", "report") else []
+    threads = ["--threads", "2"] if argv[0] in ("sweep", "train", "report", "study") else []
     # -P: the checkout's code (PYTHONPATH), not the clone's copy of it in the working directory
     result = subprocess.run([sys.executable, "-P", "-m", "robust_attn", *_shrunk(argv), *threads],
                             cwd=clone, capture_output=True, text=True, timeout=600, env=env, check=False)
