@@ -41,8 +41,9 @@ def verdict_table(result) -> str:
     difference with Welch's interval, Holm's p, the verdict; then clean accuracy the same way."""
     table = result.study.set_index(["architecture", "attack", "metric", "summary", "eps_label"])
     metric_names = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case"}
-    lines = ["| attack | curve | baseline `vgg` AUC (%) | attention `vgg-att3-concat-pc` AUC (%) | difference (points) "
-             "| Welch p (Holm) | verdict |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    head = ("| attack | curve | baseline `vgg` AUC (%) | attention `vgg-att3-concat-pc` AUC (%) | difference (points) "
+            "| Welch p (Holm) | verdict |")
+    lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for r in result.effects[result.effects["summary"] == "auc"].itertuples():
         base = table.loc[(r.baseline, r.attack, r.metric, "auc", "auc")]
         mine = table.loc[(r.architecture, r.attack, r.metric, "auc", "auc")]
