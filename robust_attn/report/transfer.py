@@ -1,0 +1,570 @@
+"""The transfer report: do adversarial examples crafted on one model fool another?
+
+Reads a transfer output folder only (``transfer.csv``, ``transfer_examples.csv``, ``runs.jsonl``; see
+the transfer contract of issue 15); it loads, attacks and runs nothing and imports nothing from the
+transfer, sweep or attack code, so a folder copied elsewhere can be reported on again. The page shows
+
+* per attack and eps, a source x target heatmap of accuracy, the white-box diagonal outlined;
+* the attention-vs-baseline asymmetry: the attention model's accuracy on examples crafted on its
+  baseline against the baseline's accuracy on examples crafted on the attention model, with an exact
+  McNemar test on the per-image transfer successes of the two directions (same images);
+* the sanity check "transfer is not stronger than white-box" (a transferred attack that beats the
+  target's own white-box attack points to gradient masking of the target);
+* the provenance of the runs that wrote the folder, and ``transfer_summary.csv``.
+
+Which models are attention models, and which baseline goes with one, is decided from the model names
+alone, because ``transfer.csv`` carries no architecture column: a name reads ``ARCH_SUFFIX`` (split
+at the first ``_``; the suffix names the training data and any seed, as in ``vgg_c10s_seed1``). A model
+is an attention model when ARCH contains ``-att``; its baseline is the model named ``FAMILY_SUFFIX``
+with FAMILY the part of ARCH before ``-att`` and the same SUFFIX, e.g. ``vgg-att3-concat-pc_c10s`` and
+``vgg_c10s``, ``resnet-att2-concat-pc_c10s_seed1`` and ``resnet_c10s_seed1``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import UserError
+from ..files import atomic_write_text, ensure_dir
+from ..results import RUNS_FILE, read_run_log, write_csv
+from . import transfer_plots
+from .build import _git_commit
+from .common import NON_CE_GRADIENT_ATTACKS, attack_labels, slug
+from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
+from .study import _absent
+
+log = logging.getLogger(__name__)
+
+TRANSFER_FILE = "transfer.csv"
+EXAMPLES_FILE = "transfer_examples.csv"
+REPORT_DIR = "report"
+SUMMARY_FILE = "transfer_summary.csv"
+ASYMMETRY_FILE = "transfer_asymmetry.csv"
+
+# The columns of the contract this report reads (the others of the contract are shown where present).
+TRANSFER_COLUMNS = ("source", "target", "dataset", "n", "attack", "attack_params", "norm", "eps", "eps_label",
+                    "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy")
+EXAMPLE_COLUMNS = ("source", "target", "attack", "attack_params", "eps_label", "index", "robust")
+_NUMERIC = {"n", "eps", "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy", "seed", "seconds", "index",
+            "label", "clean_pred", "adv_pred", "robust"}
+_REQUIRED_NUMBERS = {"n", "eps", "n_correct", "accuracy", "index", "robust"}
+# One transfer cell: a source's adversarial examples of one attack at one eps, scored by one target.
+CELL = ["source", "target", "dataset", "n", "attack", "attack_params", "eps_label"]
+PAIRED = ["source", "target", "attack", "attack_params", "eps_label"]  # how transfer_examples.csv keys a cell
+
+ATTENTION_RULE = ("a model is an attention model when its architecture, the part of its name before the first "
+                  "'_', contains '-att'; its baseline is the model named FAMILY_SUFFIX, FAMILY being that "
+                  "architecture up to '-att' and SUFFIX the rest of the name after the first '_' (training data, "
+                  "seed): vgg-att3-concat-pc_c10s pairs with vgg_c10s, vgg-att3-concat-pc_c10s_seed1 with "
+                  "vgg_c10s_seed1.")
+
+
+# ------------------------------------------------------------------ model names
+
+def split_name(name: str) -> tuple[str, str]:
+    """``(architecture, suffix)`` of a model name ``ARCH_SUFFIX`` (suffix '' when there is no '_')."""
+    arch, _, suffix = str(name).partition("_")
+    return arch, suffix
+
+
+def is_attention(name: str) -> bool:
+    return "-att" in split_name(name)[0]
+
+
+def baseline_name(name: str) -> str | None:
+    """The name of an attention model's baseline under the pairing rule; None for other models."""
+    arch, suffix = split_name(name)
+    if "-att" not in arch or not suffix:
+        return None
+    family = arch.split("-att", 1)[0]
+    return f"{family}_{suffix}" if family else None
+
+
+def _model_order(models) -> list[str]:
+    """Family, then baseline before attention models, then name: a baseline sits next to its variants."""
+    def key(m: str) -> tuple:
+        arch, suffix = split_name(m)
+        return (arch.split("-att", 1)[0], suffix, is_attention(m), m)
+    return sorted(set(models), key=key)
+
+
+# ------------------------------------------------------------------ reading
+
+@dataclass(frozen=True)
+class TransferInputs:
+    """A transfer output folder as read."""
+
+    folder: Path
+    cells: pd.DataFrame  # transfer.csv, one row per CELL, with attack_label and white_box
+    examples: pd.DataFrame | None  # transfer_examples.csv
+    runs: list[dict[str, Any]]  # start records of runs.jsonl, each with its end record's status and wall time
+    notes: list[str]
+
+
+def read_table(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
+    """A transfer CSV with its declared columns checked: names stay text, numbers become numbers; a
+    one-line :class:`UserError` when it is not what the contract says."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
+        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks the columns {missing} of {what}")
+    if frame.empty:
+        raise UserError(f"{path} holds no rows: nothing to report")
+    for column in _NUMERIC & set(frame.columns):
+        try:
+            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
+        except (ValueError, TypeError):
+            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
+        if column in _REQUIRED_NUMBERS and frame[column].isna().any():
+            raise UserError(f"{path}: column {column!r} has empty values")
+    return frame
+
+
+def _check_cells(path: Path, cells: pd.DataFrame) -> None:
+    if not cells["accuracy"].between(0, 1).all() or (cells["n"] <= 0).any():
+        raise UserError(f"{path}: accuracy must lie in [0, 1] and n be positive")
+    if not np.allclose(cells["n_correct"], cells["accuracy"] * cells["n"], atol=0.5):
+        raise UserError(f"{path}: n_correct does not equal accuracy x n in some rows")
+
+
+def _run_records(folder: Path) -> list[dict[str, Any]]:
+    starts: dict[str, dict] = {}
+    ends: dict[str, dict] = {}
+    for record in read_run_log(folder):
+        if not isinstance(record, dict) or "run_id" not in record:
+            continue
+        if record.get("event") == "start":
+            starts[str(record["run_id"])] = record
+        elif record.get("event") == "end":
+            ends[str(record["run_id"])] = record
+    return [{**s, "status": ends.get(k, {}).get("status"), "wall_seconds": ends.get(k, {}).get("wall_seconds")}
+            for k, s in starts.items()]
+
+
+def _defaults(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Registered attack defaults where a run log records them (``attacks: [{name, params, defaults}]``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        for a in r.get("attacks") or []:
+            if isinstance(a, dict) and isinstance(a.get("defaults"), dict):
+                out[str(a.get("name"))] = a["defaults"]
+    return out
+
+
+def read_transfer(folder: str | os.PathLike) -> TransferInputs:
+    """Read a transfer output folder; one-line :class:`UserError` when it is not one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"transfer folder {folder} does not exist")
+    path = folder / TRANSFER_FILE
+    if not path.is_file():
+        raise UserError(f"{folder} is not a transfer output folder: it lacks {TRANSFER_FILE} "
+                        "(written by robust-attn transfer --out DIR)")
+    cells = read_table(path, TRANSFER_COLUMNS, "a transfer table")
+    _check_cells(path, cells)
+    notes: list[str] = []
+    dupes = int(cells.duplicated(CELL, keep="last").sum())
+    if dupes:
+        notes.append(f"{TRANSFER_FILE} holds {dupes} repeated cells; the last row of each is shown")
+        cells = cells.drop_duplicates(CELL, keep="last").reset_index(drop=True)
+    examples = None
+    if (folder / EXAMPLES_FILE).is_file():
+        examples = read_table(folder / EXAMPLES_FILE, EXAMPLE_COLUMNS, "a per-example transfer table")
+        if not examples["robust"].isin([0, 1]).all():
+            raise UserError(f"{folder / EXAMPLES_FILE}: column 'robust' must hold 0 or 1")
+    else:
+        notes.append(f"{EXAMPLES_FILE} is missing from {folder}: no paired tests; the sanity check compares "
+                     f"accuracies alone (more than {100 * UNPAIRED_TOLERANCE:g} point below the white box fails)")
+    runs = _run_records(folder)
+    if not (folder / RUNS_FILE).is_file():
+        notes.append(f"{folder} has no run log ({RUNS_FILE}): its provenance is unknown")
+    labels = attack_labels(zip(cells["attack"], cells["attack_params"]), _defaults(runs))
+    cells = cells.assign(attack_label=[labels[p] for p in zip(cells["attack"], cells["attack_params"])],
+                         white_box=cells["source"] == cells["target"])
+    return TransferInputs(folder, cells, examples, runs, notes)
+
+
+# ------------------------------------------------------------------ paired outcomes
+
+class Outcomes:
+    """Per transfer cell, the per-image ``robust`` outcomes (bool, indexed by image index)."""
+
+    def __init__(self, examples: pd.DataFrame | None):
+        self._cells: dict[tuple[str, ...], pd.Series] = {}
+        if examples is None:
+            return
+        for key, g in examples.groupby(PAIRED, sort=False):
+            if g["index"].is_unique:
+                self._cells[tuple(map(str, key))] = pd.Series(g["robust"].to_numpy().astype(bool),
+                                                              index=g["index"].to_numpy())
+
+    def get(self, row: dict[str, Any]) -> pd.Series | None:
+        return self._cells.get(tuple(str(row[k]) for k in PAIRED))
+
+    def paired(self, a: dict[str, Any], b: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The outcomes of two cells on the same images (each complete: ``n`` images), or None."""
+        x, y = self.get(a), self.get(b)
+        if x is None or y is None or len(x) != int(a["n"]) or len(y) != int(b["n"]):
+            return None
+        both = pd.concat({"a": x, "b": y}, axis=1, join="inner")
+        if len(both) != len(x) or len(both) != len(y):
+            return None
+        return both["a"].to_numpy(bool), both["b"].to_numpy(bool)
+
+
+def mcnemar_exact(only_first: int, only_second: int, alternative: str = "two-sided") -> float:
+    """Exact McNemar test: a binomial test of the discordant pairs against 1/2 (1.0 without any).
+    ``alternative='greater'``: the first kind is more frequent."""
+    from scipy.stats import binomtest
+
+    total = only_first + only_second
+    return 1.0 if total == 0 else float(binomtest(only_first, total, 0.5, alternative=alternative).pvalue)
+
+
+def _index(cells: pd.DataFrame) -> dict[tuple[str, ...], dict[str, Any]]:
+    return {tuple(str(r[k]) for k in CELL): r for r in cells.to_dict("records")}
+
+
+def _key(row: dict[str, Any], source: str, target: str) -> tuple[str, ...]:
+    return tuple(str(v) for v in (source, target, *(row[k] for k in CELL[2:])))
+
+
+# ------------------------------------------------------------------ asymmetry
+
+ASYMMETRY_COLUMNS = ["attention", "baseline", "dataset", "n", "attack", "attack_params", "attack_label", "norm", "eps",
+                     "eps_label", "to_attention_accuracy", "to_attention_ci_low", "to_attention_ci_high",
+                     "to_baseline_accuracy", "to_baseline_ci_low", "to_baseline_ci_high", "difference",
+                     "fooled_only_attention", "fooled_only_baseline", "mcnemar_p", "attention_white_box_accuracy",
+                     "baseline_white_box_accuracy", "attention_clean_accuracy", "baseline_clean_accuracy"]
+
+
+@dataclass(frozen=True)
+class Pairing:
+    pairs: list[tuple[str, str]]  # (attention model, baseline) with both directions somewhere
+    unpaired: list[str]  # attention models whose baseline is not in the folder
+    one_way: list[tuple[str, str]]  # pairs with one transfer direction only
+
+
+def pairing(cells: pd.DataFrame) -> Pairing:
+    sources, targets = set(cells["source"]), set(cells["target"])
+    models = sources | targets
+    pairs, unpaired, one_way = [], [], []
+    for a in _model_order(m for m in models if is_attention(m)):
+        b = baseline_name(a)
+        if b not in models:
+            unpaired.append(a)
+        elif a in sources and a in targets and b in sources and b in targets:
+            pairs.append((a, b))
+        else:
+            one_way.append((a, b))
+    return Pairing(pairs, unpaired, one_way)
+
+
+def asymmetry_table(cells: pd.DataFrame, outcomes: Outcomes, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Per (attention model A, baseline B), attack and eps where both directions ran: A's accuracy on
+    examples crafted on B (baseline -> attention) and B's on examples crafted on A (attention ->
+    baseline), their difference (positive: A resists its baseline's examples better than B resists
+    A's) and the exact two-sided McNemar p-value on the per-image transfer successes (1 - robust) of
+    the two directions, which are evaluated on the same images."""
+    index = _index(cells)
+    rows = []
+    for a, b in pairs:
+        for r in cells[(cells["source"] == b) & (cells["target"] == a)].sort_values(["attack_label", "eps"]).to_dict(
+                "records"):
+            back = index.get(_key(r, a, b))
+            if back is None:
+                continue
+            p, only_att, only_base = np.nan, np.nan, np.nan
+            paired = outcomes.paired(r, back)
+            if paired is not None:
+                to_att, to_base = paired
+                only_att, only_base = int((~to_att & to_base).sum()), int((to_att & ~to_base).sum())
+                p = mcnemar_exact(only_att, only_base)
+            wa, wb = index.get(_key(r, a, a)), index.get(_key(r, b, b))
+            rows.append({"attention": a, "baseline": b, "dataset": r["dataset"], "n": r["n"], "attack": r["attack"],
+                         "attack_params": r["attack_params"], "attack_label": r["attack_label"], "norm": r["norm"],
+                         "eps": r["eps"], "eps_label": r["eps_label"],
+                         "to_attention_accuracy": r["accuracy"], "to_attention_ci_low": r["ci_low"],
+                         "to_attention_ci_high": r["ci_high"], "to_baseline_accuracy": back["accuracy"],
+                         "to_baseline_ci_low": back["ci_low"], "to_baseline_ci_high": back["ci_high"],
+                         "difference": r["accuracy"] - back["accuracy"], "fooled_only_attention": only_att,
+                         "fooled_only_baseline": only_base, "mcnemar_p": p,
+                         "attention_white_box_accuracy": wa["accuracy"] if wa else np.nan,
+                         "baseline_white_box_accuracy": wb["accuracy"] if wb else np.nan,
+                         "attention_clean_accuracy": r["clean_accuracy"],
+                         "baseline_clean_accuracy": back["clean_accuracy"]})
+    return pd.DataFrame(rows, columns=ASYMMETRY_COLUMNS)
+
+
+# ------------------------------------------------------------------ sanity: transfer not stronger than white box
+
+CHECK_NAME = "transfer is not stronger than white-box"
+SUGGESTS = ("Gradient masking of the target: its own white-box attack is weaker than one transferred from another "
+            "model, so its gradients mislead the attack (obfuscated gradients, Athalye et al. 2018) and its white-box "
+            "numbers overstate its robustness. Evaluate it with attacks that do not depend on the cross-entropy "
+            "gradient's scale: " + ", ".join(NON_CE_GRADIENT_ATTACKS) + ".")
+
+
+def white_box_comparisons(cells: pd.DataFrame, outcomes: Outcomes) -> pd.DataFrame:
+    """Per transfer cell (source != target) whose target was also attacked white-box (same attack,
+    parameters, eps, images): the white-box accuracy, the difference, the images robust under the
+    white-box attack but fooled by the transfer (``gained``) and the reverse (``lost``), the one-sided
+    exact McNemar p-value (white box robust more often than transfer) and its Holm adjustment over all
+    comparisons at family-wise ``ALPHA``; ``flagged``: transfer significantly stronger (without
+    per-example outcomes: lower by more than ``UNPAIRED_TOLERANCE``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    index = _index(cells)
+    rows = []
+    for r in cells[~cells["white_box"]].to_dict("records"):
+        wb = index.get(_key(r, r["target"], r["target"]))
+        row = {**{k: r[k] for k in CELL}, "accuracy": r["accuracy"], "white_box_accuracy": np.nan, "difference": np.nan, "gained": np.nan,
+               "lost": np.nan, "p": np.nan, "p_holm": np.nan, "flagged": False, "tested": wb is not None}
+        if wb is not None:
+            row["white_box_accuracy"] = wb["accuracy"]
+            row["difference"] = r["accuracy"] - wb["accuracy"]
+            paired = outcomes.paired(wb, r)
+            if paired is None:
+                row["flagged"] = bool(wb["accuracy"] - r["accuracy"] > UNPAIRED_TOLERANCE + 1e-12)
+            else:
+                white, transfer = paired
+                row["gained"], row["lost"] = int((white & ~transfer).sum()), int((~white & transfer).sum())
+                row["p"] = mcnemar_exact(row["gained"], row["lost"], "greater")
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[*CELL, "accuracy", "white_box_accuracy", "difference", "gained", "lost", "p", "p_holm",
+                                        "flagged", "tested"])
+    numbers = ["accuracy", "white_box_accuracy", "difference", "gained", "lost", "p", "p_holm"]
+    frame = frame.astype({**cells[CELL].dtypes.to_dict(), **dict.fromkeys(numbers, float), "flagged": bool,
+                          "tested": bool})
+    paired = frame["p"].notna()
+    if paired.any():
+        reject, p_holm, _, _ = multipletests(frame.loc[paired, "p"].to_numpy(float), alpha=ALPHA, method="holm")
+        frame.loc[paired, "p_holm"] = p_holm
+        frame.loc[paired, "flagged"] = reject
+    return frame
+
+
+def _pair_text(r: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
+    return (f"{r['source']} \u2192 {r['target']}, {labels.get((r['attack'], r['attack_params']), r['attack'])} "
+            f"eps {r['eps_label']}")
+
+
+def _describe(r: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
+    text = (f"{_pair_text(r, labels)}: transfer {100 * r['accuracy']:.1f}% vs white box "
+            f"{100 * r['white_box_accuracy']:.1f}% ({100 * r['difference']:+.1f} points")
+    if _absent(r["p"]):
+        return text + ", no per-example data)"
+    return text + (f"; {int(r['gained'])} images fooled only by the transfer, {int(r['lost'])} only by the white-box "
+                   f"attack; one-sided p {_p(r['p'])}, Holm p {_p(r['p_holm'])})")
+
+
+def _p(p: float) -> str:
+    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
+
+
+def check_transfer_vs_white_box(cells: pd.DataFrame, comparisons: pd.DataFrame) -> Check:
+    """PASS / FAIL / NOT TESTED, with the numbers behind it."""
+    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
+    tested = comparisons[comparisons["tested"]]
+    untested = sorted(set(comparisons.loc[~comparisons["tested"], "target"]))
+    extra = (f"; not tested (never attacked white-box at that attack and eps): targets {', '.join(untested)}"
+             if untested else "")
+    if tested.empty:
+        return Check(CHECK_NAME, Status.NOT_TESTED, "no white-box diagonal (no target was also a source under the same "
+                     "attack and eps), so no transfer can be compared with a target's own white-box attack" + extra
+                     if len(comparisons) else "no transfer cell (every source is its own only target)")
+    paired = int(tested["p"].notna().sum())
+    how = (f"{len(tested)} comparisons ({paired} on paired per-image outcomes, Holm-corrected at {100 * ALPHA:g}% "
+           f"family-wise; {len(tested) - paired} by accuracy alone)")
+    bad = tested[tested["flagged"]].sort_values("difference").to_dict("records")
+    if bad:
+        return Check(CHECK_NAME, Status.FAIL,
+                     f"{len(bad)} of {how} fail: " + "; ".join(_describe(r, labels) for r in bad[:5])
+                     + (" ..." if len(bad) > 5 else "") + extra,
+                     SUGGESTS, True, tuple(dict.fromkeys(r["target"] for r in bad)))
+    detail = f"{how}; no transfer source is significantly stronger than the target's own white-box attack"
+    worst = tested.sort_values("difference").iloc[0].to_dict()
+    if worst["difference"] < 0:
+        detail += f"; largest non-significant drop: {_describe(worst, labels)}"
+    return Check(CHECK_NAME, Status.PASS, detail + extra)
+
+
+# ------------------------------------------------------------------ tables for the page and the CSV
+
+SUMMARY_COLUMNS = ["source", "target", "source_kind", "target_kind", "dataset", "n", "attack", "attack_params",
+                   "attack_label", "norm", "eps", "eps_label", "white_box", "n_correct", "accuracy", "ci_low", "ci_high",
+                   "clean_accuracy", "target_white_box_accuracy", "difference_to_white_box", "fooled_only_by_transfer",
+                   "fooled_only_by_white_box", "sanity_p", "sanity_p_holm", "sanity_flagged"]
+
+
+def _kind(name: str, models: set[str]) -> str:
+    if is_attention(name):
+        return "attention"
+    return "baseline" if any(baseline_name(m) == name for m in models) else "other"
+
+
+def summary_table(cells: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+    """transfer_summary.csv: one row per cell, with the target's white-box accuracy and the check's test."""
+    models = set(cells["source"]) | set(cells["target"])
+    merged = cells.merge(comparisons.drop(columns=["tested", "accuracy"]), on=CELL, how="left")
+    merged["flagged"] = merged["flagged"].astype("boolean").fillna(False).astype(bool)
+    out = merged.rename(columns={"white_box_accuracy": "target_white_box_accuracy",
+                                 "difference": "difference_to_white_box", "gained": "fooled_only_by_transfer",
+                                 "lost": "fooled_only_by_white_box", "p": "sanity_p", "p_holm": "sanity_p_holm",
+                                 "flagged": "sanity_flagged"})
+    own = out["white_box"]
+    out.loc[own, "target_white_box_accuracy"] = out.loc[own, "accuracy"]
+    out = out.assign(source_kind=out["source"].map(lambda m: _kind(m, models)),
+                     target_kind=out["target"].map(lambda m: _kind(m, models)))
+    order = {m: i for i, m in enumerate(_model_order(models))}
+    out = out.assign(_s=out["source"].map(order), _t=out["target"].map(order))
+    out = out.sort_values(["dataset", "n", "attack_label", "eps", "_s", "_t"], kind="stable")
+    return out[SUMMARY_COLUMNS].reset_index(drop=True)
+
+
+def _figures(cells: pd.DataFrame, out: Path, attention: set[str]) -> list[dict[str, Any]]:
+    """Per (dataset, n, attack): one heatmap per eps."""
+    groups = []
+    keys = ["dataset", "n", "attack_label"]
+    for i, (key, g) in enumerate(cells.sort_values(["attack_label", "eps"]).groupby(keys, sort=True)):
+        dataset, n, label = key
+        sources, targets = _model_order(g["source"]), _model_order(g["target"])
+        maps = []
+        for j, (eps_label, e) in enumerate(g.groupby("eps_label", sort=False)):
+            title = f"{label} at eps {eps_label} ({dataset}, n = {int(n)}): target accuracy (%)"
+            maps.append({"eps_label": eps_label,
+                         "png": transfer_plots.heatmap(e, sources, targets, attention, title, out,
+                                                       f"heatmap_{i:02d}_{slug(label)}_{j:02d}"),
+                         "white_box": int(e["white_box"].sum()), "cells": len(e)})
+        groups.append({"dataset": dataset, "n": int(n), "attack": label, "maps": maps})
+    return groups
+
+
+def _asymmetry_groups(table: pd.DataFrame, out: Path) -> list[dict[str, Any]]:
+    groups = []
+    for i, (label, g) in enumerate(table.groupby("attack_label", sort=True)):
+        png = transfer_plots.asymmetry_plot(g, f"transfer asymmetry under {label}", out,
+                                            f"asymmetry_{i:02d}_{slug(label)}")
+        groups.append({"attack": label, "png": png,
+                       "pairs": [{"attention": a, "baseline": b, "rows": r.sort_values("eps").to_dict("records")}
+                                 for (a, b), r in g.groupby(["attention", "baseline"], sort=False)]})
+    return groups
+
+
+def _models(cells: pd.DataFrame) -> list[dict[str, Any]]:
+    models = set(cells["source"]) | set(cells["target"])
+    sha: dict[str, str] = {}
+    for role in ("source", "target"):
+        if f"{role}_sha256" in cells:
+            sha.update({m: s for m, s in zip(cells[role], cells[f"{role}_sha256"]) if s})
+    clean = cells.drop_duplicates(["target", "dataset", "n"])
+    out = []
+    for m in _model_order(models):
+        c = clean[clean["target"] == m]
+        base = baseline_name(m)
+        out.append({"model": m, "kind": _kind(m, models), "baseline": base if base in models else None,
+                    "wanted_baseline": base, "source": m in set(cells["source"]), "target": m in set(cells["target"]),
+                    "sha256": sha.get(m), "clean": [(r["dataset"], int(r["n"]), r["clean_accuracy"])
+                                                    for r in c.to_dict("records")]})
+    return out
+
+
+def _version_text(value: Any) -> str:
+    return ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else ""
+
+
+def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
+    """The runs that wrote the folder (oldest first) and what transfer.csv says about seed and version."""
+    runs = []
+    for r in sorted(inputs.runs, key=lambda r: str(r.get("time") or "")):
+        s = r.get("settings") if isinstance(r.get("settings"), dict) else {}
+        wall = r.get("wall_seconds")
+        runs.append({"time": r.get("time"), "command": r.get("command"), "status": r.get("status") or
+                     "no end record (crashed, killed, or still running)", "ok": r.get("status") == "finished",
+                     "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
+                     "planned": len(r.get("planned") or []),
+                     "settings": ", ".join(f"{k} {v}" for k, v in s.items() if k != "versions"
+                                           and isinstance(v, (str, int, float, bool))),
+                     "versions": _version_text(s.get("versions")),
+                     "models": ", ".join(str(c.get("name")) for c in r.get("checkpoints") or [] if isinstance(c, dict))})
+    cells = inputs.cells
+    unique = {k: ", ".join(sorted({str(v) for v in cells[k]})) for k in ("seed", "version") if k in cells}
+    return {"runs": runs, "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
+
+
+# ------------------------------------------------------------------ page
+
+def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | None = None,
+                          command: str | None = None) -> Path:
+    """Write the transfer report (``index.html``, ``transfer_summary.csv``, ``transfer_asymmetry.csv``
+    and the PNG + SVG figures) into ``out`` (default ``FOLDER/report``) from a transfer output folder;
+    return the path of ``index.html``. One-line :class:`UserError` when the folder is not one."""
+    started = time.perf_counter()
+    inputs = read_transfer(folder)  # before anything is written: a wrong folder leaves no report behind
+    out_dir = ensure_dir(inputs.folder / REPORT_DIR if out is None else out, "report directory")
+    cells = inputs.cells
+    outcomes = Outcomes(inputs.examples)
+    models = set(cells["source"]) | set(cells["target"])
+    attention = {m for m in models if is_attention(m)}
+    pairs = pairing(cells)
+    asymmetry = asymmetry_table(cells, outcomes, pairs.pairs)
+    comparisons = white_box_comparisons(cells, outcomes)
+    check = check_transfer_vs_white_box(cells, comparisons)
+    write_csv(summary_table(cells, comparisons), out_dir / SUMMARY_FILE)
+    write_csv(asymmetry, out_dir / ASYMMETRY_FILE)
+    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
+    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
+               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
+    context = {
+        "version": __version__,
+        "git_commit": _git_commit(),
+        "command": command,
+        "folder": str(inputs.folder),
+        "notes": inputs.notes,
+        "heatmaps": _figures(cells, out_dir, attention),
+        "asymmetry": _asymmetry_groups(asymmetry, out_dir),
+        "pairing": pairs,
+        "rule": ATTENTION_RULE,
+        "has_examples": inputs.examples is not None,
+        "check": check,
+        "flagged": flagged,
+        "alpha": ALPHA,
+        "tolerance": UNPAIRED_TOLERANCE,
+        "models": _models(cells),
+        "provenance": provenance_context(inputs),
+        "summary_file": SUMMARY_FILE,
+        "asymmetry_file": ASYMMETRY_FILE,
+    }
+    context["render_seconds"] = round(time.perf_counter() - started, 1)
+    path = atomic_write_text(out_dir / "index.html", render(context))
+    log.info("transfer report written to %s", path)
+    return path
+
+
+def render(context: dict[str, Any]) -> str:
+    """The page from its context, autoescaped (model names and commands are user-controlled)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = lambda v: "n/a" if _absent(v) else f"{100 * v:.1f}"
+    env.filters["points"] = lambda v: "n/a" if _absent(v) else f"{100 * v:+.1f}"
+    env.filters["pval"] = lambda v: "n/a" if _absent(v) else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
+    env.filters["integer"] = lambda v: "n/a" if _absent(v) else str(int(v))
+    return env.get_template("transfer.html.j2").render(**context, Status=Status)
+
+
+__all__ = ["TransferInputs", "asymmetry_table", "baseline_name", "build_transfer_report", "is_attention",
+           "read_transfer", "white_box_comparisons"]
