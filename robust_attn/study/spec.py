@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,7 +168,7 @@ def _number(value: Any, what: str, minimum: float = 0.0, strict: bool = True) ->
 
 def _path(value: Any, base: Path, what: str) -> Path:
     path = Path(_string(value, what)).expanduser()
-    return path if path.is_absolute() else base / path
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))  # studies/../models -> models
 
 
 def _names(value: Any, what: str) -> tuple[str, ...]:
