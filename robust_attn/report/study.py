@@ -25,6 +25,9 @@ import pandas as pd
 from .. import __version__
 from ..errors import UserError
 from ..files import atomic_write_text, ensure_dir
+from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, PER_SEED_COLUMNS,
+                           PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR, WITHIN_SEED_COLUMNS,
+                           WITHIN_SEED_FILE)
 from . import study_plots
 from .build import _image_shapes
 from .common import attack_labels, slug
@@ -33,34 +36,14 @@ from .sanity import Status, run_checks
 
 log = logging.getLogger(__name__)
 
-# The files of a study output folder (see the study contract of issue 13).
-STUDY_FILE = "study.csv"
-EFFECTS_FILE = "effects.csv"
-PER_SEED_FILE = "per_seed.csv"
-WITHIN_SEED_FILE = "within_seed.csv"
-MEMBERS_FILE = "members.csv"
-PROVENANCE_FILE = "provenance.json"
-SWEEP_DIR = "sweep"
 REPORT_DIR = "report"
-
-STUDY_COLUMNS = ("architecture", "attack", "attack_params", "metric", "summary", "eps", "eps_label", "n_seeds",
-                 "mean", "std", "ci_low", "ci_high")
-EFFECT_COLUMNS = ("architecture", "baseline", "attack", "attack_params", "metric", "summary", "eps", "eps_label",
-                  "n_seeds", "n_seeds_baseline", "mean", "baseline_mean", "difference", "ci_low", "ci_high", "test",
-                  "statistic", "df", "p_value", "p_holm", "verdict")
-PER_SEED_COLUMNS = ("architecture", "seed", "model", "attack", "attack_params", "metric", "summary", "eps",
-                    "eps_label", "value", "clean_accuracy")
-WITHIN_SEED_COLUMNS = ("architecture", "baseline", "seed", "attack", "attack_params", "metric", "eps", "eps_label",
-                       "accuracy", "baseline_accuracy", "difference", "mcnemar_p")
-MEMBER_COLUMNS = ("architecture", "seed", "model", "checkpoint", "checkpoint_sha256", "clean_accuracy", "trained")
 REQUIRED = {STUDY_FILE: STUDY_COLUMNS, EFFECTS_FILE: EFFECT_COLUMNS, PER_SEED_FILE: PER_SEED_COLUMNS}
 _NUMERIC = {"eps", "n_seeds", "n_seeds_baseline", "mean", "std", "ci_low", "ci_high", "baseline_mean", "difference",
             "statistic", "df", "p_value", "p_holm", "seed", "value", "clean_accuracy", "accuracy",
             "baseline_accuracy", "mcnemar_p"}
 
-AUC = "auc"
 EPS = "eps"
-METRICS = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case (robust at every eps' \u2264 eps)"}
+METRIC_NAMES = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case (robust at every eps' \u2264 eps)"}
 VERDICT_CLASS = {"more robust": "more", "less robust": "less", "no detectable difference": "none",
                  "too few seeds for a verdict": "few"}
 
@@ -150,7 +133,7 @@ def read_study(study_dir: str | os.PathLike) -> StudyInputs:
 
 def _order(frame: pd.DataFrame, *extra: str) -> pd.DataFrame:
     """Rows in reading order: per-eps accuracy before the worst case, attacks by label, then ``extra``."""
-    rank = {m: i for i, m in enumerate(METRICS)}
+    rank = {m: i for i, m in enumerate(METRIC_NAMES)}
     keyed = frame.assign(_m=frame["metric"].map(lambda m: rank.get(m, len(rank))))
     return keyed.sort_values(["_m", "metric", "attack_label", *extra], kind="stable").drop(columns="_m")
 
@@ -181,7 +164,7 @@ def verdict_rows(study: pd.DataFrame, effects: pd.DataFrame) -> list[dict[str, A
     arms = study[study["summary"] == AUC]
     rows = []
     for r in _order(effects[effects["summary"] == AUC], "architecture", "baseline").to_dict("records"):
-        rows.append({**r, "metric_label": METRICS.get(r["metric"], r["metric"]),
+        rows.append({**r, "metric_label": METRIC_NAMES.get(r["metric"], r["metric"]),
                      "arm": _arm(arms, r["architecture"], r), "base": _arm(arms, r["baseline"], r),
                      "interval": _signed_interval(r["ci_low"], r["ci_high"]),
                      "verdict_class": VERDICT_CLASS.get(r["verdict"], "none")})
@@ -202,7 +185,7 @@ def per_eps_tables(effects: pd.DataFrame) -> list[dict[str, Any]]:
     keys = ["architecture", "baseline", "metric", "attack_label"]
     for key, g in rows.groupby(keys, sort=False):
         head = dict(zip(keys, key))
-        tables.append({**head, "metric_label": METRICS.get(head["metric"], head["metric"]),
+        tables.append({**head, "metric_label": METRIC_NAMES.get(head["metric"], head["metric"]),
                        "rows": [{**r, "interval": _signed_interval(r["ci_low"], r["ci_high"]),
                                  "verdict_class": VERDICT_CLASS.get(r["verdict"], "none")}
                                 for r in g.to_dict("records")]})
@@ -229,7 +212,7 @@ def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list
     curves = []
     study_eps = _order(study[study["summary"] == EPS])
     for i, ((metric, label), arms) in enumerate(study_eps.groupby(["metric", "attack_label"], sort=False)):
-        name = METRICS.get(metric, metric)
+        name = METRIC_NAMES.get(metric, metric)
         same = (seeds["summary"] == EPS) & (seeds["metric"] == metric) & (seeds["attack_label"] == label)
         diffs = effects[(effects["summary"] == EPS) & (effects["metric"] == metric) & (effects["attack_label"] == label)]
         stem = f"{i:02d}_{slug(label)}_{slug(metric)}"

@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 
 from ..checkpoints import read_checkpoint_file
 from ..errors import UserError
+from ..study_files import CHECKPOINTS_DIR
 from ..train import TrainConfig, train
 from .spec import StudySpec, recipe_key
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,16 @@ from ..checkpoints import load_checkpoint
 from ..errors import UserError, require_int
 from ..files import atomic_write_text, ensure_dir, sha256_file
 from ..results import read_examples_csv, read_results_csv
+from ..study_files import (
+    EFFECTS_FILE,
+    MEMBER_COLUMNS,
+    MEMBERS_FILE,
+    PER_SEED_FILE,
+    PROVENANCE_FILE,
+    STUDY_FILE,
+    SWEEP_DIR,
+    WITHIN_SEED_FILE,
+)
 from ..sweep import EXAMPLES_FILE, RESULTS_FILE, CellEvent, sweep
 from . import stats
 from .members import Member, TrainingEvent, check_can_train, find_members, train_members
@@ -29,15 +39,7 @@ from .spec import StudySpec, load_study
 
 log = logging.getLogger(__name__)
 
-SWEEP_DIR = "sweep"
-MEMBERS_FILE = "members.csv"
-PER_SEED_FILE = "per_seed.csv"
-STUDY_FILE = "study.csv"
-EFFECTS_FILE = "effects.csv"
-WITHIN_SEED_FILE = "within_seed.csv"
-PROVENANCE_FILE = "provenance.json"
 LOCK_FILE = ".study.lock"
-MEMBER_COLUMNS = ["architecture", "seed", "model", "checkpoint", "checkpoint_sha256", "clean_accuracy", "trained"]
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,9 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from ..study_files import AUC, EFFECT_COLUMNS, METRICS, PER_SEED_COLUMNS, STUDY_COLUMNS, WITHIN_SEED_COLUMNS
+
 CONFIDENCE = 0.95
-METRICS = ("accuracy", "worst_case_accuracy")
-PER_SEED_COLUMNS = ["architecture", "seed", "model", "attack", "attack_params", "metric", "summary", "eps",
-                    "eps_label", "value", "clean_accuracy"]
-STUDY_COLUMNS = ["architecture", "attack", "attack_params", "metric", "summary", "eps", "eps_label", "n_seeds",
-                 "mean", "std", "ci_low", "ci_high"]
-EFFECT_COLUMNS = ["architecture", "baseline", "attack", "attack_params", "metric", "summary", "eps", "eps_label",
-                  "n_seeds", "n_seeds_baseline", "mean", "baseline_mean", "difference", "ci_low", "ci_high", "test",
-                  "statistic", "df", "p_value", "p_holm", "verdict"]
-WITHIN_SEED_COLUMNS = ["architecture", "baseline", "seed", "attack", "attack_params", "metric", "eps", "eps_label",
-                       "accuracy", "baseline_accuracy", "difference", "mcnemar_p"]
-AUC = "auc"
 _CURVE = ["attack", "attack_params", "metric"]
 
 
