@@ -52,6 +52,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[st
         "in_channels": model.in_channels,
         "mean": list(model.normalization[0]),
         "std": list(model.normalization[1]),
+        # only for architectures with a depth argument, so other checkpoints keep their metadata
+        **({"depth": model.depth} if getattr(model, "depth", None) is not None else {}),
         **metadata,
     }
     json.dumps(meta)  # fail now, not at load time, if something is not a plain value
@@ -96,12 +98,14 @@ def model_from_checkpoint(blob: dict[str, Any], path: Path) -> nn.Module:
         in_channels=meta["in_channels"],
         mean=meta["mean"],
         std=meta["std"],
+        depth=meta.get("depth"),  # absent: the architecture's default (or none)
     )
     try:
         model.load_state_dict(blob["state_dict"], strict=True)
     except RuntimeError as exc:
+        depth = "" if meta.get("depth") is None else f" and depth {meta['depth']}"
         raise UserError(
-            f"{path}: weights do not fit {meta['architecture']} at width {meta['width']} "
+            f"{path}: weights do not fit {meta['architecture']} at width {meta['width']}{depth} "
             f"({str(exc).splitlines()[0]})"
         ) from None
     return model.eval()

@@ -18,15 +18,19 @@ from robust_attn.models import (
 )
 from robust_attn.errors import UserError
 
-ATTENTION_MODELS = [n for n in list_models() if get_model_cfg(n).has_attention]
+# The paper's attention (softmax maps, attended descriptors): VGG-att and ResNet-att. CBAM's gates
+# have spatial maps too (has_attention) but are tested in test_resnet.py.
+ATTENTION_MODELS = [n for n in list_models() if get_model_cfg(n).maps_are_distributions]
 
 
 def test_registry_lists_vgg_and_every_attention_variant():
     names = list_models()
-    assert "vgg" in names
+    assert {"vgg", "vgg-se", "vgg-cbam", "resnet", "resnet-se", "resnet-cbam"} <= set(names)
     expected = {f"vgg-att{d}-{c}-{p}" for d in (1, 2, 3) for c in ("concat", "indep") for p in ("pc", "dp", "add")}
     assert expected <= set(names) and len(expected) == 18
     assert list_models("vgg-att3-*") == sorted(n for n in expected if n.startswith("vgg-att3"))
+    resnet_att = {f"resnet-att{d}-{c}-{p}" for d in (2, 3) for c in ("concat", "indep") for p in ("pc", "dp")}
+    assert set(list_models("resnet-att*")) == resnet_att
     # Every compatibility choice is registered, so the tests parametrised over ATTENTION_MODELS cover it.
     assert {get_model_cfg(n).compatibility for n in ATTENTION_MODELS} == set(Compatibility)
 
@@ -71,6 +75,10 @@ def test_every_model_runs_forward_and_backward(name):
     assert torch.equal(out.logits, model(x.detach()))
     cfg = get_model_cfg(name)
     assert len(out.attention_maps) == len(cfg.attention_layers) == len(out.compatibility)
+    assert cfg.has_attention == bool(out.attention_maps)
+    for a, c in zip(out.attention_maps, out.compatibility):
+        assert a.shape[:2] == (2, 1) and a.shape == c.shape
+        assert (a >= 0).all() and (a <= 1).all()  # softmax weights and CBAM's sigmoid gates alike
 
 
 @pytest.mark.parametrize("name", ["vgg", "vgg-att3-concat-pc", "vgg-att2-indep-dp"])
@@ -185,8 +193,9 @@ def test_features_where_attention_is_zero_do_not_matter():
 
 @contextmanager
 def _global_feature_replaced(net: nn.Module, g: torch.Tensor) -> Iterator[None]:
-    """Within the block, the dense layer that produces g outputs ``g`` instead: nothing else changes."""
-    handle = net.dense.register_forward_hook(lambda module, inputs, output: g)
+    """Within the block, the layer that produces g (VGG: the dense layer; ResNet: the final BN-ReLU-pool)
+    outputs ``g`` instead: nothing else changes."""
+    handle = net.global_layer.register_forward_hook(lambda module, inputs, output: g)
     try:
         yield
     finally:
@@ -249,7 +258,10 @@ def test_g_steers_the_attention_except_in_pc(name):
 
 
 def _g_only_parameters(net: nn.Module) -> list[nn.Parameter]:
-    """Parameters that feed g and nothing else: the conv layers after the last attended one, and the dense layer."""
+    """Parameters that feed g and nothing else. VGG: the conv layers after the last attended one, and the
+    dense layer; ResNet (g pools the last attended stage): the final BatchNorm."""
+    if net.cfg.family == "resnet":
+        return list(net.final.parameters())
     after_last = [p for i, layer in enumerate(net.layers, start=1) if i > max(net.cfg.attention_layers)
                   for p in layer.parameters()]
     return after_last + list(net.dense.parameters())
@@ -259,7 +271,8 @@ def _relative_g_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
     """|dL/d(g-only params)| / |dL/d(other params)| for the cross-entropy L, in float64 on a copy of ``model``."""
     model = copy.deepcopy(model).eval().double()
     g_only = _g_only_parameters(model.net)
-    assert len(g_only) >= 2 + 3 * 2  # layers 14, 15 (conv + BatchNorm) at least, and the dense layer
+    # VGG: layers 14, 15 (conv + BatchNorm) at least, and the dense layer; ResNet: the final BatchNorm
+    assert len(g_only) >= (2 if model.cfg.family == "resnet" else 2 + 3 * 2)
     ids = {id(p) for p in g_only}
     others = [p for p in model.parameters() if id(p) not in ids]
     grads = torch.autograd.grad(F.cross_entropy(model(x.double()), y), g_only + others)
@@ -281,7 +294,8 @@ def test_the_g_branch_gets_gradient_except_in_pc(name):
 def test_the_shipped_pc_checkpoints_never_trained_the_g_branch(shipped, embedded_cifar):
     """On the trained checkpoints: layers 14, 15 and the dense layer get no gradient in pc, a large one in dp."""
     x, y = embedded_cifar.float_batch(slice(0, 32))
-    ratios = {name: _relative_g_gradient(ckpt.model, x, y) for name, ckpt in shipped.items() if ckpt.model.cfg.has_attention}
+    ratios = {name: _relative_g_gradient(ckpt.model, x, y) for name, ckpt in shipped.items()
+              if ckpt.model.cfg.maps_are_distributions}
     assert any(ckpt.model.cfg.compatibility is Compatibility.PC for ckpt in shipped.values())
     for name, ratio in ratios.items():
         if shipped[name].model.cfg.compatibility is Compatibility.PC:

@@ -17,6 +17,9 @@ OKTAY_2018_ADDITIVE = (
     "Oktay et al. 2018 additive attention (not in Jetley et al.): Attention U-Net, MIDL 2018, arXiv:1804.03999, "
     "on the backbone and heads of Jetley et al. 2018"
 )
+HE_2016_PREACT = "He et al., Identity Mappings in Deep Residual Networks, ECCV 2016, arXiv:1603.05027"
+HU_2018_SE = "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018, arXiv:1709.01507 (timm's SEModule)"
+WOO_2018_CBAM = "Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018, arXiv:1807.06521 (timm's CbamModule)"
 
 
 class Combine(StrEnum):
@@ -52,12 +55,28 @@ class Compatibility(StrEnum):
         return self is not Compatibility.PC
 
 
+class Gate(StrEnum):
+    """An attention module of the kind most CNNs carry, gating features inside the backbone
+    (not Jetley et al.'s: no softmax over positions, no attended descriptor)."""
+
+    SE = "se"  # squeeze-and-excitation (Hu et al. 2018): channel gate only, no spatial map
+    CBAM = "cbam"  # CBAM (Woo et al. 2018): channel gate, then a spatial gate in [0, 1] per position
+
+
 @dataclass(frozen=True)
 class ModelCfg:
     """What an architecture is; everything a builder needs besides width and class count.
 
     ``paper`` names the source of the architecture as built here, so a variant that is not
     the paper's says so wherever its config is shown or recorded.
+
+    ``attention_layers`` are the layers (VGG: conv layer numbers; ResNet: stage numbers, see
+    ``layer_unit``) whose spatial attention maps ``forward_with_attention`` returns: the paper's
+    softmax maps (``compatibility`` set; each sums to 1 over positions) or CBAM's spatial gates
+    (``gate`` is CBAM; values in [0, 1], not distributions). ``gate``/``gated_layers``: where a
+    SE or CBAM module gates the features. An SE model has gates but no spatial map, so its
+    ``attention_layers`` is empty and ``has_attention`` false. ``default_depth``: the depth used
+    when ``create_model`` gets none; ``None`` means the architecture takes no ``depth``.
     """
 
     name: str
@@ -67,10 +86,21 @@ class ModelCfg:
     compatibility: Compatibility | None = None
     input_multiple: int = 32
     paper: str = JETLEY_2018
+    gate: Gate | None = None
+    gated_layers: tuple[int, ...] = ()
+    default_depth: int | None = None
+    layer_unit: str = "layer"
 
     @property
     def has_attention(self) -> bool:
+        """Whether ``forward_with_attention`` returns spatial maps (the paper's or CBAM's)."""
         return bool(self.attention_layers)
+
+    @property
+    def maps_are_distributions(self) -> bool:
+        """Whether the spatial maps are the paper's softmax attention (each sums to 1 over positions);
+        false for CBAM's sigmoid gates and for models without maps."""
+        return self.has_attention and self.compatibility is not None
 
 
 def validate_width(width: float) -> float:

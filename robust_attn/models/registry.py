@@ -28,7 +28,8 @@ _REGISTRY: Registry[ModelCfg, Builder] = Registry("model", entry_points="robust_
 
 
 def register_model(cfg: ModelCfg) -> Callable[[Builder], Builder]:
-    """Register ``builder(cfg, width=, num_classes=, in_channels=) -> nn.Module`` under ``cfg.name``."""
+    """Register ``builder(cfg, width=, num_classes=, in_channels=) -> nn.Module`` under ``cfg.name``;
+    a cfg with a ``default_depth`` gets ``depth=`` too."""
     return _REGISTRY.register(cfg.name, cfg)
 
 
@@ -49,19 +50,25 @@ def create_model(
     in_channels: int = 3,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    depth: int | None = None,
 ) -> ModelWrapper:
     """Build a registered architecture wrapped with its input normalisation.
 
     ``mean``/``std`` default to 0/1 per channel (no normalisation); checkpoints record the
-    dataset's statistics and pass them here when reloading.
+    dataset's statistics and pass them here when reloading. ``depth`` (ResNets) defaults to the
+    entry's ``default_depth``; an architecture without one rejects it.
     """
     cfg = get_model_cfg(name)
     width = validate_width(width)
+    if cfg.default_depth is None and depth is not None:
+        raise UserError(f"{name} takes no depth (only architectures with a depth argument do, e.g. resnet); got {depth!r}")
+    depth_kw = {} if cfg.default_depth is None else {"depth": cfg.default_depth if depth is None else depth}
     require_int("num_classes", num_classes, 2)
     require_int("in_channels", in_channels, 1)
     mean = tuple(float(m) for m in (mean if mean is not None else [0.0] * in_channels))
     std = tuple(float(s) for s in (std if std is not None else [1.0] * in_channels))
     if len(mean) != in_channels or len(std) != in_channels or any(s <= 0 for s in std):
         raise UserError(f"mean/std need {in_channels} entries with std > 0, got {mean} / {std}")
-    net = _REGISTRY.builder(name)(cfg, width=width, num_classes=num_classes, in_channels=in_channels)
-    return ModelWrapper(net, cfg=cfg, width=width, num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
+    net = _REGISTRY.builder(name)(cfg, width=width, num_classes=num_classes, in_channels=in_channels, **depth_kw)
+    return ModelWrapper(net, cfg=cfg, width=width, num_classes=num_classes, in_channels=in_channels, mean=mean, std=std,
+                        depth=depth_kw.get("depth"))

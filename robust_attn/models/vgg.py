@@ -13,6 +13,11 @@ depends on the compatibility: not at all for the paper's ``pc`` (its <u, g> term
 softmax, and layers 14, 15 and the dense layer get no gradient from the loss), through <l_i, g> for the
 paper's ``dp``, and through a ReLU for ``add`` (Oktay et al. 2018, registered as not the paper's;
 see :mod:`.attention`).
+
+``vgg-se`` and ``vgg-cbam`` (not in Jetley et al.) put timm's SE or CBAM module (see :mod:`.gates`)
+after conv layers 2, 4, 7, 10 and 13, the ends of VGG-16's five conv blocks (after the ReLU, before
+any pooling), and classify g like the baseline. CBAM's spatial gates of those five layers (N x 1 x
+H x W in [0, 1]; 32, 32, 32, 16 and 8 pixels square at 32x32 inputs) are its attention maps.
 """
 from __future__ import annotations
 
@@ -22,7 +27,18 @@ import torch
 from torch import nn
 
 from .attention import AttentionBlock
-from .config import JETLEY_2018, OKTAY_2018_ADDITIVE, Combine, Compatibility, ModelCfg, scale_channels
+from .config import (
+    HU_2018_SE,
+    JETLEY_2018,
+    OKTAY_2018_ADDITIVE,
+    WOO_2018_CBAM,
+    Combine,
+    Compatibility,
+    Gate,
+    ModelCfg,
+    scale_channels,
+)
+from .gates import GateBlock
 from .registry import register_model
 
 # (output channels at width 1, max-pool after this conv layer) for conv layers 1..15.
@@ -52,11 +68,20 @@ _CFGS: tuple[ModelCfg, ...] = (ModelCfg(name="vgg", family="vgg"),) + tuple(
     for combine in Combine
     for compat in Compatibility
 )
+_GATED_LAYERS = (2, 4, 7, 10, 13)  # the ends of VGG-16's five conv blocks
+_GATE_CFGS: tuple[ModelCfg, ...] = (
+    ModelCfg(name="vgg-se", family="vgg", gate=Gate.SE, gated_layers=_GATED_LAYERS,
+             paper=f"{HU_2018_SE}, on the VGG backbone of {JETLEY_2018} (not in Jetley et al.)"),
+    ModelCfg(name="vgg-cbam", family="vgg", attention_layers=_GATED_LAYERS, gate=Gate.CBAM, gated_layers=_GATED_LAYERS,
+             paper=f"{WOO_2018_CBAM}, on the VGG backbone of {JETLEY_2018} (not in Jetley et al.)"),
+)
 
 
 class Features(NamedTuple):
     local_features: tuple[torch.Tensor, ...]  # the attended layers' outputs, N x C_l x H x W
     global_feature: torch.Tensor  # g, N x C_g
+    gate_maps: tuple[torch.Tensor, ...] = ()  # CBAM's spatial gates, N x 1 x H x W in [0, 1]
+    gate_scores: tuple[torch.Tensor, ...] = ()  # the same before the sigmoid
 
 
 class HeadOutput(NamedTuple):
@@ -87,8 +112,9 @@ class VGGAttention(nn.Module):
         # Every block reads g; for the paper's pc its term cancels in the softmax (see .attention).
         self.attention = nn.ModuleList(
             AttentionBlock(channels[layer - 1], g_dim, cfg.compatibility) for layer in cfg.attention_layers
+            if cfg.compatibility is not None  # CBAM's maps come from its gates, not from attention blocks
         )
-        n_att = len(cfg.attention_layers)
+        n_att = len(self.attention)
         if n_att == 0:
             self.classifier = nn.Linear(g_dim, num_classes)
         elif cfg.combine is Combine.CONCAT:
@@ -98,21 +124,36 @@ class VGGAttention(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # SE / CBAM gates (timm initialises them); created last and only when configured, so the other
+        # entries build, draw their random initialisation and name their weights exactly as before.
+        self.gates = nn.ModuleDict(
+            {str(layer): GateBlock(cfg.gate, channels[layer - 1]) for layer in cfg.gated_layers}
+        ) if cfg.gate is not None else None
+
+    @property
+    def global_layer(self) -> nn.Module:
+        """The module whose output is g: the dense layer."""
+        return self.dense
 
     def forward_features(self, x: torch.Tensor) -> Features:
-        local = []
+        local, gate_maps, gate_scores = [], [], []
         for index, layer in enumerate(self.layers, start=1):
             x = layer(x)
-            if index in self.cfg.attention_layers:
+            if self.gates is not None and str(index) in self.gates:
+                x, gate_map, scores = self.gates[str(index)](x)
+                if gate_map is not None:
+                    gate_maps.append(gate_map)
+                    gate_scores.append(scores)
+            elif index in self.cfg.attention_layers:
                 local.append(x)
             if index in self.pool_after:
                 x = self.pool(x)
         g = self.dense(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-        return Features(tuple(local), g)
+        return Features(tuple(local), g, tuple(gate_maps), tuple(gate_scores))
 
     def forward_head(self, features: Features) -> HeadOutput:
-        if not self.attention:
-            return HeadOutput(self.classifier(features.global_feature), (), ())
+        if not self.attention:  # the baseline, SE and CBAM classify g; CBAM's maps are its spatial gates
+            return HeadOutput(self.classifier(features.global_feature), features.gate_maps, features.gate_scores)
         outs = [block(l, features.global_feature) for block, l in zip(self.attention, features.local_features)]
         # Classification uses the g_a alone: g reaches the logits only through the attention maps.
         descriptors = [o.descriptor for o in outs]
@@ -130,5 +171,5 @@ def _build_vgg(cfg: ModelCfg, *, width: float, num_classes: int, in_channels: in
     return VGGAttention(cfg, width=width, num_classes=num_classes, in_channels=in_channels)
 
 
-for _cfg in _CFGS:
+for _cfg in _CFGS + _GATE_CFGS:
     register_model(_cfg)(_build_vgg)

@@ -24,8 +24,10 @@ class Normalize(nn.Module):
 
 class AttentionOutput(NamedTuple):
     logits: torch.Tensor
-    attention_maps: tuple[torch.Tensor, ...]  # a per attended layer, N x 1 x H x W
-    compatibility: tuple[torch.Tensor, ...]  # c per attended layer, N x 1 x H x W
+    # a per attended layer, N x 1 x H x W: the paper's softmax maps (sum 1 over positions) or, for
+    # CBAM (cfg.gate), its spatial gates in [0, 1]; empty for models without spatial maps (SE too)
+    attention_maps: tuple[torch.Tensor, ...]
+    compatibility: tuple[torch.Tensor, ...]  # c per attended layer (CBAM: the gate's pre-sigmoid scores)
 
 
 class ModelWrapper(nn.Module):
@@ -46,10 +48,12 @@ class ModelWrapper(nn.Module):
         in_channels: int,
         mean: Sequence[float],
         std: Sequence[float],
+        depth: int | None = None,
     ):
         super().__init__()
         self.cfg = cfg
         self.width = width
+        self.depth = depth  # None for architectures without a depth argument
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.normalization = (tuple(mean), tuple(std))
