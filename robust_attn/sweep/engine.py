@@ -25,7 +25,7 @@ from torch import nn
 
 from .. import __version__
 from ..attacks import EpsGrid, EpsUnit, get_attack_cfg, parse_eps_grid
-from ..checkpoints import Checkpoint, CheckpointRef
+from ..checkpoints import Checkpoint
 from ..data import ImageSet, get_dataset_cfg
 from ..devices import resolve_device
 from ..distributed import Ranks
@@ -35,7 +35,8 @@ from ..results import (
     EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, ExampleRow, Outcome, ResultRow, rows_frame,
     wilson_interval, write_csv,
 )
-from .inputs import AttackSpec, EvalData, check_grid_norms, evaluation_data, load_models, resolve_attacks
+from ..user_models import is_user_checkpoint, probe
+from .inputs import AttackSpec, EvalData, Models, check_grid_norms, evaluation_data, load_models, resolve_attacks
 from .panels import PanelSpec, artifact_path, wants_panel, write_artifact
 from .store import CellStore, RunLog, out_lock
 from .walks import Cell, Prepared, exceeds_budget, prepare, walk_bounded, walk_minimal
@@ -94,7 +95,7 @@ class _Autocast(nn.Module):
 
 
 def sweep(
-    models: Sequence[str | os.PathLike | Checkpoint | CheckpointRef] | None,
+    models: Models | None,
     attacks: Sequence[str | AttackSpec],
     eps: EpsGrid | str,
     data: str | None = None,
@@ -120,8 +121,12 @@ def sweep(
     """Evaluate ``models`` under ``attacks`` at every eps of the grid; one row per cell.
 
     ``models``: checkpoints, manifest names, paths or globs (None: the whole manifest in
-    ``models_dir``; with ``data`` given, those that fit it). ``data``: a dataset name; None evaluates
-    each checkpoint on the embedded set of the dataset it was trained on. With ``out``, cells are
+    ``models_dir``; with ``data`` given, those that fit it), and your own models: a ``{name: module}``
+    mapping, :class:`~robust_attn.user_models.UserModel` items or ``package.module:function`` /
+    ``file.py:function`` specs, each a ``torch.nn.Module`` mapping float N x C x H x W images in [0, 1]
+    to N x num_classes logits, probed on two images before any attack (see :mod:`robust_attn.user_models`;
+    rows carry its state_dict's sha256). ``data``: a dataset name; None evaluates each checkpoint on the
+    embedded set of the dataset it was trained on (user models need it). With ``out``, cells are
     stored and resumed there and ``results.csv`` holds every cell of the folder; the frame returned
     holds this call's cells. ``fast_path=False`` attacks every point at every eps for every attack.
     The caller's models are never modified. ``strict``: with the default model set, a manifest entry
@@ -144,6 +149,9 @@ def sweep(
     checkpoints = load_models(models, models_dir, data, strict=strict)
     cache: dict[str, ImageSet] = {}
     evals = [evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
+    for c, e in zip(checkpoints, evals):
+        if is_user_checkpoint(c):  # before any work: a module that cannot answer is one line naming it
+            probe(c, e.images.x, e.dataset, dev, channels_last)
     settings = Settings(seed, batch_size, fast_path, amp, dev.type, channels_last)
     ranks = Ranks.current()
     out_path = None if out is None else ensure_dir(out, "--out") if ranks.is_writer else Path(out)

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from torch import nn
+
 from ..attacks import EpsGrid, EpsUnit, Norm, get_attack_cfg, params_json, resolve_params
 from ..checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_checkpoints
 from ..data import DatasetCfg, ImageSet, get_dataset_cfg, load_dataset
 from ..errors import UserError
+from ..user_models import UserModel, as_checkpoint, is_spec, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +96,11 @@ def fits(ckpt: Checkpoint, cfg: DatasetCfg) -> bool:
 
 def evaluation_data(ckpt: Checkpoint, dataset: str | None, data_dir: str | None, n: int | None,
                     cache: dict[str, ImageSet]) -> EvalData:
-    trained_on = get_dataset_cfg(ckpt.metadata["dataset"])
-    name = dataset or trained_on.evaluation_set or trained_on.name
+    if dataset:
+        name = dataset
+    else:
+        trained_on = get_dataset_cfg(ckpt.metadata["dataset"])
+        name = trained_on.evaluation_set or trained_on.name
     cfg = get_dataset_cfg(name)
     if not fits(ckpt, cfg):
         raise UserError(
@@ -109,25 +115,58 @@ def evaluation_data(ckpt: Checkpoint, dataset: str | None, data_dir: str | None,
     return EvalData(name, images)
 
 
-def load_models(models: Sequence[str | os.PathLike | Checkpoint | CheckpointRef] | None,
-                models_dir: str | os.PathLike, dataset: str | None = None, *, strict: bool = False) -> list[Checkpoint]:
+ModelSpec = str | os.PathLike | Checkpoint | CheckpointRef | UserModel
+Models = Sequence[ModelSpec] | Mapping[str, nn.Module]
+
+
+def load_models(models: Models | None, models_dir: str | os.PathLike, dataset: str | None = None, *,
+                strict: bool = False) -> list[Checkpoint]:
     """The checkpoints to evaluate. With no ``models`` (the whole manifest) and a ``dataset``, those
     that cannot be evaluated on it (other channel or class counts) are left out with a warning; a
     model named explicitly that does not fit stays an error (raised when its data is prepared).
-    ``strict``: a manifest entry whose file is missing is an error, not skipped (see resolve_checkpoints)."""
+    ``strict``: a manifest entry whose file is missing is an error, not skipped (see resolve_checkpoints).
+
+    User models (see :mod:`robust_attn.user_models`): a ``{name: module}`` mapping, :class:`UserModel`
+    items and ``module:function`` spec strings; they need ``dataset`` and come after the checkpoints."""
+    if isinstance(models, Mapping):
+        models = [UserModel(name, module) for name, module in models.items()]
+    models = list(models or [])
+    for m in models:
+        if isinstance(m, nn.Module):
+            raise UserError(f"a {type(m).__name__} module needs a name: pass {{'name': module}} or "
+                            f"UserModel('name', module)")
+    specs = [m for m in models if isinstance(m, str) and is_spec(m)]
+    own = [m for m in models if isinstance(m, UserModel)]
+    if (specs or own) and dataset is None:
+        first = specs[0] if specs else own[0].name
+        raise UserError(f"model {first!r} is not a checkpoint: pass --dataset (Python: data=) to name the data "
+                        f"to evaluate it on")
+    others = [m for m in models if not isinstance(m, UserModel) and not (isinstance(m, str) and is_spec(m))]
+    loaded = _load_checkpoints(others, models_dir, dataset, strict, default=not models)
+    users = own + [load_spec(s) for s in specs]
+    taken = [c.name for c in loaded] + [u.name for u in users]
+    users = [UserModel(u.source, u.module, u.source) if u.source in specs and taken.count(u.name) > 1 else u
+             for u in users]  # a spec whose function name is taken is named by the whole spec
+    loaded += [as_checkpoint(u, dataset) for u in users]
+    names = [c.name for c in loaded]
+    if len(set(names)) != len(names):
+        raise UserError(f"two models share a name: {sorted({n for n in names if names.count(n) > 1})}")
+    return loaded
+
+
+def _load_checkpoints(models: Sequence[str | os.PathLike | Checkpoint | CheckpointRef], models_dir: str | os.PathLike,
+                      dataset: str | None, strict: bool, default: bool) -> list[Checkpoint]:
+    """The checkpoints among ``models`` (``default``: none were asked for, the manifest's are used)."""
     loaded: list[Checkpoint] = []
-    specs = [m for m in (models or []) if not isinstance(m, (Checkpoint, CheckpointRef))]
-    refs = resolve_checkpoints([str(s) for s in specs], models_dir, strict=strict) if specs or not models else []
-    for m in models or []:
+    specs = [m for m in models if not isinstance(m, (Checkpoint, CheckpointRef))]
+    refs = resolve_checkpoints([str(s) for s in specs], models_dir, strict=strict) if specs or default else []
+    for m in models:
         if isinstance(m, Checkpoint):
             loaded.append(m)
         elif isinstance(m, CheckpointRef):
             refs.append(m)
     loaded += [load_checkpoint(r.path, expected_sha256=r.sha256, name=r.name) for r in refs]
-    names = [c.name for c in loaded]
-    if len(set(names)) != len(names):
-        raise UserError(f"two checkpoints share a name: {sorted(n for n in names if names.count(n) > 1)}")
-    if not models and dataset is not None:
+    if default and dataset is not None:
         cfg = get_dataset_cfg(dataset)
         skipped = [c.name for c in loaded if not fits(c, cfg)]
         if skipped:
