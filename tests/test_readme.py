@@ -33,12 +33,15 @@ BLOCKS = {
                                    "must equal pyproject.toml's")),
     "## CLI tour #0": (RUN, "the tour"),
     "## CLI tour #1": (PARSE, "full datasets: needs internet (torchvision's download) and a GPU"),
+    "### Your own models #0": (RUN, "a model of your own from examples/my_model.py beside a checkpoint"),
+    "### Your own models #1": (PARSE, "a plugin package: installs it into the environment (a reinstall)"),
     "## Studies: architectures across training seeds #0": (RUN, "the shipped study (trains nothing)"),
     "## Scaling out with torchrun #0": (PARSE, "torchrun over GPUs (nccl) and several machines"),
 }
 # Commands of a RUN block that are not robust-attn commands: recognised (a new kind fails the test), not run.
 NOT_RUN = {
     "python3 -m venv .venv": "creates the environment this test runs in",
+    "pip install -e ./my-robust-attn-models": "installs the example plugin package (not part of this repository)",
     ".venv/bin/pip install": "installs the package this test runs from",
     ".venv/bin/python -m pytest": "the test suite this test is part of",
 }
