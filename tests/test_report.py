@@ -235,3 +235,22 @@ def test_attention_shift_comes_from_the_artifact(report, results):
     shift = pd.read_csv(report / "attention_shift.csv")
     row = shift[(shift["eps_label"] == "8/255") & (shift["outcome"] == "broken")].iloc[0]
     assert row["count"] == broken.sum() and np.isclose(row["js_distance"], js[broken].mean())
+
+
+def test_each_variant_is_compared_with_its_own_backbone():
+    """ResNet variants against resnet, VGG variants against vgg (same width and data), SE included."""
+    from robust_attn.report.tables import attention_vs_baseline
+
+    rows = []
+    for model, arch, acc in (("vgg_c10s", "vgg", 0.30), ("resnet_c10s", "resnet", 0.20),
+                             ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.35),
+                             ("resnet-att2-concat-pc_c10s", "resnet-att2-concat-pc", 0.26),
+                             ("resnet-se_c10s", "resnet-se", 0.21)):
+        rows.append({"model": model, "architecture": arch, "width": 0.5, "trained_on": "cifar10-subset",
+                     "dataset": "cifar10-embedded", "n": 100, "attack": "fgsm", "attack_params": "{}",
+                     "attack_label": "fgsm", "norm": "Linf", "eps": 1 / 255, "eps_label": "1/255", "accuracy": acc,
+                     "worst_case_accuracy": acc})
+    diffs = attention_vs_baseline(pd.DataFrame(rows), None, set()).set_index("model")
+    assert diffs["baseline"].to_dict() == {"vgg-att3-concat-pc_c10s": "vgg_c10s", "resnet-att2-concat-pc_c10s": "resnet_c10s",
+                                           "resnet-se_c10s": "resnet_c10s"}
+    assert diffs.loc["resnet-att2-concat-pc_c10s", "difference"] == pytest.approx(0.06)

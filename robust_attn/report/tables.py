@@ -96,19 +96,30 @@ DIFF_COLUMNS = ["model", "baseline", "attack", "attack_params", "attack_label", 
                 "baseline_accuracy", "difference", "mcnemar_p", "worst_case_accuracy", "baseline_worst_case_accuracy"]
 
 
+def backbone(architecture: str) -> str:
+    """The plain backbone an architecture is a variant of: the registry's names are ``FAMILY`` for the
+    backbone and ``FAMILY-...`` for its attention (``-att*``), SE and CBAM variants (``vgg``, ``resnet``)."""
+    return architecture.split("-", 1)[0]
+
+
 def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None, attention: set[str]) -> pd.DataFrame:
-    """Per attention model, attack (with its parameters) and eps: per-eps accuracy minus its baseline's
-    (architecture ``vgg``, same width, training and evaluation data), with the exact McNemar p-value
-    on the paired per-eps outcomes of the same images when per-example results exist."""
+    """Per variant model (attention, SE, CBAM: any architecture that is not its own backbone), attack
+    (with its parameters) and eps: per-eps accuracy minus its own backbone's (ResNet variants against
+    ``resnet``, VGG variants against ``vgg``; same width, training and evaluation data), with the exact
+    McNemar p-value on the paired per-eps outcomes of the same images when per-example results exist.
+    ``attention`` is kept for callers; every variant is compared."""
     correct = {} if examples is None else {
         tuple(map(str, key)): pd.Series(g["robust"].to_numpy().astype(bool), index=g["index"].to_numpy())
         for key, g in examples.groupby([*CURVE, "eps_label"], sort=False)
     }
-    base = frame[frame["architecture"] == "vgg"].assign(eps_k=lambda f: f["eps"].map(eps_key))
-    index = {k: g for k, g in base.groupby(["width", "trained_on", "dataset", "n", "attack", "attack_params", "eps_k"])}
+    plain = frame["architecture"].map(backbone) == frame["architecture"]
+    base = frame[plain].assign(eps_k=lambda f: f["eps"].map(eps_key))
+    index = {k: g for k, g in base.groupby(["architecture", "width", "trained_on", "dataset", "n", "attack",
+                                             "attack_params", "eps_k"])}
     rows = []
-    for r in frame[frame["model"].isin(attention)].itertuples():
-        match = index.get((r.width, r.trained_on, r.dataset, r.n, r.attack, r.attack_params, eps_key(r.eps)))
+    for r in frame[~plain].itertuples():
+        match = index.get((backbone(r.architecture), r.width, r.trained_on, r.dataset, r.n, r.attack, r.attack_params,
+                           eps_key(r.eps)))
         if match is None:
             continue
         b = match.iloc[0]
