@@ -90,9 +90,22 @@ def test_a_valid_study_resolves_defaults_and_paths(tmp_path):
     ({"baselines": {"vgg": "vgg-att3-concat-pc"}, "architectures": ["vgg", "vgg-att2-concat-pc"]},
      "baseline must be one of architectures"),
     ({"architectures": ["vgg-att3-concat-pc"]}, "no baseline for 'vgg-att3-concat-pc'"),
+    ({"architectures": ["resnet-att2-concat-pc", "resnet-se"]}, "no baseline for 'resnet-att2-concat-pc'"),
+    ({"train__depth": 20}, "none of ['vgg', 'vgg-att3-concat-pc'] takes a depth"),
+    ({"train__depth": 21, "architectures": ["resnet", "resnet-se"]}, "[train]:"),
 ])
 def test_bad_study_files_are_one_line_errors(changes, expected):
     assert expected in _error(_raw(**changes))
+
+
+def test_variants_get_their_plain_backbone_and_a_default_depth_matches_an_explicit_one():
+    from robust_attn.study.spec import recipe_key
+
+    spec = parse_study(_raw(architectures=["resnet", "resnet-se", "resnet-att2-concat-pc"], train__depth=20),
+                       Path("/tmp/s.toml"))
+    assert spec.baselines == {"resnet-se": "resnet", "resnet-att2-concat-pc": "resnet"}
+    assert spec.recipe.train_config("resnet", 0).depth == 20
+    assert recipe_key({"architecture": "resnet", "depth": None}) == recipe_key({"architecture": "resnet", "depth": 20})
 
 
 def test_missing_required_key_and_bad_toml(tmp_path):

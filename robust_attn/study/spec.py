@@ -46,20 +46,20 @@ from ..attacks import get_attack_cfg, parse_eps_grid, resolve_params
 from ..attacks.grids import EpsGrid
 from ..data import get_dataset_cfg
 from ..errors import UserError, require_int
-from ..models import get_model_cfg
+from ..models import get_model_cfg, list_models
 from ..sweep import AttackSpec
 from ..sweep.inputs import check_grid_norms
 from ..train import Schedule, TrainConfig
 
 TOP_KEYS = ("name", "description", "architectures", "seeds", "checkpoints", "baselines", "train", "evaluate")
-TRAIN_KEYS = ("dataset", "data_dir", "epochs", "width", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-              "augment")
+TRAIN_KEYS = ("dataset", "data_dir", "epochs", "width", "depth", "batch_size", "lr", "momentum", "weight_decay",
+              "schedule", "augment")
 EVALUATE_KEYS = ("dataset", "data_dir", "n", "attacks", "eps", "eps_unit", "attack_args", "seed", "batch_size")
 TOP_REQUIRED = ("name", "architectures", "seeds", "train", "evaluate")
 
 # The training-configuration fields that decide a checkpoint's weights (with the seed): a checkpoint
 # whose recorded ``train_config`` agrees on all of them is the study's member, whatever its file name.
-RECIPE_FIELDS = ("architecture", "dataset", "epochs", "width", "seed", "batch_size", "lr", "momentum",
+RECIPE_FIELDS = ("architecture", "dataset", "epochs", "width", "depth", "seed", "batch_size", "lr", "momentum",
                  "weight_decay", "schedule", "augment")
 
 
@@ -77,11 +77,13 @@ class Recipe:
     weight_decay: float = 5e-4
     schedule: Schedule = Schedule.ONECYCLE
     augment: bool = True
+    depth: int | None = None  # for the architectures that take one (ResNets); None: their default
 
     def train_config(self, architecture: str, seed: int, device: str = "auto") -> TrainConfig:
+        depth = self.depth if get_model_cfg(architecture).default_depth is not None else None
         return TrainConfig(architecture, self.dataset, None if self.data_dir is None else str(self.data_dir),
                            self.epochs, self.width, seed, self.batch_size, self.lr, self.momentum,
-                           self.weight_decay, self.schedule, self.augment, device)
+                           self.weight_decay, self.schedule, self.augment, device, depth=depth)
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,12 @@ class StudySpec:
 
 
 def recipe_key(train_config: Mapping[str, Any]) -> tuple:
-    """The part of a recorded training configuration that decides the weights (with the seed)."""
-    return tuple(train_config.get(k) for k in RECIPE_FIELDS)
+    """The part of a recorded training configuration that decides the weights (with the seed); an
+    architecture's default depth counts as that depth, whether it was given or not."""
+    record = dict(train_config)
+    if record.get("depth") is None and record.get("architecture") in list_models():
+        record["depth"] = get_model_cfg(record["architecture"]).default_depth
+    return tuple(record.get(k) for k in RECIPE_FIELDS)
 
 
 def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str, required: tuple[str, ...] = ()) -> None:
@@ -212,6 +218,7 @@ def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
         weight_decay=_number(raw.get("weight_decay", 5e-4), "[train] weight_decay", strict=False),
         schedule=schedule,
         augment=augment,
+        depth=None if "depth" not in raw else require_int("[train] depth", raw["depth"], 1),
     )
 
 
@@ -270,9 +277,9 @@ def default_baselines(architectures: tuple[str, ...], named: Mapping[str, Any]) 
         cfg = get_model_cfg(arch)
         if arch in named:
             out[arch] = named[arch]
-        elif cfg.has_attention:
+        elif cfg.has_attention or cfg.gate is not None:  # attention, SE and CBAM variants
             plain = [a for a in architectures if get_model_cfg(a).family == cfg.family
-                     and not get_model_cfg(a).has_attention]
+                     and not get_model_cfg(a).has_attention and get_model_cfg(a).gate is None]
             if not plain:
                 raise UserError(f"no baseline for {arch!r}: add the plain {cfg.family!r} backbone to architectures "
                                 f"or name one in [baselines]")
@@ -287,6 +294,14 @@ def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
     architectures = _names(raw["architectures"], "architectures")
     for arch in architectures:
         get_model_cfg(arch)
+    recipe = _recipe(_table(raw, "train", str(file)), base)
+    if recipe.depth is not None and all(get_model_cfg(a).default_depth is None for a in architectures):
+        raise UserError(f"[train] depth {recipe.depth}: none of {list(architectures)} takes a depth")
+    for arch in architectures:
+        try:
+            recipe.train_config(arch, 0).validate()
+        except UserError as exc:
+            raise UserError(f"[train]: {exc}") from None
     folders = raw.get("checkpoints", [])
     if not isinstance(folders, list):
         raise UserError(f"checkpoints must be a list of folders, got {folders!r}")
@@ -295,7 +310,7 @@ def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
         file=file,
         architectures=architectures,
         seeds=_seeds(raw["seeds"]),
-        recipe=_recipe(_table(raw, "train", str(file)), base),
+        recipe=recipe,
         evaluation=_evaluation(_table(raw, "evaluate", str(file)), base),
         baselines=default_baselines(architectures, _table(raw, "baselines", str(file))),
         checkpoints=tuple(_path(f, base, "checkpoints entry") for f in folders),
