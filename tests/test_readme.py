@@ -33,6 +33,7 @@ BLOCKS = {
                                    "must equal pyproject.toml's")),
     "## CLI tour #0": (RUN, "the tour"),
     "## CLI tour #1": (PARSE, "full datasets: needs internet (torchvision's download) and a GPU"),
+    "### Models #0": (RUN, "the registry's ResNets and one entry's details"),
     "### Your own models #0": (RUN, "a model of your own from examples/my_model.py beside a checkpoint"),
     "### Your own models #1": (PARSE, "a plugin package: installs it into the environment (a reinstall)"),
     "## Studies: architectures across training seeds #0": (RUN, "the shipped study (trains nothing)"),
