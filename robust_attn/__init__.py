@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _API = {
     "create_model": "robust_attn.models",
@@ -19,7 +19,9 @@ _API = {
     "parse_eps_grid": "robust_attn.attacks",
     "sweep": "robust_attn.sweep",
     "study": "robust_attn.study",
+    "transfer": "robust_attn.transfer",
     "load_study": "robust_attn.study",
+    "UserModel": "robust_attn.user_models",
     "load_dataset": "robust_attn.data",
     "list_datasets": "robust_attn.data",
 }
@@ -30,8 +32,9 @@ __all__ = ["__version__", *_API]
 def __getattr__(name: str) -> Any:
     if name in _API:
         value = getattr(importlib.import_module(_API[name]), name)
-        # ``sweep`` and ``study`` are also subpackages: importing one binds the module to this
-        # name, so bind the function over it (later submodule imports do not rebind the name).
+        # ``sweep``, ``study`` and ``transfer`` are also submodules: importing one binds the module
+        # to this name, so bind the function over it (later submodule imports do not rebind the
+        # name; and the ``transfer`` module, reached first through an import, is itself callable).
         globals()[name] = value
         return value
     raise AttributeError(f"module 'robust_attn' has no attribute {name!r}")

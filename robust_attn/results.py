@@ -44,6 +44,7 @@ class ResultRow:
     attack: str
     attack_params: str  # canonical JSON
     norm: str
+    objective: str  # what the attack maximises: 'misclassify' (label attacks) or 'attention' (attention-shift)
     eps: float  # raw units
     eps_label: str  # '8/255' or '0.5'
     # The attack run at this eps alone: what torchattacks, foolbox and the paper call accuracy under the attack.
@@ -61,6 +62,9 @@ class ResultRow:
     zero_gradient_fraction: float  # clean-correct points with an all-zero or non-finite input gradient; NaN: no gradient used
     max_perturbation: float  # largest perturbation norm among the examples attacked at this eps
     attack_failures: int  # minimal-perturbation attacks: clean-correct points they could not make adversarial
+    # Attention attacks: mean over every evaluated point of the Jensen-Shannon distance (base 2) between the
+    # attention maps on the attack's output and on the clean image, averaged over attended layers; NaN otherwise.
+    attention_shift: float
     seed: int
     version: str
     seconds: float
@@ -82,6 +86,7 @@ class ExampleRow:
     clean_pred: int
     adv_pred: int  # prediction on the attack's output at this eps
     perturbation_norm: float
+    attention_shift: float  # attention attacks: this example's shift (see ResultRow.attention_shift); NaN otherwise
     robust: int  # 1: adv_pred is the label (per-eps)
     worst_case_robust: int  # 1: robust at every eps' <= eps this attack tried
     outcome: str  # an Outcome value

@@ -169,3 +169,27 @@ def test_shift_is_the_reports_js_distance(att, data, kept):
     assert per_layer.shape == (N, len(att.cfg.attention_layers))
     np.testing.assert_allclose(attention_shift(att, x, kept).numpy(), reference, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(per_layer.mean(1).numpy(), reference, rtol=1e-4, atol=1e-6)
+
+
+def test_a_sweep_records_the_shift_per_cell_and_per_example_and_refuses_models_without_maps(tmp_path):
+    """The sweep's rows carry the attack's objective and the achieved shift; per_example.csv the shift of
+    every example; every point it reports with its clean prediction really has it (re-predicted)."""
+    import pandas as pd
+
+    from robust_attn.sweep import sweep
+
+    ckpt = load_checkpoint(MODELS_DIR / "vgg-att3-concat-pc_c10s.pt")
+    frame = sweep([ckpt], ["attention-shift", "fgsm"], "0,8", n=12, out=tmp_path, per_example=True,
+                  attack_args={"steps": 3})
+    rows = frame.set_index(["attack", "eps_label"])
+    assert rows.loc[("attention-shift", "0"), "attention_shift"] == 0.0
+    assert rows.loc[("attention-shift", "8/255"), "attention_shift"] > 0.05
+    assert rows.loc[("attention-shift", "8/255"), "objective"] == "attention"
+    assert rows.loc[("fgsm", "8/255"), "objective"] == "misclassify"
+    assert pd.isna(rows.loc[("fgsm", "8/255"), "attention_shift"])
+    examples = pd.read_csv(tmp_path / "per_example.csv")
+    moved = examples[(examples.attack == "attention-shift") & (examples.eps_label == "8/255")]
+    assert moved["attention_shift"].mean() == pytest.approx(rows.loc[("attention-shift", "8/255"), "attention_shift"])
+    assert (moved["adv_pred"] == moved["clean_pred"]).all()
+    with pytest.raises(UserError, match="vgg_c10s has none"):
+        sweep([load_checkpoint(MODELS_DIR / "vgg_c10s.pt")], ["attention-shift"], "0,8", n=4)

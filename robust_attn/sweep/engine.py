@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..attacks import EpsGrid, EpsUnit, get_attack_cfg, parse_eps_grid
+from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
+from ..attacks.attention_shift import attention_model
 from ..checkpoints import Checkpoint
 from ..data import ImageSet, get_dataset_cfg
 from ..devices import resolve_device
@@ -152,6 +153,10 @@ def sweep(
     for c, e in zip(checkpoints, evals):
         if is_user_checkpoint(c):  # before any work: a module that cannot answer is one line naming it
             probe(c, e.images.x, e.dataset, dev, channels_last)
+    for spec in specs:  # attention attacks need spatial maps: refuse a model without them before any work
+        if get_attack_cfg(spec.name).objective is Objective.ATTENTION:
+            for c in checkpoints:
+                attention_model(c.model, name=c.name)
     settings = Settings(seed, batch_size, fast_path, amp, dev.type, channels_last)
     ranks = Ranks.current()
     out_path = None if out is None else ensure_dir(out, "--out") if ranks.is_writer else Path(out)
@@ -353,6 +358,7 @@ def _make_row(ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, grid: EpsGrid, k
         attack=spec.name,
         attack_params=spec.params_json,
         norm=cfg.norm.value,
+        objective=cfg.objective.value,
         eps=grid.values[k],
         eps_label=grid.labels[k],
         n_correct=n_correct,
@@ -368,6 +374,7 @@ def _make_row(ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, grid: EpsGrid, k
         zero_gradient_fraction=p.zero_gradient_fraction if cfg.uses_gradient else float("nan"),
         max_perturbation=cell.max_perturbation,
         attack_failures=int(cell.failed.sum()),
+        attention_shift=float("nan") if cell.shift is None else float(cell.shift.mean()),
         seed=seed,
         version=__version__,
         seconds=round(seconds, 4),
@@ -378,13 +385,14 @@ def _examples_frame(store: CellStore) -> pd.DataFrame:
     """per_example.csv: every example of every cell the folder holds."""
     rows: list[ExampleRow] = []
     for _, row, blob in store.examples():
-        for i, (label, clean, adv, norm, robust, worst, failed) in enumerate(zip(
-                blob["label"], blob["clean_pred"], blob["adv_pred"], blob["norm"], blob["robust"], blob["worst_case"],
-                blob["failed"])):
+        shifts = blob.get("shift") or [float("nan")] * len(blob["label"])
+        for i, (label, clean, adv, norm, shift, robust, worst, failed) in enumerate(zip(
+                blob["label"], blob["clean_pred"], blob["adv_pred"], blob["norm"], shifts, blob["robust"],
+                blob["worst_case"], blob["failed"])):
             outcome = (Outcome.ATTACK_FAILED if failed else Outcome.ROBUST if robust
                        else Outcome.CLEAN_ERROR if clean != label else Outcome.BROKEN)
             rows.append(ExampleRow(row.model, row.dataset, row.n, row.attack, row.attack_params, row.eps, row.eps_label,
-                                   i, label, clean, adv, norm, int(robust), int(worst), outcome.value))
+                                   i, label, clean, adv, norm, shift, int(robust), int(worst), outcome.value))
     return _sorted_examples(rows_frame(rows, EXAMPLE_COLUMNS))
 
 

@@ -108,6 +108,7 @@ class CellStore:
                 torch.tensor(blob["adv_pred"], dtype=torch.long), torch.tensor(blob["norm"], dtype=torch.float32),
                 torch.tensor(blob["robust"], dtype=torch.bool), torch.tensor(blob["worst_case"], dtype=torch.bool),
                 torch.tensor(blob["failed"], dtype=torch.bool), float(blob["row"]["max_perturbation"]), method,
+                shift=None if blob.get("shift") is None else torch.tensor(blob["shift"], dtype=torch.float64),
             )
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             log.warning("recomputing unreadable cell %s (%s)", path, exc)
@@ -129,7 +130,8 @@ class CellStore:
         blob = {"settings": dict(settings), "row": vars(row), "label": labels.tolist(), "clean_pred": clean_pred.tolist(),
                 "adv_pred": cell.adv_pred.tolist(),
                 "norm": cell.norm.tolist(), "robust": cell.robust.int().tolist(),
-                "worst_case": cell.worst_case.int().tolist(), "failed": cell.failed.int().tolist()}
+                "worst_case": cell.worst_case.int().tolist(), "failed": cell.failed.int().tolist(),
+                "shift": None if cell.shift is None else cell.shift.tolist()}
         atomic_write_text(self.dir / f"{key}.json", json.dumps(blob))
         self._index[key] = {"settings": dict(settings), "row": row}
         self._by_identity[identity(settings)] = key

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..attacks import EpsGrid, Norm, create_attack, eval_mode, get_attack_cfg
+from ..attacks import EpsGrid, Norm, Objective, create_attack, eval_mode, get_attack_cfg
+from ..attacks.attention_shift import attention_shift
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
@@ -76,6 +77,7 @@ class Cell:
     max_perturbation: float
     method: AccuracyMethod
     panel: Panel | None = None
+    shift: torch.Tensor | None = None  # attention attacks: per-example attention shift (float64); None otherwise
 
 
 def batches(todo: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -163,6 +165,21 @@ def _clean_cell(p: Prepared, method: AccuracyMethod) -> Cell:
                 0.0, method, panel)
 
 
+def attack_batch(p: Prepared, spec: AttackSpec, grid: EpsGrid, k: int, idx: torch.Tensor, seed: int) -> torch.Tensor:
+    """An eps-bounded attack's output on one batch (``idx``, CPU indices) at eps ``grid.values[k]``,
+    checked: FGSM reads the clean pass's gradient sign; any other attack is built for this batch
+    with the seed of the batch's first example and the eps' index (:func:`batch_seed`). The per-eps
+    path of :func:`walk_bounded` and the transfer attacks (:mod:`robust_attn.transfer`) both craft
+    with it, so their examples are the same tensors."""
+    eps, dev_idx = grid.values[k], idx.to(p.x.device)
+    if spec.name == "fgsm" and p.gradient_sign is not None:
+        x_adv = (p.x[dev_idx] + eps * p.gradient_sign[dev_idx]).clamp_(0, 1)
+    else:
+        attack = create_attack(spec.name, p.model, eps, seed=batch_seed(seed, k, int(idx[0])), **spec.params)
+        x_adv = attack(p.x[dev_idx], p.y[dev_idx])
+    return _checked(x_adv, spec.name, grid.labels[k])
+
+
 def walk_bounded(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, previous: Cell | None, seed: int,
                  fast_path: bool = True) -> Iterator[tuple[int, Cell]]:
     """Run an eps-bounded attack at each eps from ``start`` on; yield (eps index, cell).
@@ -175,27 +192,26 @@ def walk_bounded(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, previ
     state = previous if previous is not None else _clean_cell(p, method)
     y_cpu = p.y.cpu()
     for k in range(start, len(grid)):
-        eps, label = grid.values[k], grid.labels[k]
         carry = method is AccuracyMethod.STILL_ROBUST and (k > 0 or previous is not None)
         todo = state.robust.nonzero().flatten() if carry else torch.arange(len(y_cpu))
         adv_pred = state.adv_pred.clone() if carry else p.clean_pred.clone()
         norm = state.norm.clone() if carry else torch.zeros(len(y_cpu))
         panel = None if state.panel is None else state.panel.copy()
         touched = torch.zeros(len(y_cpu), dtype=torch.bool)
+        # attention attacks record how far they moved the maps (the per-eps path attacks every point)
+        shift = torch.zeros(len(y_cpu), dtype=torch.float64) if cfg.objective is Objective.ATTENTION else None
         for idx in p.ranks.pick(batches(todo, p.batch_size)):
             dev_idx = idx.to(p.x.device)
-            if spec.name == "fgsm" and p.gradient_sign is not None:
-                x_adv = (p.x[dev_idx] + eps * p.gradient_sign[dev_idx]).clamp_(0, 1)
-            else:
-                attack = create_attack(spec.name, p.model, eps, seed=batch_seed(seed, k, int(idx[0])), **spec.params)
-                x_adv = attack(p.x[dev_idx], p.y[dev_idx])
-            _checked(x_adv, spec.name, label)
+            x_adv = attack_batch(p, spec, grid, k, idx, seed)
             adv_pred[idx] = predict(p.model, x_adv, p.batch_size)
             norm[idx] = perturbation_norm(x_adv - p.x[dev_idx], cfg.norm).cpu()
+            if shift is not None:
+                shift[idx] = attention_shift(p.model, p.x[dev_idx], x_adv)
             touched[idx] = True
             if panel is not None:
                 panel.update(p, idx, x_adv)
         adv_pred, norm = p.ranks.merge(adv_pred, touched), p.ranks.merge(norm, touched)
+        shift = None if shift is None else p.ranks.merge(shift, touched)
         if panel is not None:
             panel = panel.merged(p.ranks)
             panel.pred = adv_pred[:len(panel.pred)].clone()
@@ -203,7 +219,7 @@ def walk_bounded(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, previ
         attacked = torch.zeros(len(y_cpu), dtype=torch.bool)
         attacked[todo] = True  # the same on every rank
         state = Cell(adv_pred, norm, robust, state.worst_case & robust, torch.zeros(len(y_cpu), dtype=torch.bool),
-                     float(norm[attacked].max()) if attacked.any() else 0.0, method, panel)
+                     float(norm[attacked].max()) if attacked.any() else 0.0, method, panel, shift)
         yield k, state
 
 
@@ -239,5 +255,5 @@ def walk_minimal(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, seed:
                       float(norm[broken & correct].max()) if (broken & correct).any() else 0.0, AccuracyMethod.MINIMAL)
 
 
-__all__ = ["Cell", "Prepared", "batch_seed", "batches", "exceeds_budget", "perturbation_norm",
+__all__ = ["Cell", "Prepared", "attack_batch", "batch_seed", "batches", "exceeds_budget", "perturbation_norm",
            "predict", "prepare", "walk_bounded", "walk_minimal"]
