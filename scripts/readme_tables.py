@@ -24,8 +24,7 @@ from robust_attn.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"
-CIFAR = ["vgg_c10s", "vgg-att2-concat-pc_c10s", "vgg-att3-concat-pc_c10s", "vgg-att3-concat-dp_c10s",
-         "vgg-att3-indep-pc_c10s"]
+CIFAR = [str(ROOT / "models" / "*_c10s.pt")]  # every small CIFAR checkpoint (not the seed replicas, *_c10s_seed<k>)
 
 
 def markdown(frame, attack: str, value: str, with_dataset: bool) -> str:
@@ -49,21 +48,24 @@ def timed_sweep(*args, **kwargs):
         return frame, seconds, examples
 
 
-def mcnemar_lines(examples: pd.DataFrame, attack: str, eps_label: str, baseline: str = "vgg_c10s") -> list[str]:
-    """Per attention model: per-eps accuracy difference to the baseline and the exact McNemar p on the
-    same images (a binomial test on the discordant pairs)."""
+def mcnemar_lines(examples: pd.DataFrame, attack: str, eps_label: str) -> list[str]:
+    """Per variant model (``FAMILY-..._c10s``): per-eps accuracy difference to its backbone's checkpoint
+    (``FAMILY_c10s``) and the exact McNemar p on the same images (a binomial test on the discordant pairs)."""
     from scipy.stats import binomtest
 
     rows = examples[(examples["attack"] == attack) & (examples["eps_label"] == eps_label)]
     robust = {m: g.set_index("index")["robust"].astype(bool) for m, g in rows.groupby("model")}
-    base = robust[baseline]
     lines = []
-    for model in CIFAR[1:]:
-        att = robust[model]
+    for model in sorted(robust, key=lambda m: (m.split("-")[0], m)):
+        family, _, suffix = model.partition("_")
+        baseline = f"{family.split('-')[0]}_{suffix}"
+        if baseline == model or baseline not in robust:
+            continue
+        att, base = robust[model], robust[baseline]
         b, c = int((base & ~att).sum()), int((~base & att).sum())
         p = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
         diff = 100 * (att.mean() - base.mean())
-        lines.append(f"`{model}` {diff:+.1f} points (p = {p:.2g})")
+        lines.append(f"`{model}` {diff:+.1f} points vs `{baseline}` (p = {p:.2g})")
     return lines
 
 
@@ -92,8 +94,8 @@ Under PGD-10 (`robust-attn sweep --models 'models/*_c10s.pt' --attack fgsm,pgd,n
 
 {markdown(linf, "pgd", "accuracy", False)}
 
-Per-eps PGD at 1/255, each attention model minus `vgg_c10s` on the same 932 images, with the exact McNemar
-p-value: {"; ".join(mcnemar_lines(examples, "pgd", "1/255"))}.
+Per-eps PGD at 1/255, each variant minus its own backbone's checkpoint on the same 932 images, with the
+exact McNemar p-value: {"; ".join(mcnemar_lines(examples, "pgd", "1/255"))}.
 
 Under random sign noise of the same Linf size (`noise`, the baseline every attack must beat):
 
