@@ -3,12 +3,18 @@ adversarial attention maps for a few images, and the mean attention shift (Jense
 between the clean and the adversarial attention distribution) per eps, for points the attack broke
 and points it did not.
 
+"Is the attention itself robust?" (:func:`robustness_section`): per attention model, the shift per
+attended layer and eps under an attack on the maps (``attention-shift``) and under ``pgd``, the
+share of images whose most-attended location moves, and the most-moved examples under
+``attention-shift`` at its largest eps (same label, different explanation).
+
 No model is loaded and no attack is run: the sweep saved the maps and adversarial inputs while it
 attacked (layout in ``robust_attn.sweep.panels.write_artifact``).
 """
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +26,19 @@ from scipy.spatial.distance import jensenshannon
 from ..errors import UserError
 from ..results import write_csv
 from . import plots
-from .common import NOISE, slug
+from .common import NOISE, attention_objective, slug
 from .inputs import Artifact, RunInputs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PANEL_EPS = 8 / 255
+SHIFT_ATTACK = "attention-shift"  # the attack on the maps
+LABEL_ATTACK = "pgd"  # the label attack it is compared with
+MOST_MOVED = 4  # examples in the most-moved panel
+ROBUSTNESS_CSV = "attention_robustness.csv"
+ROBUSTNESS_COLUMNS = ["model", "attack", "layer", "eps", "eps_label", "mean_js", "moved_fraction", "n",
+                      "label_kept_fraction", "attack_params", "attack_label", "norm", "layer_index",
+                      "mean_js_label_kept", "mean_js_label_changed"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,8 @@ class Section:
 
 def _pick_attack(inputs: RunInputs, artifacts: list[Artifact], requested: str | None) -> tuple[str, str] | None:
     """The (attack, attack_params) for the panels, among those with artifacts: ``requested`` may be an
-    attack name or a label like ``pgd (steps=20)``; by default fgsm, else the first by label."""
+    attack name or a label like ``pgd (steps=20)``; by default fgsm, else the first label attack by
+    label (an attack on the maps only when there is nothing else: it has its own section)."""
     candidates = {(a.attack, a.attack_params): inputs.labels.get((a.attack, a.attack_params), a.attack)
                   for a in artifacts if a.attack not in NOISE.values()}
     ordered = sorted(candidates, key=lambda k: candidates[k])
@@ -51,7 +65,14 @@ def _pick_attack(inputs: RunInputs, artifacts: list[Artifact], requested: str | 
         return chosen[0]
     if not ordered:
         return None
-    return next((k for k in ordered if k[0] == "fgsm"), ordered[0])
+    aimed = _aimed_attacks(inputs)
+    return next((k for k in ordered if k[0] == "fgsm"), next((k for k in ordered if k[0] not in aimed), ordered[0]))
+
+
+def _aimed_attacks(inputs: RunInputs) -> set[str]:
+    """The attacks of these results that aim at the attention maps (see :func:`.common.attention_objective`)."""
+    frame = inputs.results
+    return set(frame.loc[attention_objective(frame).to_numpy(), "attack"].astype(str)) | {SHIFT_ATTACK}
 
 
 def _pick_eps(eps_values: np.ndarray, requested: float | None) -> int:
@@ -142,3 +163,143 @@ def attention_section(inputs: RunInputs, out: Path, panel_images: int, shift_ima
     note = (f"no {label} attention artifact for {', '.join(missing)} (the sweep writes OUT/attention/ for attention "
             "models)") if missing else None
     return Section(panels, shift_png, note, label)
+
+
+# ------------------------------------------------------------------ is the attention itself robust?
+
+@dataclass(frozen=True)
+class RobustnessSection:
+    models: list[dict[str, Any]]  # per attention model: plots, panel, table, note
+    csv: str | None  # ROBUSTNESS_CSV when written
+    note: str | None
+
+
+def argmax_moved(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
+    """Per image (K): does its most-attended location (the argmax of its map, K x H x W) move?"""
+    c = np.asarray(clean).reshape(len(clean), -1)
+    a = np.asarray(adv).reshape(len(adv), -1)
+    return c.argmax(1) != a.argmax(1)
+
+
+def robustness_rows(z: dict[str, np.ndarray], model: str, attack: str, attack_params: str, label: str, norm: str,
+                    limit: int) -> list[dict[str, Any]]:
+    """Per attended layer and eps, on the clean-correct ones among the first ``limit`` followed images:
+    the mean JS distance between clean and attacked maps, the share whose most-attended location
+    moves, how many, the share whose prediction is unchanged, and the mean JS of those that kept their
+    prediction and of those that did not (NaN where there are none)."""
+    k = min(limit, len(z["label"]))
+    clean_pred, labels = z["clean_pred"][:k], z["label"][:k]
+    correct = clean_pred == labels
+    n = int(correct.sum())
+    if not n:
+        return []
+    eps, eps_labels = z["eps"].astype(float), [str(e) for e in z["eps_label"]]
+    rows = []
+    for j, layer in enumerate(str(x) for x in z["layers"]):
+        clean = z[f"clean_maps_{j}"][:k][correct]
+        for e in range(len(eps)):
+            adv = z[f"adv_maps_{j}"][e, :k][correct]
+            js, moved = _js(clean, adv), argmax_moved(clean, adv)
+            kept = z["adv_pred"][e, :k][correct] == clean_pred[correct]
+            rows.append({"model": model, "attack": attack, "layer": layer, "eps": float(eps[e]),
+                         "eps_label": eps_labels[e], "mean_js": float(js.mean()), "moved_fraction": float(moved.mean()),
+                         "n": n, "label_kept_fraction": float(kept.mean()), "attack_params": attack_params,
+                         "attack_label": label, "norm": norm, "layer_index": j,
+                         "mean_js_label_kept": float(js[kept].mean()) if kept.any() else float("nan"),
+                         "mean_js_label_changed": float(js[~kept].mean()) if (~kept).any() else float("nan")})
+    return rows
+
+
+def _most_moved(z: dict[str, np.ndarray], limit: int, count: int) -> tuple[int, list[int], np.ndarray]:
+    """At the artifact's largest eps: its index, and among the images whose inputs it stores (and
+    the first ``limit`` followed), up to ``count`` clean-correct ones that kept their label, most
+    moved first (mean JS over layers), with their shifts."""
+    e = int(np.argmax(z["eps"]))
+    p = min(len(z["x"]), limit, len(z["label"]))
+    layers = len(z["layers"])
+    js = np.mean([_js(z[f"clean_maps_{j}"][:p], z[f"adv_maps_{j}"][e, :p]) for j in range(layers)], axis=0) \
+        if p else np.zeros(0)
+    ok = (z["clean_pred"][:p] == z["label"][:p]) & (z["adv_pred"][e, :p] == z["clean_pred"][:p]) & (js > 0)
+    order = [int(i) for i in np.argsort(-js, kind="stable") if ok[i]][:count]
+    return e, order, js
+
+
+def _sweep_command(inputs: RunInputs, model: str) -> str:
+    paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints if isinstance(c, dict)}
+    return f"robust-attn sweep --models {paths.get(model) or model} --attack {SHIFT_ATTACK},{LABEL_ATTACK} --eps 0:8:1"
+
+
+def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_images: int,
+                       attention: set[str]) -> RobustnessSection:
+    """Per attention model with artifacts for an attack on the maps and/or ``pgd``: the shift per
+    layer vs eps (label kept vs changed), the share whose most-attended location moves, the most-moved
+    examples under the attack on the maps at its largest eps, and ``attention_robustness.csv``."""
+    frame = inputs.results
+    models = sorted(attention & set(frame["model"]))
+    if not models:
+        return RobustnessSection([], None, "no attention model in these results")
+    if shift_images == 0:
+        return RobustnessSection([], None, "attention panels switched off")
+    aimed = _aimed_attacks(inputs)
+    norms = frame.drop_duplicates("attack").set_index("attack")["norm"].astype(str).to_dict()
+    sections, all_rows = [], []
+    for model in models:
+        arts = [a for a in inputs.artifacts if a.model == model and (a.attack in aimed or a.attack == LABEL_ATTACK)]
+        arts.sort(key=lambda a: (a.attack not in aimed, inputs.labels.get((a.attack, a.attack_params), a.attack)))
+        command = _sweep_command(inputs, model)
+        if not arts:
+            sections.append({"model": model, "note": f"no {SHIFT_ATTACK} or {LABEL_ATTACK} attention artifact for {model}",
+                             "add": f"{SHIFT_ATTACK} and {LABEL_ATTACK}", "command": command})
+            continue
+        rows, panel, notes = [], None, []
+        for art in arts:
+            try:
+                z = _load(art.path)
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a damaged artifact costs its rows
+                log.warning("cannot read %s (%s)", art.path, exc)
+                notes.append(f"cannot read {art.path.name}")
+                continue
+            label = inputs.labels.get((art.attack, art.attack_params), art.attack)
+            new = robustness_rows(z, model, art.attack, art.attack_params, label, norms.get(art.attack, "Linf"),
+                                  shift_images)
+            if not new:
+                notes.append(f"{label}: no clean-correct image among the followed ones")
+            rows += new
+            if panel is None and art.attack in aimed and panel_images:
+                e, order, js = _most_moved(z, shift_images, min(panel_images, MOST_MOVED))
+                if order:
+                    chw_to_hwc = (0, 2, 3, 1)
+                    count = len(z["layers"])
+                    png = plots.attention_panel(
+                        z["x"][order].astype(np.float32).transpose(chw_to_hwc),
+                        z["x_adv"][e, order].astype(np.float32).transpose(chw_to_hwc),
+                        [z[f"clean_maps_{j}"][order] for j in range(count)],
+                        [z[f"adv_maps_{j}"][e, order] for j in range(count)],
+                        [str(x) for x in z["layers"]], f"{model}: most-moved maps under {label} at eps {z['eps_label'][e]}",
+                        out, f"attention_robustness_{slug(model)}_panel")
+                    panel = {"png": png, "attack": label, "eps_label": str(z["eps_label"][e]),
+                             "examples": [{"index": int(z["index"][i]), "label": int(z["label"][i]),
+                                           "clean_pred": int(z["clean_pred"][i]), "adv_pred": int(z["adv_pred"][e, i]),
+                                           "js": float(js[i])} for i in order]}
+        attacks_present = {r["attack"] for r in rows}
+        has_shift, has_pgd = bool(attacks_present & aimed), LABEL_ATTACK in attacks_present
+        add = None
+        if has_shift != has_pgd:
+            shown, add = (SHIFT_ATTACK, LABEL_ATTACK) if has_shift else (LABEL_ATTACK, SHIFT_ATTACK)
+            notes.append(f"only {shown} has attention artifacts for {model}: shown alone")
+        entry: dict[str, Any] = {"model": model, "note": "; ".join(notes) or None, "add": add, "command": command,
+                                 "panel": panel}
+        if rows:
+            data = pd.DataFrame(rows)
+            all_rows += rows
+            stem = f"attention_robustness_{slug(model)}"
+            entry["js_png"] = plots.attention_robustness_plot(data, model, out, f"{stem}_js")
+            entry["moved_png"] = plots.moved_fraction_plot(data, model, out, f"{stem}_moved")
+            top = data[data["eps"] == data.groupby("attack_label")["eps"].transform("max")]
+            entry["table"] = top.sort_values(["attack", "attack_label", "layer_index"]).to_dict("records")
+        sections.append(entry)
+    csv = None
+    if all_rows:
+        write_csv(pd.DataFrame(all_rows)[ROBUSTNESS_COLUMNS], out / ROBUSTNESS_CSV)
+        csv = ROBUSTNESS_CSV
+    return RobustnessSection(sections, csv, None)

@@ -25,7 +25,7 @@ from ..errors import require_int
 from ..files import atomic_write_text, ensure_dir
 from ..results import RESULT_COLUMNS, write_csv
 from . import plots
-from .attention import attention_section
+from .attention import attention_section, robustness_section
 from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug
 from .inputs import NO_END, RunInputs, describe_missing, read_runs
 from .sanity import Check, Status, run_checks
@@ -121,7 +121,7 @@ def build_report(
     command: str | None = None,
 ) -> Path:
     """Write ``index.html``, ``summary.csv``, ``results.csv``, ``sanity.csv``, ``attention_vs_baseline.csv``,
-    ``attention_shift.csv`` and the plots (PNG + SVG) into ``out_dir``; return the path of ``index.html``."""
+    ``attention_shift.csv``, ``attention_robustness.csv`` and the plots (PNG + SVG) into ``out_dir``; return the path of ``index.html``."""
     started = time.perf_counter()
     require_int("panel_images", panel_images, 0)
     require_int("shift_images", shift_images, 0)
@@ -143,6 +143,7 @@ def build_report(
     write_csv(diffs, out / "attention_vs_baseline.csv")
     diff_plot = plots.difference_plot(diffs, out, "attention_minus_baseline") if len(diffs) else None
     section = attention_section(inputs, out, panel_images, shift_images, panel_attack, panel_eps, attention)
+    robustness = robustness_section(inputs, out, panel_images, shift_images, attention)
     incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
                    "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
     context = {
@@ -168,6 +169,9 @@ def build_report(
         "shift_png": section.shift_png,
         "panel_note": section.note,
         "panel_attack": section.attack_label,
+        "robustness": robustness.models,
+        "robustness_csv": robustness.csv,
+        "robustness_note": robustness.note,
     }
     context["render_seconds"] = round(time.perf_counter() - started, 1)
     return atomic_write_text(out / "index.html", render(context))

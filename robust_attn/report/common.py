@@ -87,3 +87,21 @@ def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) ->
 def eps_key(eps: float) -> float:
     """eps values from different grids compared as equal when they agree to 9 decimals."""
     return round(float(eps), 9)
+
+
+# An attack that aims at the attention maps, not the label (the registry's ``objective="attention"``).
+ATTENTION_OBJECTIVE = "attention"
+ATTENTION_ATTACKS = ("attention-shift",)  # by name, for results written before the ``objective`` column
+
+
+def attention_objective(frame: pd.DataFrame) -> pd.Series:
+    """Per row: does the attack aim at the attention maps rather than the label? From the results'
+    ``objective`` column where a row has one (value ``attention``), else by the attack's name
+    (``attention-shift``). Such attacks keep labels by design: label-attack expectations (accuracy
+    falls with eps, noise is weaker, large eps breaks everything) do not apply to them."""
+    by_name = frame["attack"].astype(str).isin(ATTENTION_ATTACKS)
+    if "objective" not in frame.columns:
+        return by_name
+    objective = frame["objective"].astype("string").str.strip().str.lower()
+    known = objective.notna() & (objective != "") & (objective != "nan")
+    return (objective == ATTENTION_OBJECTIVE).fillna(False).astype(bool).where(known, by_name)

@@ -111,3 +111,80 @@ def attention_panel(images: np.ndarray, adversarial: np.ndarray, clean_maps: lis
                 ax.set_title(label, fontsize=6)
     fig.suptitle(title, fontsize=8)
     return save_figure(fig, out_dir, stem)
+
+
+def _layer_order(data: pd.DataFrame) -> list[str]:
+    return list(data.sort_values("layer_index")["layer"].drop_duplicates()) if "layer_index" in data else \
+        sorted(data["layer"].unique())
+
+
+def _legend(ax, palette: dict[str, object], hue_title: str, dashes: dict[str, tuple[float, ...]],
+            markers: dict[str, str], style_title: str) -> None:
+    """A legend drawn from proxies (colour per layer, line style and marker per outcome or attack)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], lw=0, label=hue_title)]
+    handles += [Line2D([], [], color=c, label=name) for name, c in palette.items()]
+    handles += [Line2D([], [], lw=0, label=style_title)]
+    handles += [Line2D([], [], color="0.3", marker=markers[name], ms=4,
+                       linestyle="-" if pattern == SOLID else (0, pattern), label=name) for name, pattern in dashes.items()]
+    ax.legend(handles=handles, fontsize=7)
+
+
+SOLID = (1, 0)
+MARKERS = ("o", "X", "s", "^")
+
+
+def attention_robustness_plot(rows: pd.DataFrame, model: str, out_dir: Path, stem: str) -> str:
+    """Mean Jensen-Shannon distance between clean and attacked maps vs eps, one panel per attack, one
+    line per attended layer (colour): all images (solid) and, for an attack that changed some
+    predictions (a label attack such as pgd), those whose prediction was kept (dashed) and changed
+    (dotted). ``rows``: :func:`robust_attn.report.attention.robustness_rows`."""
+    outcomes = {"all images": "mean_js", "label kept": "mean_js_label_kept", "label changed": "mean_js_label_changed"}
+    dashes = {"all images": SOLID, "label kept": (4, 2), "label changed": (1, 2)}
+    attacks = list(rows.sort_values("attack", key=lambda s: s != "attention-shift")["attack_label"].drop_duplicates())
+    layers = _layer_order(rows)
+    palette = dict(zip(layers, sns.color_palette("viridis", len(layers))))
+    fig, axes = plt.subplots(1, len(attacks), figsize=(4.8 * len(attacks), 3.9), sharey=True, squeeze=False)
+    for ax, attack in zip(axes[0], attacks):
+        r = rows[rows["attack_label"] == attack]
+        split = bool((r["label_kept_fraction"] < 1).any())
+        shown = list(outcomes) if split else ["all images"]
+        data = pd.concat([r.assign(outcome=name, js=r[outcomes[name]]) for name in shown], ignore_index=True)
+        data = data[np.isfinite(data["js"].astype(float))]
+        x, xlabel = _eps_axis(data)
+        used = {k: dashes[k] for k in shown}
+        marks = dict(zip(shown, MARKERS))
+        sns.lineplot(data=data.assign(eps_axis=x), x="eps_axis", y="js", hue="layer", hue_order=layers, palette=palette,
+                     style="outcome", style_order=shown, dashes=used, markers=marks, errorbar=None, legend=False, ax=ax)
+        _legend(ax, palette, "layer", used, marks, "images")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("mean Jensen-Shannon distance (clean vs attacked maps)", fontsize=8)
+        ax.set_title(attack + ("" if split else " (every prediction kept)"), fontsize=10)
+        ax.set_ylim(0, None)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{model}: attention shift per attended layer (clean-correct images)", fontsize=10)
+    return save_figure(fig, out_dir, stem)
+
+
+def moved_fraction_plot(rows: pd.DataFrame, model: str, out_dir: Path, stem: str) -> str:
+    """Share of images whose most-attended location (argmax of the map) moves vs eps, one line per
+    attended layer (colour) and attack (line style)."""
+    layers = _layer_order(rows)
+    attacks = list(rows.sort_values("attack", key=lambda s: s != "attention-shift")["attack_label"].drop_duplicates())
+    styles = [SOLID, (4, 2), (1, 2), (6, 2, 1, 2)]
+    dashes = {a: styles[i % len(styles)] for i, a in enumerate(attacks)}
+    marks = {a: MARKERS[i % len(MARKERS)] for i, a in enumerate(attacks)}
+    palette = dict(zip(layers, sns.color_palette("viridis", len(layers))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    x, xlabel = _eps_axis(rows)
+    sns.lineplot(data=rows.assign(eps_axis=x, moved_points=100 * rows["moved_fraction"]), x="eps_axis", y="moved_points",
+                 hue="layer", hue_order=layers, palette=palette, style="attack_label", style_order=attacks, dashes=dashes,
+                 markers=marks, errorbar=None, legend=False, ax=ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images whose most-attended location moves (%)")
+    ax.set_title(f"{model}: does the attention peak move?")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    _legend(ax, palette, "layer", dashes, marks, "attack")
+    return save_figure(fig, out_dir, stem)
