@@ -315,3 +315,15 @@ def test_the_shipped_study_runs_end_to_end_without_training(tmp_path, monkeypatc
         ("fgsm", "accuracy"), ("fgsm", "worst_case_accuracy"), ("pgd", "accuracy"), ("pgd", "worst_case_accuracy")]
     assert (verdicts["n_seeds"] == 5).all() and (verdicts["n_seeds_baseline"] == 5).all()
     assert "verdict" in (tmp_path / "out" / "report" / "index.html").read_text().lower()
+
+
+def test_the_api_functions_stay_callable_whatever_was_imported_first():
+    """``robust_attn.study`` imports the sweep package: ``ra.sweep`` must still be callable after it."""
+    import subprocess
+    import sys
+
+    code = ("import robust_attn as ra, robust_attn.study.run, robust_attn.sweep.engine; "
+            "assert callable(ra.sweep) and callable(ra.study); "
+            "assert ra.sweep.__call__ and ra.sweep.engine.sweep; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -4,6 +4,7 @@ spec.py (the study file), members.py (find or train one checkpoint per architect
 stats.py (across-seed statistics and verdicts, computed by scipy / statsmodels), run.py (the
 whole study: train, sweep, tables).
 """
+from ..callable_module import make_callable
 from .members import Member, TrainingEvent
 from .run import (
                   EFFECTS_FILE,
@@ -21,3 +22,5 @@ from .stats import Verdict
 
 __all__ = ["EFFECTS_FILE", "MEMBERS_FILE", "PER_SEED_FILE", "PROVENANCE_FILE", "STUDY_FILE", "SWEEP_DIR",
            "WITHIN_SEED_FILE", "Member", "StudyResult", "StudySpec", "TrainingEvent", "Verdict", "load_study", "study"]
+
+make_callable(__name__, study)  # ``robust_attn.study(...)`` whatever was imported first

@@ -5,6 +5,7 @@ engine.py (the sweep and its rows), walks.py (one model under one attack over th
 inputs.py (attacks, grids, checkpoints, evaluation data), store.py (resume store, lock, run log),
 panels.py (the attention artifacts the report shows).
 """
+from ..callable_module import make_callable
 from ..results import EXAMPLES_FILE, RESULTS_FILE, RUNS_FILE
 from .engine import CellEvent, sweep
 from .inputs import AttackSpec, resolve_attacks
@@ -13,3 +14,5 @@ from .walks import predict
 
 __all__ = ["CELLS_DIR", "EXAMPLES_FILE", "LOCK_FILE", "RESULTS_FILE", "RUNS_FILE", "AttackSpec", "CellEvent",
            "predict", "resolve_attacks", "sweep"]
+
+make_callable(__name__, sweep)  # ``robust_attn.sweep(...)`` whatever was imported first
