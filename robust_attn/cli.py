@@ -516,6 +516,115 @@ def study_cmd(
         typer.echo(f"wrote {result.report}")
 
 
+# ------------------------------------------------------------------ transfer
+def _print_transfer_tables(frame, console) -> None:
+    """Per attack and eps: source x target accuracy (%) on the source's adversarial examples."""
+    from rich.table import Table
+
+    targets = list(dict.fromkeys(frame["target"]))
+    for (attack, params), by_attack in frame.groupby(["attack", "attack_params"], sort=False):
+        for label, cell in by_attack.groupby("eps_label", sort=False):
+            table = Table(title=f"{attack} eps {label}: accuracy (%) of each target on the source's examples",
+                          title_justify="left")
+            table.add_column("source \\ target", no_wrap=True)
+            present = [t for t in targets if t in set(cell["target"])]
+            for target in present:
+                table.add_column(target, justify="right")
+            values = {(r.source, r.target): r.accuracy for r in cell.itertuples()}
+            for source in dict.fromkeys(cell["source"]):
+                table.add_row(source, *("-" if (source, t) not in values else f"{100 * values[source, t]:.1f}"
+                                        for t in present))
+            console.print(table)
+
+
+def _transfer_report_builder():
+    """The report's transfer builder, when this version has one (None otherwise)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("robust_attn.report.transfer") is None:
+        return None
+    return getattr(importlib.import_module("robust_attn.report.transfer"), "build_transfer_report", None)
+
+
+@app.command("transfer")
+def transfer_cmd(
+    attack: Annotated[list[str], typer.Option("--attack", "-a", help="Eps-bounded label attack(s) to craft with; repeat or comma-separate.")],
+    eps: Annotated[str, typer.Option("--eps", help="Grid: START:STOP:STEP (stop included) or a list 0,1,2,4,8.")] = "0:8:2",
+    eps_unit: Annotated[str, typer.Option("--eps-unit", help="255 (eps in 1/255, Linf) or raw (e.g. L2).")] = "255",
+    sources: Annotated[list[str] | None, typer.Option("--sources", "-s", help="Models the examples are crafted on: manifest names, checkpoint paths or globs (default: all of --models-dir).")] = None,
+    targets: Annotated[list[str] | None, typer.Option("--targets", "-t", help="Models the examples are evaluated on (default: every model of --models-dir evaluated on each source's images).")] = None,
+    attack_arg: Annotated[list[str] | None, typer.Option("--attack-arg", help="Override an attack parameter, KEY=VALUE.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Evaluation dataset (default: each checkpoint's embedded set).")] = None,
+    data_dir: DataDir = None,
+    n: Annotated[int | None, typer.Option("--n", "-n", "--examples", help="Evaluate the first N examples (default: all).")] = None,
+    batch_size: BatchSize = 256,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    out: Annotated[Path, typer.Option("--out", help="Transfer results folder; rerunning on it resumes.")] = Path("results/transfer"),
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Build the transfer report in OUT/report.")] = True,
+    models_dir: ModelsDir = Path("models"),
+    threads: Threads = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Default model set: a manifest entry whose checkpoint file is missing is an error.")] = False,
+) -> None:
+    """Craft adversarial examples once per source, attack and eps; evaluate them on every target.
+
+    Writes OUT/transfer.csv (source x target x attack x eps: accuracy of the target on the source's
+    examples, Wilson interval) and OUT/transfer_examples.csv. The diagonal (source = target) is the
+    white-box per-eps accuracy, equal to `sweep --no-fast-path` for the same grid, seed, n and batch size.
+    """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .attacks import parse_attack_args
+    from .transfer import TRANSFER_FILE, transfer
+
+    _set_threads(threads)
+    console = Console(stderr=True)
+    live = console.is_terminal  # a bar in a terminal; one line per finished cell in logs
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("eta"), TimeRemainingColumn(), console=console, disable=not live)
+    task = progress.add_task("transfer", total=None)
+
+    def on_start(total: int) -> None:  # after validation, so a bad input prints one line only
+        progress.update(task, total=total)
+        if live:
+            progress.start()
+
+    def on_cell(event) -> None:
+        progress.update(task, completed=event.done, total=event.total,
+                        description=f"{event.source} {event.attack} eps={event.eps_label}")
+        if not live:
+            accuracy = ", ".join(f"{t} {100 * a:.1f}%" for t, a in event.accuracy.items())
+            console.print(f"cell {event.done}/{event.total}: {event.source} {event.attack} eps={event.eps_label} -> "
+                          f"{accuracy}{' (stored)' if event.stored else ''}", highlight=False, soft_wrap=True)
+
+    try:
+        frame = transfer(_split(sources), _split(targets), _split(attack), eps, dataset, eps_unit=eps_unit,
+                         attack_args=parse_attack_args(attack_arg), data_dir=data_dir, models_dir=models_dir, n=n,
+                         batch_size=batch_size, seed=seed, device=device, out=out, on_start=on_start,
+                         on_cell=on_cell, provenance={"command": command_line()}, strict=strict)
+    finally:
+        progress.stop()
+    _print_transfer_tables(frame, Console(width=None if sys.stdout.isatty() else 200))
+    typer.echo(f"wrote {out / TRANSFER_FILE} ({len(frame)} rows)")
+    if report:
+        build = _transfer_report_builder()
+        if build is None:
+            console.print("no transfer report in this version: skipped", highlight=False)
+            return
+        with console.status("building report"):
+            index = build(out, out / "report", command=command_line())
+        typer.echo(f"wrote {index}")
+
+
 # ------------------------------------------------------------------ data
 @data_app.command("make-subset")
 def make_subset_cmd(

@@ -1,0 +1,577 @@
+"""Transfer attacks: adversarial examples crafted on one model (the source) and evaluated on others
+(the targets), the black-box question "do examples made on the baseline fool the attention model,
+and the other way round?".
+
+Per (source, attack, eps) the attack runs once, on every evaluation point at that eps alone (the
+sweep's per-eps path: the same batches, the same per-batch seeds, the same FGSM gradient sign), and
+each batch of adversarial examples goes through every target in one forward. A target's accuracy
+is its prediction on the source's examples compared with the label, so the diagonal (source ==
+target) is the white-box per-eps accuracy: it equals ``sweep``'s ``accuracy`` for the same grid,
+seed, n and batch size exactly (for attacks with a still-robust fast path, pgd and bim, the sweep's
+``--no-fast-path`` number; FGSM has no fast path).
+
+A source and a target must be evaluated on the same images (same pixels and labels): targets named
+explicitly that are not are an error; by default every checkpoint evaluated on the source's images
+is a target. Only eps-bounded attacks that aim at misclassification transfer.
+
+Results folder (see /work/notes/transfer_contract.md): ``transfer.csv`` (one row per source x target
+x attack x eps), ``transfer_examples.csv`` (one row per example of each), ``runs.jsonl`` (the sweep's
+run log) and ``transfer_cells/`` (the resume store: one file per (source, attack, eps) holding every
+target's results, keyed by a hash of everything that can change its numbers).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import sys
+import time
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from . import __version__
+from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
+from .checkpoints import Checkpoint
+from .data import ImageSet, get_dataset_cfg
+from .devices import resolve_device
+from .distributed import Ranks
+from .errors import UserError, require_int
+from .files import atomic_write_text, ensure_dir, remove_stale_temporaries
+from .results import rows_frame, wilson_interval, write_csv
+from .sweep.engine import Settings
+from .sweep.inputs import (
+    AttackSpec,
+    EvalData,
+    check_grid_norms,
+    evaluation_data,
+    load_models,
+    resolve_attacks,
+)
+from .sweep.store import RunLog, _describe, cell_key, out_lock
+from .sweep.walks import (
+    Prepared,
+    attack_batch,
+    batches,
+    exceeds_budget,
+    perturbation_norm,
+    predict,
+    prepare,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSFER_FILE = "transfer.csv"
+TRANSFER_EXAMPLES_FILE = "transfer_examples.csv"
+TRANSFER_CELLS_DIR = "transfer_cells"
+DEFAULT_OUT = Path("results") / "transfer"
+# The settings that make two cells answer the same question; any other setting must agree.
+IDENTITY = ("source", "dataset", "n", "attack", "attack_params", "eps_label")
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """One target under one source's adversarial examples at one eps."""
+
+    source: str
+    source_sha256: str
+    target: str
+    target_sha256: str
+    dataset: str
+    n: int
+    attack: str
+    attack_params: str  # canonical JSON
+    norm: str
+    eps: float  # raw units
+    eps_label: str
+    n_correct: int  # target correct on the source's adversarial examples
+    accuracy: float
+    ci_low: float  # Wilson 95%
+    ci_high: float
+    clean_accuracy: float  # the target's, on the same images
+    white_box: bool  # source == target
+    seed: int
+    version: str
+    seconds: float  # the (source, attack, eps) cell's wall time: crafting once + every target's forwards
+
+
+@dataclass(frozen=True)
+class TransferExampleRow:
+    """One example of one row of transfer.csv (paired tests between sources or targets)."""
+
+    source: str
+    target: str
+    dataset: str
+    n: int
+    attack: str
+    attack_params: str
+    eps: float
+    eps_label: str
+    index: int  # position in the evaluation set
+    label: int
+    clean_pred: int  # the target on the clean image
+    adv_pred: int  # the target on the source's adversarial example
+    robust: int  # 1: adv_pred == label
+
+
+TRANSFER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferRow))
+TRANSFER_EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferExampleRow))
+_TEXT_DTYPES = {"source_sha256": str, "target_sha256": str, "eps_label": str, "attack_params": str}
+
+
+@dataclass(frozen=True)
+class TransferEvent:
+    """Progress: ``done`` of ``total`` (source, attack, eps) cells finished, ``skipped`` of them read
+    back from the folder; ``accuracy`` per target of this cell."""
+
+    done: int
+    total: int
+    skipped: int
+    source: str
+    attack: str
+    eps_label: str
+    accuracy: Mapping[str, float]
+    stored: bool
+
+
+def transfer(
+    sources: Sequence[Any] | Mapping[str, torch.nn.Module] | None,
+    targets: Sequence[Any] | Mapping[str, torch.nn.Module] | None,
+    attacks: str | AttackSpec | Sequence[str | AttackSpec],
+    eps: EpsGrid | str,
+    data: str | None = None,
+    *,
+    eps_unit: str | EpsUnit = EpsUnit.PER_255,
+    attack_args: Mapping[str, Any] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike = "models",
+    n: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "cpu",
+    out: str | os.PathLike | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_cell: Callable[[TransferEvent], None] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Craft adversarial examples on each source (once per attack and eps) and evaluate them on every
+    target; one row per source x target x attack x eps (columns :data:`TRANSFER_COLUMNS`).
+
+    ``sources`` / ``targets``: checkpoints, manifest names, paths or globs, as ``sweep``'s ``models``
+    (None: the default model set of ``models_dir``; default targets are, per source, those evaluated
+    on the source's images). ``attacks``: eps-bounded attacks aiming at misclassification (a name,
+    or several). ``data``: the evaluation dataset (None: each checkpoint's embedded set). With
+    ``out``, cells are stored and resumed there and ``transfer.csv`` / ``transfer_examples.csv``
+    hold every cell of the folder; the frame returned holds this call's rows. The diagonal (source
+    == target) equals ``sweep(..., fast_path=False)``'s ``accuracy`` for the same grid, seed, n and
+    batch size. The caller's models are never modified.
+    """
+    grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
+    specs = resolve_attacks([attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks), attack_args)
+    for spec in specs:
+        _check_transferable(spec.name)
+    check_grid_norms(grid, specs)
+    require_int("batch_size", batch_size, 1)
+    require_int("seed", seed, 0)
+    if n is not None:
+        require_int("n", n, 1)
+    dev = resolve_device(device)
+    if data is not None:
+        get_dataset_cfg(data)
+    plan = _plan(sources, targets, specs, grid, data, data_dir, models_dir, n, strict, seed, batch_size, dev)
+    out_path = None if out is None else ensure_dir(out, "--out")
+    if out_path is None:
+        return _run(plan, None, on_start, on_cell)
+    with out_lock(out_path):
+        for tmp in remove_stale_temporaries(out_path / TRANSFER_CELLS_DIR):
+            log.warning("removed %s, left by an interrupted write", tmp)
+        store = TransferStore(out_path)
+        for source in plan.sources:
+            for spec in specs:
+                for k in range(len(grid)):
+                    store.check_conflict(plan.cell_settings(source, spec, k), plan.target_shas(source))
+        run_log = RunLog(out_path)
+        run_id = run_log.start(plan.record(provenance, data_dir, n))
+        started, status = time.time(), "failed"
+        try:
+            frame = _run(plan, store, on_start, on_cell)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            run_log.end(run_id, status, time.time() - started)
+    return frame
+
+
+def _check_transferable(name: str) -> None:
+    cfg = get_attack_cfg(name)
+    if not cfg.eps_bounded:
+        raise UserError(f"attack {name} cannot transfer: it is a minimal-perturbation attack (no eps budget); "
+                        f"use an eps-bounded attack such as fgsm or pgd")
+    if cfg.objective is not Objective.MISCLASSIFY:
+        raise UserError(f"attack {name} cannot transfer: it aims at the {cfg.objective.value} maps, not the label; "
+                        f"use a label attack such as fgsm or pgd")
+
+
+# ---------------------------------------------------------------- plan
+
+@dataclass
+class _Model:
+    ckpt: Checkpoint
+    ev: EvalData
+    gradient: bool  # prepared with the clean input gradient (sources of gradient attacks)
+    prepared: Prepared | None = None
+
+    @property
+    def name(self) -> str:
+        return self.ckpt.name
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sources: list[_Model]
+    targets: dict[str, list[_Model]]  # per source name, in target order
+    specs: list[AttackSpec]
+    grid: EpsGrid
+    seed: int
+    batch_size: int
+    device: torch.device
+    versions: dict[str, str]
+
+    def target_shas(self, source: _Model) -> dict[str, str]:
+        return {t.name: t.ckpt.sha256 for t in self.targets[source.name]}
+
+    def cell_settings(self, source: _Model, spec: AttackSpec, k: int) -> dict[str, Any]:
+        """Everything that can change a (source, attack, eps) cell's numbers (the targets' own
+        checkpoint hashes are checked per target)."""
+        ev = source.ev
+        return {
+            "source": source.name, "source_sha256": source.ckpt.sha256, "dataset": ev.dataset,
+            "data_sha256": ev.sha256, "n": len(ev.images), "seed": self.seed, "batch_size": self.batch_size,
+            "attack": spec.name, "attack_params": spec.params_json, "eps_label": self.grid.labels[k],
+            "eps_index": k,  # the per-batch attack seeds depend on it
+            "eps": repr(self.grid.values[k]), "device": self.device.type, "channels_last": True,
+            "versions": self.versions,
+        }
+
+    def record(self, provenance: Mapping[str, Any] | None, data_dir, n: int | None) -> dict[str, Any]:
+        return {
+            **dict(provenance or {}),
+            "kind": "transfer",
+            "settings": {"seed": self.seed, "batch_size": self.batch_size, "device": self.device.type,
+                         "channels_last": True, "n": n, "processes": 1, "threads": torch.get_num_threads(),
+                         "data_dir": None if data_dir is None else str(data_dir), "eps": list(self.grid.values),
+                         "eps_labels": list(self.grid.labels), "versions": self.versions},
+            "attacks": [{"name": a.name, "params": dict(a.params), "defaults": dict(get_attack_cfg(a.name).defaults)}
+                        for a in self.specs],
+            "checkpoints": [
+                {"name": m.name, "path": str(m.ckpt.path), "sha256": m.ckpt.sha256,
+                 "architecture": m.ckpt.metadata["architecture"], "width": m.ckpt.metadata["width"],
+                 "trained_on": m.ckpt.metadata["dataset"], "evaluated_on": m.ev.dataset, "data_sha256": m.ev.sha256,
+                 "image_shape": list(m.ev.images.x.shape[1:])}
+                for m in _unique([*self.sources, *(t for ts in self.targets.values() for t in ts)])
+            ],
+            "pairs": {s.name: [t.name for t in self.targets[s.name]] for s in self.sources},
+            "planned": [{"source": s.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
+                        for s in self.sources for a in self.specs for label in self.grid.labels],
+        }
+
+
+def _unique(models: Sequence[_Model]) -> list[_Model]:
+    return list({id(m): m for m in models}.values())
+
+
+def _plan(sources, targets, specs: list[AttackSpec], grid: EpsGrid, data: str | None, data_dir, models_dir,
+          n: int | None, strict: bool, seed: int, batch_size: int, dev: torch.device) -> _Plan:
+    """Load sources and targets (a checkpoint that is both is loaded once), their evaluation images,
+    and pair them; every refusal happens here, before any attack."""
+    default_sources, default_targets = _is_default(sources), _is_default(targets)
+    source_ckpts = load_models(None if default_sources else sources, models_dir, data, strict=strict)
+    if default_targets and default_sources:
+        target_ckpts = source_ckpts
+    else:
+        target_ckpts = load_models(None if default_targets else targets, models_dir, data, strict=strict)
+    gradient = any(get_attack_cfg(s.name).uses_gradient for s in specs)  # as the sweep prepares its models
+    cache: dict[str, ImageSet] = {}
+    models: dict[str, _Model] = {}
+
+    def model(ckpt: Checkpoint, is_source: bool) -> _Model | None:
+        known = models.get(ckpt.name)
+        if known is not None:
+            if known.ckpt.sha256 != ckpt.sha256 or known.ckpt.path.resolve() != ckpt.path.resolve():
+                raise UserError(f"two checkpoints are named {ckpt.name} ({known.ckpt.path} and {ckpt.path}); "
+                                f"name one by its manifest entry")
+            known.gradient = known.gradient or (is_source and gradient)
+            return known
+        try:
+            ev = evaluation_data(ckpt, data, None if data_dir is None else str(data_dir), n, cache)
+        except UserError:
+            if is_source or not default_targets:
+                raise
+            return None  # a default target that cannot be evaluated on --dataset (load_models left most out)
+        models[ckpt.name] = _Model(ckpt, ev, is_source and gradient)
+        return models[ckpt.name]
+
+    srcs = [model(c, True) for c in source_ckpts]
+    candidates = [m for m in (model(c, False) for c in target_ckpts) if m is not None]
+    pairs: dict[str, list[_Model]] = {}
+    for s in srcs:
+        fit = [t for t in candidates if t.ev.sha256 == s.ev.sha256]
+        other = next((t for t in candidates if t not in fit), None)
+        if default_targets:
+            if s not in fit:  # a source outside the default set (a seed replica) keeps its diagonal
+                fit.insert(0, s)
+            if other is not None:
+                log.info("targets of %s: left out %s (not evaluated on %s)", s.name,
+                         ", ".join(t.name for t in candidates if t not in fit), s.ev.dataset)
+        elif other is not None and not default_sources:
+            raise UserError(
+                f"target {other.name} is evaluated on {other.ev.dataset} ({_shape(other.ev)}), source {s.name} on "
+                f"{s.ev.dataset} ({_shape(s.ev)}): a transfer needs both on the same images")
+        pairs[s.name] = fit
+    if not default_targets and default_sources:  # the default sources are those that share the targets' images
+        left_out = [s.name for s in srcs if not pairs[s.name]]
+        if left_out:
+            log.info("sources: left out %s (no target is evaluated on their images)", ", ".join(left_out))
+        srcs = [s for s in srcs if pairs[s.name]]
+        alone = next((t for t in candidates if not any(t in pairs[s.name] for s in srcs)), None)
+        if alone is not None:
+            raise UserError(f"target {alone.name} ({alone.ev.dataset}, {_shape(alone.ev)}): no checkpoint of "
+                            f"{models_dir} is evaluated on its images to craft examples on; pass --sources")
+    names = [s.name for s in srcs]
+    if len(set(names)) != len(names):
+        raise UserError(f"source listed twice: {sorted({x for x in names if names.count(x) > 1})}")
+    versions = Settings(seed=seed, batch_size=batch_size, fast_path=False, amp=False, device=dev.type,
+                        channels_last=True).versions()
+    return _Plan(srcs, pairs, specs, grid, seed, batch_size, dev, versions)
+
+
+def _is_default(models) -> bool:
+    return models is None or (not isinstance(models, (str, os.PathLike)) and len(models) == 0)
+
+
+def _shape(ev: EvalData) -> str:
+    c, h, w = ev.images.x.shape[1:]
+    return f"{c}x{h}x{w} images, {get_dataset_cfg(ev.dataset).num_classes} classes"
+
+
+# ---------------------------------------------------------------- store
+
+class TransferStore:
+    """Finished (source, attack, eps) cells under ``OUT/transfer_cells/<key>.json``: the settings, the
+    labels, and per target its checkpoint hash, row, clean and adversarial predictions. A cell holds
+    every target it was evaluated on; a rerun with new targets crafts again and adds them."""
+
+    def __init__(self, out: Path):
+        self.dir = out / TRANSFER_CELLS_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._cells: dict[str, dict[str, Any]] = {}
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                blob = json.loads(path.read_text())
+                for entry in blob["targets"].values():
+                    entry["row"] = TransferRow(**entry["row"])
+                _identity(blob["settings"])  # a KeyError marks a file of another format
+                self._cells[path.stem] = blob
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("ignoring unreadable cell %s (%s)", path, exc)
+        self._by_identity = {_identity(b["settings"]): k for k, b in self._cells.items()}
+
+    def check_conflict(self, settings: Mapping[str, Any], target_shas: Mapping[str, str]) -> None:
+        """Refuse settings (or a target's checkpoint) that differ from a stored cell answering the
+        same question."""
+        key = self._by_identity.get(_identity(settings))
+        if key is None:
+            return
+        where = (f"{self.dir.parent} already holds {settings['source']} {settings['attack']} "
+                 f"eps {settings['eps_label']}")
+        if key != cell_key(settings):
+            old = self._cells[key]["settings"]
+            differs = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+            what = "; ".join(f"{_describe(k, old.get(k))} there, {_describe(k, settings.get(k))} now" for k in differs[:2])
+            raise UserError(f"{where} computed with other settings ({what}); rerun with the same settings or use "
+                            f"another --out")
+        for name, sha in target_shas.items():
+            entry = self._cells[key]["targets"].get(name)
+            if entry is not None and entry["sha256"] != sha:
+                raise UserError(f"{where} evaluated on another checkpoint named {name} (sha256 {entry['sha256'][:12]} "
+                                f"there, {sha[:12]} now); rerun with the same checkpoints or use another --out")
+
+    def load(self, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+        return self._cells.get(cell_key(settings))
+
+    def save(self, settings: Mapping[str, Any], blob: dict[str, Any]) -> None:
+        key = cell_key(settings)
+        on_disk = {**blob, "targets": {name: {**e, "row": vars(e["row"])} for name, e in blob["targets"].items()}}
+        atomic_write_text(self.dir / f"{key}.json", json.dumps(on_disk))
+        self._cells[key] = blob
+        self._by_identity[_identity(settings)] = key
+
+    def rows(self) -> list[TransferRow]:
+        return [e["row"] for b in self._cells.values() for e in b["targets"].values()]
+
+    def examples(self) -> Iterator[TransferExampleRow]:
+        for blob in self._cells.values():
+            for entry in blob["targets"].values():
+                r = entry["row"]
+                for i, (label, clean, adv) in enumerate(zip(blob["label"], entry["clean_pred"], entry["adv_pred"])):
+                    yield TransferExampleRow(r.source, r.target, r.dataset, r.n, r.attack, r.attack_params, r.eps,
+                                             r.eps_label, i, label, clean, adv, int(adv == label))
+
+
+def _identity(settings: Mapping[str, Any]) -> tuple:
+    return tuple(json.dumps(settings[k]) for k in IDENTITY)
+
+
+# ---------------------------------------------------------------- run
+
+def _prepare(m: _Model, plan: _Plan, images: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Prepared:
+    """A private copy of the model on the device, prepared as the sweep prepares it (channels_last
+    weights and inputs; with a gradient attack, the clean pass with the input gradient)."""
+    if m.prepared is None:
+        if m.ev.sha256 not in images:
+            x = m.ev.images.x.to(plan.device).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+            images[m.ev.sha256] = (x, m.ev.images.y.to(plan.device))
+        x, y = images[m.ev.sha256]
+        net = copy.deepcopy(m.ckpt.model).to(plan.device).eval().to(memory_format=torch.channels_last)
+        m.prepared = prepare(net, None, x, y, plan.batch_size, Ranks(), m.gradient, None)
+    return m.prepared
+
+
+def _run(plan: _Plan, store: TransferStore | None, on_start, on_cell) -> pd.DataFrame:
+    grid = plan.grid
+    total = len(plan.sources) * len(plan.specs) * len(grid)
+    if on_start:
+        on_start(total)
+    out_path = store.dir.parent if store else None
+    images: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    rows: list[TransferRow] = []
+    done = skipped = 0
+    try:
+        for source in plan.sources:
+            targets = plan.targets[source.name]
+            for spec in plan.specs:
+                for k in range(len(grid)):
+                    settings = plan.cell_settings(source, spec, k)
+                    blob = store.load(settings) if store else None
+                    missing = [t for t in targets if blob is None or t.name not in blob["targets"]]
+                    if missing:
+                        blob = _compute(plan, source, spec, k, missing, blob, settings, images)
+                        if store:
+                            store.save(settings, blob)
+                            _write_results(store, out_path)
+                    else:
+                        skipped += 1
+                    cell_rows = [blob["targets"][t.name]["row"] for t in targets]
+                    rows += cell_rows
+                    done += 1
+                    if on_cell:
+                        on_cell(TransferEvent(done, total, skipped, source.name, spec.name, grid.labels[k],
+                                              {r.target: r.accuracy for r in cell_rows}, not missing))
+    finally:  # also on Ctrl-C: the folder's CSVs show every finished cell
+        if store:
+            _write_results(store, out_path)
+            write_csv(_sorted(rows_frame(list(store.examples()), TRANSFER_EXAMPLE_COLUMNS), ["index"]),
+                      out_path / TRANSFER_EXAMPLES_FILE)
+    return rows_frame(rows, TRANSFER_COLUMNS)
+
+
+def _compute(plan: _Plan, source: _Model, spec: AttackSpec, k: int, targets: list[_Model], stored: dict | None,
+             settings: Mapping[str, Any], images) -> dict[str, Any]:
+    """Craft the source's examples at eps k batch by batch (as the sweep's per-eps path does) and put
+    each batch through every target: one attack, one forward per target and batch."""
+    t0 = time.perf_counter()
+    src = _prepare(source, plan, images)
+    prepared = [(t, _prepare(t, plan, images)) for t in targets]
+    cfg = get_attack_cfg(spec.name)
+    n = len(src.y)
+    adv_pred = {t.name: torch.zeros(n, dtype=torch.long) for t in targets}
+    norm = torch.zeros(n)
+    for idx in batches(torch.arange(n), plan.batch_size):
+        x_adv = attack_batch(src, spec, plan.grid, k, idx, plan.seed)
+        norm[idx] = perturbation_norm(x_adv - src.x[idx.to(src.x.device)], cfg.norm).cpu()
+        for t, p in prepared:
+            adv_pred[t.name][idx] = predict(p.model, x_adv, plan.batch_size)
+    max_perturbation = float(norm.max()) if n else 0.0
+    eps, label = plan.grid.values[k], plan.grid.labels[k]
+    if exceeds_budget(max_perturbation, eps):
+        raise UserError(f"attack {spec.name} exceeded its budget at eps {label} on {source.name}: perturbation norm "
+                        f"{max_perturbation:.6g} > {eps:.6g} ({cfg.norm.value}); its examples do not measure transfer")
+    seconds = round(time.perf_counter() - t0, 4)
+    y = src.y.cpu()
+    entries = dict(stored["targets"]) if stored else {}
+    for t, p in prepared:
+        n_correct = int((adv_pred[t.name] == y).sum())
+        lo, hi = wilson_interval(n_correct, n)
+        row = TransferRow(
+            source=source.name, source_sha256=source.ckpt.sha256, target=t.name, target_sha256=t.ckpt.sha256,
+            dataset=source.ev.dataset, n=n, attack=spec.name, attack_params=spec.params_json, norm=cfg.norm.value,
+            eps=eps, eps_label=label, n_correct=n_correct, accuracy=n_correct / n, ci_low=lo, ci_high=hi,
+            clean_accuracy=int(p.clean_correct.sum()) / n, white_box=t.name == source.name, seed=plan.seed,
+            version=__version__, seconds=seconds,
+        )
+        entries[t.name] = {"sha256": t.ckpt.sha256, "row": row, "clean_pred": p.clean_pred.tolist(),
+                           "adv_pred": adv_pred[t.name].tolist()}
+    return {"settings": dict(settings), "label": y.tolist(), "max_perturbation": max_perturbation, "targets": entries}
+
+
+def _sorted(frame: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
+    keys = ["source", "target", "dataset", "n", "attack", "attack_params", "eps", *(extra or [])]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _write_results(store: TransferStore, out: Path) -> None:
+    write_csv(_sorted(rows_frame(store.rows(), TRANSFER_COLUMNS)), out / TRANSFER_FILE)
+
+
+# ---------------------------------------------------------------- reading
+
+def _read(path: str | os.PathLike, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    path = Path(path)
+    if path.is_dir():
+        path = path / name
+    if not path.is_file():
+        raise UserError(f"transfer file {path} does not exist")
+    try:
+        frame = pd.read_csv(path, dtype={k: v for k, v in _TEXT_DTYPES.items() if k in columns})
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks transfer columns {missing}")
+    return frame
+
+
+def read_transfer_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """``transfer.csv`` (or the folder holding it), text columns kept as text, columns checked."""
+    return _read(path, TRANSFER_FILE, TRANSFER_COLUMNS)
+
+
+def read_transfer_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """``transfer_examples.csv`` (or the folder holding it), columns checked."""
+    return _read(path, TRANSFER_EXAMPLES_FILE, TRANSFER_EXAMPLE_COLUMNS)
+
+
+__all__ = ["DEFAULT_OUT", "TRANSFER_CELLS_DIR", "TRANSFER_COLUMNS", "TRANSFER_EXAMPLES_FILE", "TRANSFER_EXAMPLE_COLUMNS",
+           "TRANSFER_FILE", "TransferEvent", "TransferExampleRow", "TransferRow", "TransferStore",
+           "read_transfer_csv", "read_transfer_examples_csv", "transfer"]
+
+
+class _CallableModule(types.ModuleType):
+    """``robust_attn.transfer`` names both this module and its function: importing the module binds
+    the module to the package's attribute (``robust_attn/__init__.py`` binds the function when it is
+    reached first), so the module, called, runs the function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return transfer(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
