@@ -25,9 +25,7 @@ import copy
 import json
 import logging
 import os
-import sys
 import time
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -38,6 +36,7 @@ import torch
 
 from . import __version__
 from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
+from .callable_module import make_callable
 from .checkpoints import Checkpoint
 from .data import ImageSet, get_dataset_cfg
 from .devices import resolve_device
@@ -565,13 +564,4 @@ __all__ = ["DEFAULT_OUT", "TRANSFER_CELLS_DIR", "TRANSFER_COLUMNS", "TRANSFER_EX
            "read_transfer_csv", "read_transfer_examples_csv", "transfer"]
 
 
-class _CallableModule(types.ModuleType):
-    """``robust_attn.transfer`` names both this module and its function: importing the module binds
-    the module to the package's attribute (``robust_attn/__init__.py`` binds the function when it is
-    reached first), so the module, called, runs the function."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return transfer(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, transfer)  # ``robust_attn.transfer(...)`` whatever was imported first
