@@ -37,6 +37,7 @@ BLOCKS = {
     "### Your own models #0": (RUN, "a model of your own from examples/my_model.py beside a checkpoint"),
     "### Your own models #1": (PARSE, "a plugin package: installs it into the environment (a reinstall)"),
     "## Studies: architectures across training seeds #0": (RUN, "the shipped study (trains nothing)"),
+    "## Transfer attacks and attacks on the attention #0": (RUN, "transfer and the attention-shift sweep"),
     "## Scaling out with torchrun #0": (PARSE, "torchrun over GPUs (nccl) and several machines"),
 }
 # Commands of a RUN block that are not robust-attn commands: recognised (a new kind fails the test), not run.
@@ -158,7 +159,7 @@ def _shrunk(argv: list[str]) -> list[str]:
             continue
         out.append(argv[i])
         i += 1
-    if argv[0] in ("sweep", "study") and "-n" not in argv:
+    if argv[0] in ("sweep", "study", "transfer") and "-n" not in argv:
         out += ["-n", SMALLER["-n"]]
     return out
 
@@ -189,7 +190,7 @@ def test_readme_command_runs(command, clone):
         pytest.skip("../shared is beside the project in CI")
     before = _git_status(ROOT)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    threads = ["--threads", "2"] if argv[0] in ("sweep", "train", "report", "study") else []
+    threads = ["--threads", "2"] if argv[0] in ("sweep", "train", "report", "study", "transfer") else []
     # -P: the checkout's code (PYTHONPATH), not the clone's copy of it in the working directory
     result = subprocess.run([sys.executable, "-P", "-m", "robust_attn", *_shrunk(argv), *threads],
                             cwd=clone, capture_output=True, text=True, timeout=600, env=env, check=False)
