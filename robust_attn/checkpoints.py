@@ -242,6 +242,9 @@ def resolve_checkpoints(specs: list[str] | None, models_dir: str | os.PathLike, 
         if not paths:
             if globlib.has_magic(spec) or "/" in spec or spec.endswith(".pt"):
                 raise UserError(f"no checkpoint matches {spec!r}")
+            if not manifest:
+                raise UserError(f"unknown checkpoint {spec!r}: there is no {models_dir / MANIFEST} (run from the "
+                                f"repository root or pass --models-dir)")
             raise unknown_name("checkpoint", spec, manifest)
         for p in map(Path, paths):
             entry = by_file.get(p.resolve())

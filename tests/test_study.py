@@ -92,6 +92,7 @@ def test_a_valid_study_resolves_defaults_and_paths(tmp_path):
     ({"architectures": ["vgg-att3-concat-pc"]}, "no baseline for 'vgg-att3-concat-pc'"),
     ({"architectures": ["resnet-att2-concat-pc", "resnet-se"]}, "no baseline for 'resnet-att2-concat-pc'"),
     ({"train__depth": 20}, "none of ['vgg', 'vgg-att3-concat-pc'] takes a depth"),
+    ({"evaluate__dataset": "fashion-mnist-embedded"}, "[evaluate] dataset 'fashion-mnist-embedded' (1 channels"),
     ({"train__depth": 21, "architectures": ["resnet", "resnet-se"]}, "[train]:"),
 ])
 def test_bad_study_files_are_one_line_errors(changes, expected):
@@ -121,7 +122,7 @@ def test_missing_required_key_and_bad_toml(tmp_path):
 
 
 # ------------------------------------------------------------------ statistics
-def test_auc_is_the_mean_over_the_eps_range():
+def test_auc_is_the_trapezoid_area_over_the_eps_range():
     assert st.auc([0, 1, 2], [1.0, 0.5, 0.0]) == pytest.approx(0.5)
     assert st.auc([2, 0, 1], [0.0, 1.0, 1.0]) == pytest.approx(0.75)  # order of points does not matter
     assert st.auc([0.5], [0.3]) == 0.3
@@ -148,6 +149,11 @@ def test_welch_difference_matches_scipy_and_verdicts_follow_the_interval():
     assert st.verdict(3, 3, noisy["ci_low"], noisy["ci_high"]) is st.Verdict.NONE
     one = st.welch([0.9], [0.1, 0.2])
     assert one["test"] == "none" and st.verdict(1, 2, one["ci_low"], one["ci_high"]) is st.Verdict.TOO_FEW
+    two = st.welch([0.35, 0.36], [0.28, 0.29])  # Welch's df ~ 2: no verdict under 3 seeds per arm
+    assert st.verdict(2, 2, two["ci_low"], two["ci_high"]) is st.Verdict.TOO_FEW
+    flat = st.welch([1 / 32] * 5, [0.0] * 5)  # no observed spread is no test, not certainty
+    assert flat["test"] == "none" and math.isnan(flat["p_value"])
+    assert st.verdict(5, 5, flat["ci_low"], flat["ci_high"]) is st.Verdict.TOO_FEW
 
 
 def _seed_frame(values: dict[str, list[float]], eps=(0.0, 1 / 255)) -> pd.DataFrame:
@@ -174,6 +180,21 @@ def test_tables_use_the_members_architecture_and_training_seed():
     auc_rows = effects[effects.summary == "auc"]
     assert len(auc_rows) == 2 and set(auc_rows.verdict) == {"more robust"}
     assert auc_rows["p_holm"].notna().all() and effects.loc[effects.summary == "eps", "p_holm"].isna().all()
+
+
+def test_a_curve_verdict_must_survive_holm():
+    """Two curves each with p ~ 0.03 read "more robust" unadjusted; Holm over both says neither is."""
+    rows = []
+    for attack, shift in (("fgsm", 0.0), ("pgd", 0.0)):
+        for arch, values in (("vgg", [0.50, 0.53, 0.47, 0.52, 0.48]),
+                             ("vgg-att3-concat-pc", [0.52, 0.57, 0.52, 0.55, 0.54])):  # p = 0.028
+            for seed, v in enumerate(values):
+                rows.append({"architecture": arch, "seed": seed, "model": f"{arch}_{seed}", "attack": attack,
+                             "attack_params": "{}", "metric": "accuracy", "summary": "auc", "eps": math.nan,
+                             "eps_label": "auc", "value": v + shift, "clean_accuracy": v})
+    effects = st.effects(pd.DataFrame(rows), {"vgg-att3-concat-pc": "vgg"})
+    assert (effects["ci_low"] > 0).all() and (effects["p_holm"] >= 0.05).all(), effects[["p_value", "p_holm"]]
+    assert set(effects["verdict"]) == {"no detectable difference"}
 
 
 def test_holm_is_statsmodels_holm():
@@ -275,7 +296,10 @@ def test_missing_training_data_fails_before_any_work(tmp_path):
     path.write_text(TINY.replace('dataset = "synthetic"', 'dataset = "cifar10-subset"\ndata_dir = "nowhere"'))
     with pytest.raises(UserError, match="must be trained .* does not exist"):
         study(path, tmp_path / "out", report=False)
-    assert not (tmp_path / "out" / "checkpoints").exists()
+    path.write_text(TINY.replace('dataset = "synthetic"', 'dataset = "cifar10-subset"'))  # no data_dir at all
+    with pytest.raises(UserError, match=r"cannot be loaded \(set \[train\] data_dir\)"):
+        study(path, tmp_path / "out", report=False)
+    assert not (tmp_path / "out").exists(), "a study that cannot start leaves nothing behind"
 
 
 # ------------------------------------------------------------------ the shipped study
@@ -327,3 +351,35 @@ def test_the_api_functions_stay_callable_whatever_was_imported_first():
             "assert ra.sweep.__call__ and ra.sweep.engine.sweep; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_study_at_once_and_a_rerun_finishes_it(tmp_path):
+    """Issue 13's acceptance: kill a study with --jobs 2 during training (SIGINT to its process group,
+    as a terminal's Ctrl-C), then rerun it: the queued trainings were cancelled, not run to the end,
+    and the rerun continues and finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "s.toml"
+    path.write_text(TINY.replace("epochs = 1", "epochs = 6"))
+    cmd = [sys.executable, "-m", "robust_attn", "study", str(path), "--out", str(tmp_path / "out"), "--jobs", "2",
+           "--no-report"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+                            start_new_session=True)
+    for line in proc.stderr:  # non-terminal progress: one line per epoch
+        if "epoch 1/6" in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    start = time.monotonic()
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130 and time.monotonic() - start < 60
+    checkpoints = tmp_path / "out" / "checkpoints"
+    assert len(list(checkpoints.glob("*.pt"))) < 4, "the queued trainings ran after Ctrl-C"
+    rerun = run_cli("study", str(path), "--out", str(tmp_path / "out"), "--jobs", "2", "--no-report")
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(list(checkpoints.glob("*.pt"))) == 4 and not list(checkpoints.glob("*.state"))

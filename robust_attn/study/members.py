@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..checkpoints import read_checkpoint_file
+from ..data import load_dataset
 from ..errors import UserError
 from ..study_files import CHECKPOINTS_DIR
 from ..train import TrainConfig, train
@@ -109,10 +110,15 @@ def check_can_train(spec: StudySpec, missing: Sequence[tuple[str, int]]) -> None
     if not missing:
         return
     data_dir = spec.recipe.data_dir
+    todo = ", ".join(f"{a} seed {s}" for a, s in missing[:4]) + (" ..." if len(missing) > 4 else "")
     if data_dir is not None and not data_dir.exists():
-        todo = ", ".join(f"{a} seed {s}" for a, s in missing[:4]) + (" ..." if len(missing) > 4 else "")
         raise UserError(f"{len(missing)} checkpoint(s) must be trained ({todo}) but [train] data_dir "
                         f"{data_dir} does not exist")
+    try:  # load it once now (a few seconds) rather than fail in every training after the first has run
+        load_dataset(spec.recipe.dataset, data_dir)
+    except UserError as exc:
+        raise UserError(f"{len(missing)} checkpoint(s) must be trained ({todo}) but the training data cannot be "
+                        f"loaded (set [train] data_dir): {str(exc).replace('--data-dir', 'data_dir')}") from None
 
 
 def _train_one(cfg: TrainConfig, out: Path, threads: int | None, put: Callable[[TrainingEvent], None]) -> Path:
@@ -153,7 +159,8 @@ def train_members(spec: StudySpec, missing: Sequence[tuple[str, int]], out: Path
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         events = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        try:
             pending = {pool.submit(_train_one, cfg, path, threads, events.put) for cfg, path in configs}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -161,6 +168,10 @@ def train_members(spec: StudySpec, missing: Sequence[tuple[str, int]], out: Path
                 for future in done:
                     future.result()  # a failed training fails the study (its state file stays for the rerun)
             _drain(events, notify)
+        finally:
+            # On Ctrl-C (or a failed training) the queued trainings are cancelled, not run to the end:
+            # the running ones got the same SIGINT and keep their last finished epoch for the rerun.
+            pool.shutdown(wait=True, cancel_futures=True)
     return [Member(c.architecture, c.seed, p, trained=True) for c, p in configs]
 
 

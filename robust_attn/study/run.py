@@ -19,6 +19,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from ..checkpoints import load_checkpoint
+from ..devices import resolve_device
 from ..errors import UserError, require_int
 from ..files import atomic_write_text, ensure_dir, sha256_file
 from ..results import read_examples_csv, read_results_csv
@@ -102,6 +103,9 @@ def study(
     """
     spec = spec if isinstance(spec, StudySpec) else load_study(spec)
     require_int("jobs", jobs, 1)
+    resolve_device(device)
+    found, missing = find_members(spec, Path(out))  # every check before the output folder is made
+    check_can_train(spec, missing)
     out = ensure_dir(out, "--out")
     started, t0 = datetime.now(UTC).isoformat(timespec="seconds"), time.time()
     try:
@@ -110,8 +114,7 @@ def study(
     except Timeout:
         raise UserError(f"another study is running on {out}; wait for it or use another --out") from None
     try:
-        found, missing = find_members(spec, out)
-        check_can_train(spec, missing)
+        found, missing = find_members(spec, out)  # again under the lock: another run may have trained some
         log.info("study %s: %d checkpoints found, %d to train", spec.name, len(found), len(missing))
         trained = train_members(spec, missing, out, jobs=jobs, device=device, on_event=on_training)
         order = {pair: i for i, pair in enumerate(spec.members())}

@@ -302,6 +302,13 @@ def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
             recipe.train_config(arch, 0).validate()
         except UserError as exc:
             raise UserError(f"[train]: {exc}") from None
+    evaluation = _evaluation(_table(raw, "evaluate", str(file)), base)
+    if evaluation.dataset is not None:
+        trained, on = get_dataset_cfg(recipe.dataset), get_dataset_cfg(evaluation.dataset)
+        if (trained.in_channels, trained.num_classes) != (on.in_channels, on.num_classes):
+            raise UserError(f"[evaluate] dataset {on.name!r} ({on.in_channels} channels, {on.num_classes} classes) "
+                            f"cannot evaluate models trained on {trained.name!r} ({trained.in_channels} channels, "
+                            f"{trained.num_classes} classes)")
     folders = raw.get("checkpoints", [])
     if not isinstance(folders, list):
         raise UserError(f"checkpoints must be a list of folders, got {folders!r}")
@@ -311,7 +318,7 @@ def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
         architectures=architectures,
         seeds=_seeds(raw["seeds"]),
         recipe=recipe,
-        evaluation=_evaluation(_table(raw, "evaluate", str(file)), base),
+        evaluation=evaluation,
         baselines=default_baselines(architectures, _table(raw, "baselines", str(file))),
         checkpoints=tuple(_path(f, base, "checkpoints entry") for f in folders),
         description=str(raw.get("description", "")),

@@ -27,7 +27,7 @@ from .. import __version__
 from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
 from ..attacks.attention_shift import attention_model
 from ..checkpoints import Checkpoint
-from ..data import ImageSet, get_dataset_cfg
+from ..data import ImageSet, get_dataset_cfg, load_dataset
 from ..devices import resolve_device
 from ..distributed import Ranks
 from ..errors import UserError, require_int
@@ -147,8 +147,10 @@ def sweep(
         log.warning("AMP (bf16) changes the gradients the attacks follow: numbers may differ from float32 runs")
     if data is not None:
         get_dataset_cfg(data)
-    checkpoints = load_models(models, models_dir, data, strict=strict)
     cache: dict[str, ImageSet] = {}
+    if data is not None:  # load it first: a missing dataset is the error, before any warning about models
+        cache[data] = load_dataset(data, None if data_dir is None else str(data_dir)).test
+    checkpoints = load_models(models, models_dir, data, strict=strict)
     evals = [evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
     for c, e in zip(checkpoints, evals):
         if is_user_checkpoint(c):  # before any work: a module that cannot answer is one line naming it
