@@ -186,7 +186,7 @@ def test_verdict_rows_show_both_arms_the_difference_and_the_verdict(page, study)
     assert set(auc["verdict"]) == {"more robust"}  # the attention arm loses less per eps
     assert 'class="name verdict-more">more robust' in table
     prose = _text(verdicts)
-    assert "95% interval of the across-seed difference" in prose and "eps 0 included" in prose
+    assert "95% interval of the across-seed difference" in prose and "eps 0 is included" in prose
     assert "mean accuracy over the grid" in prose
     assert "too-few-seeds" not in verdicts
 
