@@ -187,7 +187,7 @@ def test_verdict_rows_show_both_arms_the_difference_and_the_verdict(page, study)
     assert 'class="name verdict-more">more robust' in table
     prose = _text(verdicts)
     assert "95% interval of the across-seed difference" in prose and "eps 0 is included" in prose
-    assert "mean accuracy over the grid" in prose
+    assert "end points half-weighted" in prose
     assert "too-few-seeds" not in verdicts
 
 
