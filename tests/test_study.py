@@ -365,14 +365,14 @@ def test_ctrl_c_stops_a_parallel_study_at_once_and_a_rerun_finishes_it(tmp_path)
     import time
 
     path = tmp_path / "s.toml"
-    path.write_text(TINY.replace("epochs = 1", "epochs = 6"))
+    path.write_text(TINY.replace("epochs = 1", "epochs = 30"))  # long enough that the signal lands in training
     cmd = [sys.executable, "-m", "robust_attn", "study", str(path), "--out", str(tmp_path / "out"), "--jobs", "2",
            "--no-report"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
                             start_new_session=True)
     for line in proc.stderr:  # non-terminal progress: one line per epoch
-        if "epoch 1/6" in line:
+        if "epoch 1/30" in line:
             break
     os.killpg(proc.pid, signal.SIGINT)
     start = time.monotonic()
