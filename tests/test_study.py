@@ -369,8 +369,10 @@ def test_ctrl_c_stops_a_parallel_study_at_once_and_a_rerun_finishes_it(tmp_path)
     cmd = [sys.executable, "-m", "robust_attn", "study", str(path), "--out", str(tmp_path / "out"), "--jobs", "2",
            "--no-report"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A shell without job control starts background jobs (CI under nohup, say) with SIGINT ignored, which
+    # the child would inherit: give it the default handler, as a terminal's Ctrl-C meets it.
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:  # non-terminal progress: one line per epoch
         if "epoch 1/30" in line:
             break
