@@ -105,3 +105,22 @@ def attention_objective(frame: pd.DataFrame) -> pd.Series:
     objective = frame["objective"].astype("string").str.strip().str.lower()
     known = objective.notna() & (objective != "") & (objective != "nan")
     return (objective == ATTENTION_OBJECTIVE).fillna(False).astype(bool).where(known, by_name)
+
+
+def absent(value: Any) -> bool:
+    """None or NaN: a number that could not be computed (an interval with one seed, a test without pairs)."""
+    return value is None or bool(pd.isna(value))
+
+
+def render_page(template: str, context: Mapping[str, Any], missing_integer: str = "n/a", **extra: Any) -> str:
+    """A page of the study or transfer report from its context: Jinja2, autoescaped (model names and
+    commands are user-controlled), with the number filters both pages use."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = lambda v: "n/a" if absent(v) else f"{100 * v:.1f}"
+    env.filters["points"] = lambda v: "n/a" if absent(v) else f"{100 * v:+.1f}"
+    env.filters["pval"] = lambda v: "n/a" if absent(v) else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
+    env.filters["integer"] = lambda v: missing_integer if absent(v) else str(int(v))
+    return env.get_template(template).render(**context, **extra)

@@ -30,7 +30,7 @@ from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, ME
                            WITHIN_SEED_FILE)
 from . import study_plots
 from .build import _image_shapes
-from .common import attack_labels, slug
+from .common import attack_labels, render_page, slug
 from .inputs import describe_missing, read_runs
 from .sanity import Status, run_checks
 
@@ -317,22 +317,9 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
     return path
 
 
-def _absent(value: Any) -> bool:
-    """None or NaN: a number the study could not compute (an interval or test with one seed)."""
-    return value is None or bool(pd.isna(value))
-
-
 def render(context: dict[str, Any]) -> str:
-    """The page from its context, autoescaped (architecture names and commands are user-controlled)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = lambda v: "n/a" if _absent(v) else f"{100 * v:.1f}"
-    env.filters["points"] = lambda v: "n/a" if _absent(v) else f"{100 * v:+.1f}"
-    env.filters["pval"] = lambda v: "n/a" if _absent(v) else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
-    env.filters["integer"] = lambda v: "?" if _absent(v) else str(int(v))
-    return env.get_template("study.html.j2").render(**context, Status=Status)
+    """The page from its context (autoescaped: architecture names and commands are user-controlled)."""
+    return render_page("study.html.j2", context, missing_integer="?", Status=Status)
 
 
 __all__ = ["StudyInputs", "build_study_report", "read_study"]

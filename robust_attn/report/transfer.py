@@ -38,9 +38,8 @@ from ..files import atomic_write_text, ensure_dir
 from ..results import RUNS_FILE, read_run_log, write_csv
 from . import transfer_plots
 from .build import _git_commit
-from .common import NON_CE_GRADIENT_ATTACKS, attack_labels, slug
+from .common import NON_CE_GRADIENT_ATTACKS, absent, attack_labels, render_page, slug
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
-from .study import _absent
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +363,7 @@ def _pair_text(r: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
 def _describe(r: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
     text = (f"{_pair_text(r, labels)}: transfer {100 * r['accuracy']:.1f}% vs white box "
             f"{100 * r['white_box_accuracy']:.1f}% ({100 * r['difference']:+.1f} points")
-    if _absent(r["p"]):
+    if absent(r["p"]):
         return text + ", no per-example data)"
     return text + (f"; {int(r['gained'])} images fooled only by the transfer, {int(r['lost'])} only by the white-box "
                    f"attack; one-sided p {_p(r['p'])}, Holm p {_p(r['p_holm'])})")
@@ -554,16 +553,8 @@ def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | No
 
 
 def render(context: dict[str, Any]) -> str:
-    """The page from its context, autoescaped (model names and commands are user-controlled)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = lambda v: "n/a" if _absent(v) else f"{100 * v:.1f}"
-    env.filters["points"] = lambda v: "n/a" if _absent(v) else f"{100 * v:+.1f}"
-    env.filters["pval"] = lambda v: "n/a" if _absent(v) else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
-    env.filters["integer"] = lambda v: "n/a" if _absent(v) else str(int(v))
-    return env.get_template("transfer.html.j2").render(**context, Status=Status)
+    """The page from its context (autoescaped: model names and commands are user-controlled)."""
+    return render_page("transfer.html.j2", context, Status=Status)
 
 
 __all__ = ["TransferInputs", "asymmetry_table", "baseline_name", "build_transfer_report", "is_attention",
