@@ -232,11 +232,13 @@ def train_cmd(
                           f"train acc {stats.train_accuracy:.4f} test acc {stats.test_accuracy:.4f}", highlight=False)
         progress.update(task, description=f"{model} epoch {min(stats.epoch + 1, epochs)}/{epochs}", completed=0)
 
+    completed = False
     try:
         path = train(cfg, out, resume=resume, on_batch=on_batch, on_epoch=on_epoch, sync_batchnorm=sync_bn)
+        completed = True
     finally:
         progress.stop()
-        shutdown()
+        shutdown(completed)
     if not ranks.is_writer:
         return
     if manifest:
@@ -306,11 +308,13 @@ def sweep_cmd(
     _set_threads(threads)
     ranks = init_from_env(device)  # under torchrun: join the process group (gloo on CPU, nccl on GPU)
     device = local_device(device)
+    completed = False
     try:
         _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
                           out, per_example, report, report_dir, models_dir, amp, fast_path, ranks.is_writer, strict)
+        completed = True
     finally:
-        shutdown()
+        shutdown(completed)
 
 
 def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,

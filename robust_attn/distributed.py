@@ -90,8 +90,17 @@ def local_device(device: str) -> str:
     return device
 
 
-def shutdown() -> None:
+def shutdown(completed: bool = True) -> None:
+    """Leave the process group.
+
+    After a ``completed`` run every rank first waits for the others: a gloo rank that tears its
+    group down while rank 0 is still writing files can abort in C++ ("terminate called without an
+    active exception", seen on a loaded 2-core machine). After a failure nobody waits for a rank
+    that may never arrive.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
