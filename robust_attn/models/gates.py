@@ -20,8 +20,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from timm.layers.cbam import CbamModule
-from timm.layers.squeeze_excite import SEModule
 from torch import nn
 
 from .config import Gate
@@ -42,6 +40,10 @@ class GateBlock(nn.Module):
     def __init__(self, kind: Gate | str, channels: int):
         super().__init__()
         self.kind = Gate(kind)
+        # imported here: importing timm takes 2 s, which every command would pay for the registry alone
+        from timm.layers.cbam import CbamModule
+        from timm.layers.squeeze_excite import SEModule
+
         if self.kind is Gate.SE:
             self.module: nn.Module = SEModule(channels, rd_ratio=REDUCTION, rd_divisor=DIVISOR)
         else:

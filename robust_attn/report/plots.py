@@ -14,11 +14,13 @@ import seaborn as sns  # noqa: E402
 from ..files import atomic_write_bytes  # noqa: E402
 
 
-def save_figure(fig, out_dir: Path, stem: str) -> str:
-    """Write ``stem``.png and ``stem``.svg atomically; return the PNG's file name."""
+def save_figure(fig, out_dir: Path, stem: str, vector: bool = True) -> str:
+    """Write ``stem``.png and, for a ``vector`` figure, ``stem``.svg atomically; return the PNG's file
+    name. Figures made of images (attention panels) are raster whatever the format: their SVG would
+    only wrap the same pixels, at twice the rendering time, so they are PNG only."""
     import io
 
-    for ext in ("png", "svg"):
+    for ext in ("png", "svg") if vector else ("png",):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=110, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
         atomic_write_bytes(out_dir / f"{stem}.{ext}", buf.getvalue())
@@ -92,25 +94,49 @@ def shift_plot(shift: pd.DataFrame, out_dir: Path, stem: str) -> str:
 
 def attention_panel(images: np.ndarray, adversarial: np.ndarray, clean_maps: list[np.ndarray],
                     adv_maps: list[np.ndarray], layer_names: list[str], title: str, out_dir: Path, stem: str) -> str:
-    """Rows: images. Columns: input, adversarial input, then per attended layer clean and adversarial maps."""
+    """Rows: images. Columns: input, adversarial input, then per attended layer clean and adversarial maps.
+
+    The tiles are laid into one picture drawn on one axes (a grid of axes, one per tile, took a
+    second per panel to draw); each map is scaled to its own range with viridis, as ``imshow`` would,
+    and enlarged to the image's size by repetition."""
     n = len(images)
     cols = 2 + 2 * len(clean_maps)
-    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols, 1.3 * n), squeeze=False)
+    size, gap = images.shape[1], 2
+    canvas = np.ones((n * (size + gap) - gap, cols * (size + gap) - gap, 3), dtype=np.float32)
+    viridis = plt.get_cmap("viridis")
+    labels = ["input", "adversarial"] + [f"{name} {kind}" for name in layer_names for kind in ("clean", "adv")]
     for i in range(n):
-        panels = [(images[i], "input"), (adversarial[i], "adversarial")]
-        for name, c, a in zip(layer_names, clean_maps, adv_maps):
-            panels += [(c[i], f"{name} clean"), (a[i], f"{name} adv")]
-        for ax, (img, label) in zip(axes[i], panels):
-            if img.ndim == 3:
-                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
-            else:
-                ax.imshow(img, cmap="viridis")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(label, fontsize=6)
-    fig.suptitle(title, fontsize=8)
-    return save_figure(fig, out_dir, stem)
+        tiles = [_rgb(images[i]), _rgb(adversarial[i])]
+        for c, a in zip(clean_maps, adv_maps):
+            tiles += [_map_tile(c[i], size, viridis), _map_tile(a[i], size, viridis)]
+        for j, tile in enumerate(tiles):
+            top, left = i * (size + gap), j * (size + gap)
+            canvas[top:top + size, left:left + size] = tile
+    width = 1.3 * cols
+    fig, ax = plt.subplots(figsize=(width, width * canvas.shape[0] / canvas.shape[1]))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
+    for j, label in enumerate(labels):
+        ax.text(j * (size + gap) + size / 2, -2, label, ha="center", va="bottom", fontsize=6)
+    ax.set_title(title, fontsize=8, pad=12)
+    return save_figure(fig, out_dir, stem, vector=False)
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """An H x W x C image in [0, 1] as RGB (a one-channel image as grey)."""
+    img = np.clip(img, 0, 1)
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
+
+
+def _map_tile(m: np.ndarray, size: int, cmap) -> np.ndarray:
+    """A map scaled to its own [min, max] (as imshow scales it), coloured, enlarged to ``size``."""
+    lo, hi = float(m.min()), float(m.max())
+    scaled = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    rgb = cmap(scaled)[..., :3].astype(np.float32)
+    r = max(size // m.shape[0], 1)
+    rgb = np.repeat(np.repeat(rgb, r, axis=0), r, axis=1)
+    return rgb[:size, :size] if rgb.shape[0] >= size else np.pad(
+        rgb, ((0, size - rgb.shape[0]), (0, size - rgb.shape[1]), (0, 0)), mode="edge")
 
 
 def _layer_order(data: pd.DataFrame) -> list[str]:
