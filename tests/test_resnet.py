@@ -2,6 +2,7 @@
 training, and `robust-attn models --details`. Small sizes throughout: width 0.0625, depth 20."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from timm.layers.cbam import CbamModule
@@ -224,3 +225,20 @@ def test_shipped_resnet_checkpoints_meet_their_targets_with_one_recipe(shipped, 
         recipes.add(manifest[name].command.replace(f" {arch} ", " ARCH ").replace(f"/{name}.pt", "/OUT.pt"))
     assert len(recipes) == 1, recipes
     assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 40 * 2**20
+
+
+def test_the_sweep_report_treats_se_and_cbam_as_attention_and_says_se_has_no_maps(shipped, tmp_path):
+    """SE and CBAM are attention too (solid curves, compared with their backbone); CBAM's spatial
+    gates get panels; SE has no spatial map and the report says so instead of showing nothing."""
+    from robust_attn.report import build_report
+    from robust_attn.sweep import sweep
+
+    names = ["resnet_c10s", "resnet-se_c10s", "resnet-cbam_c10s"]
+    sweep([shipped[n] for n in names], ["fgsm"], "0,2", n=16, out=tmp_path / "r", per_example=True)
+    page = build_report([tmp_path / "r"], tmp_path / "report").read_text()
+    attention_part = page.split('id="attention-under-attack"')[1].split('id="attention-robustness"')[0]
+    assert "No spatial attention map to show for resnet-se_c10s:" in attention_part
+    assert "attention maps of resnet-cbam_c10s" in attention_part and "attention maps of resnet-se_c10s" not in page
+    assert '<td class="name attn">resnet-se_c10s</td>' in page and '<td class="name">resnet_c10s</td>' in page
+    diffs = pd.read_csv(tmp_path / "report" / "attention_vs_baseline.csv")
+    assert set(diffs["model"]) == {"resnet-se_c10s", "resnet-cbam_c10s"} and set(diffs["baseline"]) == {"resnet_c10s"}

@@ -200,6 +200,11 @@ def test_pairing_rule():
     assert baseline_name("resnet-att2-concat-pc_c10s") == "resnet_c10s"
     assert baseline_name("vgg_c10s") is None and not is_attention("vgg_c10s")
     assert baseline_name("vgg-att3-concat-pc") is None  # no suffix: no dataset to match
+    # the attention modules in wide use pair with their backbone too
+    assert baseline_name("resnet-se_c10s") == "resnet_c10s" and is_attention("resnet-se_c10s")
+    assert baseline_name("vgg-cbam_c10s_seed2") == "vgg_c10s_seed2"
+    # a user's dashed name is not a variant of its first word
+    assert baseline_name("tiny-cnn_c10s") is None and not is_attention("resnet-sep_c10s")
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

@@ -26,7 +26,7 @@ from ..files import atomic_write_text, ensure_dir
 from ..results import RESULT_COLUMNS, write_csv
 from . import plots
 from .attention import attention_section, robustness_section
-from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug
+from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug, variant_models
 from .inputs import NO_END, RunInputs, describe_missing, read_runs
 from .sanity import Check, Status, run_checks
 from .tables import across_attacks, attention_vs_baseline, html_tables, summary_table
@@ -128,7 +128,8 @@ def build_report(
     inputs = read_runs(result_dirs)
     out = ensure_dir(out_dir, "report directory")
     frame = inputs.results
-    attention = attention_models(frame, (a.model for a in inputs.artifacts))
+    attention = attention_models(frame, (a.model for a in inputs.artifacts))  # with spatial maps
+    variants = attention | variant_models(frame)  # attention of any kind: maps or channel gates (SE)
     write_csv(frame[[*RESULT_COLUMNS, "attack_label"]], out / "results.csv")
     across = across_attacks(frame, inputs.examples)
     summary = summary_table(frame, across)
@@ -137,7 +138,7 @@ def build_report(
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks]), out / "sanity.csv")
     labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
-    accuracy_plots = [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, attention, out,
+    accuracy_plots = [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, variants, out,
                                                 f"accuracy_{slug(lab)}")) for lab in labels]
     diffs = attention_vs_baseline(frame, inputs.examples, attention)
     write_csv(diffs, out / "attention_vs_baseline.csv")
@@ -161,13 +162,14 @@ def build_report(
         "incomplete": incomplete,
         "notes": inputs.notes,
         "accuracy_plots": accuracy_plots,
-        "tables": html_tables(summary, attention),
+        "tables": html_tables(summary, variants),
         "diffs": diffs.to_dict("records"),
         "diff_plot": diff_plot,
         "has_examples": inputs.examples is not None,
         "panels": section.panels,
         "shift_png": section.shift_png,
         "panel_note": section.note,
+        "mapless": sorted(variants - attention),
         "panel_attack": section.attack_label,
         "robustness": robustness.models,
         "robustness_csv": robustness.csv,

@@ -75,12 +75,48 @@ def with_labels(frame: pd.DataFrame, defaults: Mapping[str, Mapping[str, Any]] |
     return frame.assign(attack_label=[labels[(a, p)] for a, p in zip(frame["attack"], frame["attack_params"])])
 
 
+# How the registry names attention variants of a backbone: the paper's block (``vgg-att3-concat-pc``),
+# squeeze-and-excitation (``resnet-se``) and CBAM (``vgg-cbam``).
+VARIANT_MARKERS = ("-att", "-se", "-cbam")
+MAP_MARKERS = ("-att", "-cbam")  # those with spatial attention maps
+
+
+def variant_family(architecture: str) -> str | None:
+    """The backbone an attention variant's architecture belongs to (``vgg`` for ``vgg-att3-concat-pc``,
+    ``resnet`` for ``resnet-se``), None for a backbone or a name outside that convention (a user's
+    ``tiny-cnn`` is not a variant of ``tiny``). Results carry architectures, not registry entries:
+    reports decide from the name."""
+    arch = str(architecture)
+    hits = [i for i in (_marker_at(arch, m) for m in VARIANT_MARKERS) if i is not None]
+    return arch[:min(hits)] or None if hits else None
+
+
+def _marker_at(arch: str, marker: str) -> int | None:
+    """Where ``marker`` starts a dash-separated part of ``arch`` (``-se`` in ``resnet-se`` but not in
+    ``resnet-sep``; ``-att`` also as the start of ``-att2``)."""
+    i = arch.find(marker)
+    while i >= 0:
+        end = i + len(marker)
+        if marker == "-att" or end == len(arch) or arch[end] == "-":
+            return i
+        i = arch.find(marker, i + 1)
+    return None
+
+
+def variant_models(frame: pd.DataFrame) -> set[str]:
+    """Models whose architecture is an attention variant of a backbone (see :func:`variant_family`):
+    the paper's block, SE and CBAM, maps or not."""
+    return {m for m, a in zip(frame["model"], frame["architecture"]) if variant_family(a) is not None}
+
+
 def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) -> set[str]:
-    """Models with attention maps: those the sweep saved attention artifacts for (it does so for
-    every model with maps, under every eps-bounded attack but noise) and, for sweeps that ran no such
-    attack, those whose architecture is one of the attention families (the name contains ``-att``,
-    as in ``vgg-att3-concat-pc``). Decided from the results alone: no model registry, no checkpoint."""
-    named = set(frame.loc[frame["architecture"].astype(str).str.contains("-att", regex=False), "model"])
+    """Models with spatial attention maps: those the sweep saved attention artifacts for (it does so
+    for every model with maps, under every eps-bounded attack but noise) and, for sweeps that ran no
+    such attack, those whose architecture names a mechanism with maps (the paper's ``-att...``, CBAM's
+    ``-cbam``; squeeze-and-excitation's ``-se`` gates channels only). Decided from the results alone:
+    no model registry, no checkpoint."""
+    named = {m for m, a in zip(frame["model"], frame["architecture"].astype(str))
+             if any(_marker_at(a, marker) is not None for marker in MAP_MARKERS)}
     return named | (set(with_artifacts) & set(frame["model"]))
 
 

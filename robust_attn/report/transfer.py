@@ -15,9 +15,11 @@ transfer, sweep or attack code, so a folder copied elsewhere can be reported on 
 Which models are attention models, and which baseline goes with one, is decided from the model names
 alone, because ``transfer.csv`` carries no architecture column: a name reads ``ARCH_SUFFIX`` (split
 at the first ``_``; the suffix names the training data and any seed, as in ``vgg_c10s_seed1``). A model
-is an attention model when ARCH contains ``-att``; its baseline is the model named ``FAMILY_SUFFIX``
-with FAMILY the part of ARCH before ``-att`` and the same SUFFIX, e.g. ``vgg-att3-concat-pc_c10s`` and
-``vgg_c10s``, ``resnet-att2-concat-pc_c10s_seed1`` and ``resnet_c10s_seed1``.
+is an attention model when ARCH is an attention variant in the registry's naming (the paper's block
+``-att...``, squeeze-and-excitation ``-se``, CBAM ``-cbam``: :func:`.common.variant_family`); its
+baseline is the model named ``FAMILY_SUFFIX`` with FAMILY the backbone before that part and the same
+SUFFIX, e.g. ``vgg-att3-concat-pc_c10s`` and ``vgg_c10s``, ``resnet-se_c10s_seed1`` and
+``resnet_c10s_seed1``.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from ..files import atomic_write_text, ensure_dir
 from ..results import RUNS_FILE, read_run_log, write_csv
 from . import transfer_plots
 from .build import _git_commit
-from .common import NON_CE_GRADIENT_ATTACKS, absent, attack_labels, render_page, slug
+from .common import NON_CE_GRADIENT_ATTACKS, absent, attack_labels, render_page, slug, variant_family
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
 
 log = logging.getLogger(__name__)
@@ -61,10 +63,10 @@ CELL = ["source", "target", "dataset", "n", "attack", "attack_params", "eps_labe
 PAIRED = ["source", "target", "attack", "attack_params", "eps_label"]  # how transfer_examples.csv keys a cell
 
 ATTENTION_RULE = ("a model is an attention model when its architecture, the part of its name before the first "
-                  "'_', contains '-att'; its baseline is the model named FAMILY_SUFFIX, FAMILY being that "
-                  "architecture up to '-att' and SUFFIX the rest of the name after the first '_' (training data, "
-                  "seed): vgg-att3-concat-pc_c10s pairs with vgg_c10s, vgg-att3-concat-pc_c10s_seed1 with "
-                  "vgg_c10s_seed1.")
+                  "'_', is an attention variant of a backbone (the paper's block '-att...', squeeze-and-excitation "
+                  "'-se', CBAM '-cbam'); its baseline is the model named FAMILY_SUFFIX, FAMILY being the backbone "
+                  "before that part and SUFFIX the rest of the name after the first '_' (training data, seed): "
+                  "vgg-att3-concat-pc_c10s pairs with vgg_c10s, resnet-se_c10s_seed1 with resnet_c10s_seed1.")
 
 
 # ------------------------------------------------------------------ model names
@@ -76,23 +78,21 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def is_attention(name: str) -> bool:
-    return "-att" in split_name(name)[0]
+    return variant_family(split_name(name)[0]) is not None
 
 
 def baseline_name(name: str) -> str | None:
     """The name of an attention model's baseline under the pairing rule; None for other models."""
     arch, suffix = split_name(name)
-    if "-att" not in arch or not suffix:
-        return None
-    family = arch.split("-att", 1)[0]
-    return f"{family}_{suffix}" if family else None
+    family = variant_family(arch)
+    return f"{family}_{suffix}" if family and suffix else None
 
 
 def _model_order(models) -> list[str]:
     """Family, then baseline before attention models, then name: a baseline sits next to its variants."""
     def key(m: str) -> tuple:
         arch, suffix = split_name(m)
-        return (arch.split("-att", 1)[0], suffix, is_attention(m), m)
+        return (variant_family(arch) or arch, suffix, is_attention(m), m)
     return sorted(set(models), key=key)
 
 
