@@ -65,7 +65,8 @@ def write_folder(folder: Path, robust: dict[tuple[str, str], set[int]], *, names
                           "eps": eps, "eps_label": label, "n_correct": k, "accuracy": k / N, "ci_low": low,
                           "ci_high": high, "clean_accuracy": len(CLEAN[target]) / N, "white_box": src == tgt,
                           "seed": 0, "version": "0.2.0", "seconds": 1.5})
-            rows += [{"source": src, "target": tgt, "attack": "pgd", "attack_params": PGD, "eps_label": label,
+            rows += [{"source": src, "target": tgt, "dataset": "cifar10-subset", "n": N, "attack": "pgd",
+                      "attack_params": PGD, "eps_label": label,
                       "index": i, "label": 3, "clean_pred": 3 if i in CLEAN[target] else 5,
                       "adv_pred": 3 if i in kept else 5, "robust": int(i in kept)} for i in range(N)]
     pd.DataFrame(cells).to_csv(folder / "transfer.csv", index=False)
@@ -265,3 +266,21 @@ def test_report_imports_no_sweep_attack_or_transfer_code():
             f"print([m for m in sys.modules if m.startswith({FORBIDDEN!r})])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_folder_with_two_n_keeps_each_runs_paired_tests(tmp_path):
+    """Runs on -n 40 and -n 20 in one folder: each keeps its own McNemar test (the per-image outcomes
+    of the two runs used to collide on the image index and the test went missing)."""
+    folder = write_folder(tmp_path / "t", SOUND)
+    cells, examples = pd.read_csv(folder / "transfer.csv"), pd.read_csv(folder / "transfer_examples.csv")
+    small = examples[examples["index"] < 20].assign(n=20)
+    counts = small.groupby(["source", "target", "eps_label"])["robust"].sum()
+    smaller = cells.assign(n=20, n_correct=[int(counts[(r.source, r.target, r.eps_label)]) for r in cells.itertuples()])
+    smaller["accuracy"] = smaller["n_correct"] / 20
+    pd.concat([cells, smaller]).to_csv(folder / "transfer.csv", index=False)
+    pd.concat([examples, small]).to_csv(folder / "transfer_examples.csv", index=False)
+    build_transfer_report(folder)
+    asym = pd.read_csv(folder / "report" / "transfer_asymmetry.csv")
+    at8 = asym[asym["eps_label"] == "8/255"].set_index("n")
+    assert set(at8.index) == {20, 40} and at8["mcnemar_p"].notna().all()
+    assert at8.loc[40, "mcnemar_p"] == pytest.approx(_mcnemar_by_hand(7, 2))

@@ -223,6 +223,9 @@ def test_plugin_architectures_are_listed_created_and_trained(tmp_path: Path, fre
 
     listed = run("models", "tiny*")
     assert listed.returncode == 0 and "tiny-plugin" in listed.stdout, listed.stderr
+    details = run("models", "--details", "tiny-plugin")  # a plain network: no forward_with_attention head
+    assert details.returncode == 0 and "multiply-adds" in details.stdout and "a test plugin" in details.stdout, \
+        details.stderr
     out = tmp_path / "x.pt"
     trained = run("train", "tiny-plugin", "--dataset", "synthetic", "--epochs", "1", "--width", "1", "--threads", "2",
                   "--device", "cpu", "--out", str(out))

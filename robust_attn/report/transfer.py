@@ -54,13 +54,15 @@ ASYMMETRY_FILE = "transfer_asymmetry.csv"
 # The columns of the contract this report reads (the others of the contract are shown where present).
 TRANSFER_COLUMNS = ("source", "target", "dataset", "n", "attack", "attack_params", "norm", "eps", "eps_label",
                     "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy")
-EXAMPLE_COLUMNS = ("source", "target", "attack", "attack_params", "eps_label", "index", "robust")
+EXAMPLE_COLUMNS = ("source", "target", "dataset", "n", "attack", "attack_params", "eps_label", "index", "robust")
 _NUMERIC = {"n", "eps", "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy", "seed", "seconds", "index",
             "label", "clean_pred", "adv_pred", "robust"}
 _REQUIRED_NUMBERS = {"n", "eps", "n_correct", "accuracy", "index", "robust"}
 # One transfer cell: a source's adversarial examples of one attack at one eps, scored by one target.
 CELL = ["source", "target", "dataset", "n", "attack", "attack_params", "eps_label"]
-PAIRED = ["source", "target", "attack", "attack_params", "eps_label"]  # how transfer_examples.csv keys a cell
+# How transfer_examples.csv keys a cell: the whole CELL, so a folder holding runs on two -n (or two
+# evaluation sets) keeps each run's outcomes apart instead of mixing them into one ambiguous index.
+PAIRED = CELL
 
 ATTENTION_RULE = ("a model is an attention model when its architecture, the part of its name before the first "
                   "'_', is an attention variant of a backbone (the paper's block '-att...', squeeze-and-excitation "
