@@ -144,10 +144,12 @@ def is_user_checkpoint(ckpt: Checkpoint) -> bool:
     return "user_model" in ckpt.metadata
 
 
-@torch.no_grad()
-def probe(ckpt: Checkpoint, x: torch.Tensor, dataset: str, device: torch.device, channels_last: bool) -> None:
+def probe(ckpt: Checkpoint, x: torch.Tensor, dataset: str, device: torch.device, channels_last: bool,
+          gradient: bool = False) -> None:
     """Run a copy of the model (prepared as the sweep prepares it) on the first images of ``x``
-    (uint8 pixels) and check its logits: floating, ``N x num_classes``, finite."""
+    (uint8 pixels) and check its logits: floating, ``N x num_classes``, finite; with ``gradient`` (the
+    sweep runs a gradient attack) also that the logits have a gradient with respect to the input, so
+    a model that detaches its input or runs under no_grad is one line here, not a traceback mid-sweep."""
     name, num_classes = ckpt.name, ckpt.metadata["num_classes"]
     xb = x[:PROBE_IMAGES].to(device).float().div_(255.0)
     k = len(xb)
@@ -157,7 +159,9 @@ def probe(ckpt: Checkpoint, x: torch.Tensor, dataset: str, device: torch.device,
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
             xb = xb.contiguous(memory_format=torch.channels_last)
-        out = net(xb)
+        xb.requires_grad_(gradient)
+        with torch.set_grad_enabled(gradient):
+            out = net(xb)
     except Exception as exc:
         raise UserError(f"model {name!r} raised {_why(exc)} on {images}") from exc
     if not isinstance(out, torch.Tensor):
@@ -169,6 +173,14 @@ def probe(ckpt: Checkpoint, x: torch.Tensor, dataset: str, device: torch.device,
         raise UserError(f"model {name!r} returned {out.dtype} logits on {images}; expected a floating dtype")
     if not bool(torch.isfinite(out).all()):
         raise UserError(f"model {name!r} returned non-finite logits on {images}")
+    if gradient:
+        try:
+            (grad,) = torch.autograd.grad(out.float().logsumexp(1).sum(), xb)
+        except RuntimeError as exc:
+            raise UserError(f"model {name!r} gives no gradient with respect to its input on {images} "
+                            f"({_why(exc)}); gradient attacks cannot run on it: use noise or square") from exc
+        if not bool(torch.isfinite(grad).all()):
+            raise UserError(f"model {name!r} gives a non-finite input gradient on {images}")
 
 
 # ---------------------------------------------------------------- importing the user's code

@@ -312,6 +312,19 @@ def test_a_module_that_cannot_answer_is_one_line_before_any_work(module, message
     assert not out.exists()
 
 
+def test_a_module_without_an_input_gradient_is_one_line_for_gradient_attacks_only(tmp_path: Path):
+    """A module that detaches its input answers, but gives gradient attacks nothing to follow: one line
+    before any work under fgsm; noise, which needs no gradient, still runs on it."""
+    detached = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    module = Returns(lambda x: detached(x.detach()))
+    with pytest.raises(UserError) as err:
+        ra.sweep({"mynet": module}, ["fgsm"], "0:1:1", data=DATA, n=8, out=tmp_path / "out")
+    assert str(err.value).startswith("model 'mynet' gives no gradient with respect to its input on 2 cifar10-embedded "
+                                     "images (RuntimeError: ") and str(err.value).count("\n") == 0
+    assert not (tmp_path / "out").exists()
+    assert len(ra.sweep({"mynet": module}, ["noise"], "0:1:1", data=DATA, n=8)) == 2
+
+
 def test_bad_specs_are_one_line(model_file: Path, tmp_path: Path):
     missing = tmp_path / "missing.py"
     cases = {

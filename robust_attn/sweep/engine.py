@@ -152,9 +152,10 @@ def sweep(
         cache[data] = load_dataset(data, None if data_dir is None else str(data_dir)).test
     checkpoints = load_models(models, models_dir, data, strict=strict)
     evals = [evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
+    gradient = any(get_attack_cfg(s.name).uses_gradient for s in specs)
     for c, e in zip(checkpoints, evals):
         if is_user_checkpoint(c):  # before any work: a module that cannot answer is one line naming it
-            probe(c, e.images.x, e.dataset, dev, channels_last)
+            probe(c, e.images.x, e.dataset, dev, channels_last, gradient)
     for spec in specs:  # attention attacks need spatial maps: refuse a model without them before any work
         if get_attack_cfg(spec.name).objective is Objective.ATTENTION:
             for c in checkpoints:
