@@ -175,12 +175,11 @@ def probe(ckpt: Checkpoint, x: torch.Tensor, dataset: str, device: torch.device,
         raise UserError(f"model {name!r} returned non-finite logits on {images}")
     if gradient:
         try:
-            (grad,) = torch.autograd.grad(out.float().logsumexp(1).sum(), xb)
+            torch.autograd.grad(out.float().logsumexp(1).sum(), xb)
         except RuntimeError as exc:
             raise UserError(f"model {name!r} gives no gradient with respect to its input on {images} "
                             f"({_why(exc)}); gradient attacks cannot run on it: use noise or square") from exc
-        if not bool(torch.isfinite(grad).all()):
-            raise UserError(f"model {name!r} gives a non-finite input gradient on {images}")
+        # a zero or non-finite gradient is left to the sweep: its sanity checks diagnose masking
 
 
 # ---------------------------------------------------------------- importing the user's code
