@@ -122,12 +122,8 @@ def count_macs(model, in_channels: int, size: int = 32) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    x = torch.zeros(1, in_channels, size, size)
-    with torch.no_grad(), counter:
-        if hasattr(getattr(model, "net", None), "forward_head"):  # ours: the maps are part of the count
-            model.eval().forward_with_attention(x)
-        else:  # a plugin's plain network: its forward is all there is
-            model.eval()(x)
+    with torch.no_grad(), counter:  # the plain forward: our heads compute the maps in it, a plugin has no other
+        model.eval()(torch.zeros(1, in_channels, size, size))
     return counter.get_total_flops() // 2
 
 

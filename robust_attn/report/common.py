@@ -88,7 +88,9 @@ def variant_family(architecture: str) -> str | None:
     reports decide from the name."""
     arch = str(architecture)
     hits = [i for i in (_marker_at(arch, m) for m in VARIANT_MARKERS) if i is not None]
-    return arch[:min(hits)] or None if hits else None
+    if not hits:
+        return None
+    return arch[:min(hits)] or None
 
 
 def _marker_at(arch: str, marker: str) -> int | None:
