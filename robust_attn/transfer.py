@@ -51,6 +51,7 @@ from .sweep.inputs import (
     check_grid_norms,
     evaluation_data,
     load_models,
+    needs_gradient,
     resolve_attacks,
 )
 from .sweep.store import RunLog, _describe, cell_key, out_lock
@@ -298,7 +299,7 @@ def _plan(sources, targets, specs: list[AttackSpec], grid: EpsGrid, data: str | 
         target_ckpts = source_ckpts
     else:
         target_ckpts = load_models(None if default_targets else targets, models_dir, data, strict=strict)
-    gradient = any(get_attack_cfg(s.name).uses_gradient for s in specs)  # as the sweep prepares its models
+    gradient = needs_gradient(specs)  # as the sweep prepares its models
     cache: dict[str, ImageSet] = {}
     models: dict[str, _Model] = {}
 

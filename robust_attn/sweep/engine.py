@@ -37,7 +37,10 @@ from ..results import (
     wilson_interval, write_csv,
 )
 from ..user_models import is_user_checkpoint, probe
-from .inputs import AttackSpec, EvalData, Models, check_grid_norms, evaluation_data, load_models, resolve_attacks
+from .inputs import (
+    AttackSpec, EvalData, Models, check_grid_norms, evaluation_data, load_models, needs_gradient,
+    resolve_attacks,
+)
 from .panels import PanelSpec, artifact_path, wants_panel, write_artifact
 from .store import CellStore, RunLog, out_lock
 from .walks import Cell, Prepared, exceeds_budget, prepare, walk_bounded, walk_minimal
@@ -152,7 +155,7 @@ def sweep(
         cache[data] = load_dataset(data, None if data_dir is None else str(data_dir)).test
     checkpoints = load_models(models, models_dir, data, strict=strict)
     evals = [evaluation_data(c, data, None if data_dir is None else str(data_dir), n, cache) for c in checkpoints]
-    gradient = any(get_attack_cfg(s.name).uses_gradient for s in specs)
+    gradient = needs_gradient(specs)
     for c, e in zip(checkpoints, evals):
         if is_user_checkpoint(c):  # before any work: a module that cannot answer is one line naming it
             probe(c, e.images.x, e.dataset, dev, channels_last, gradient)
@@ -261,7 +264,7 @@ def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks) ->
     if s.channels_last:  # inputs in the model's layout, or every conv converts them again
         x = x.contiguous(memory_format=torch.channels_last)
     y = ev.images.y.to(dev)
-    gradient = any(get_attack_cfg(a.name).uses_gradient for a in plan.specs)
+    gradient = needs_gradient(plan.specs)
     panel = PanelSpec() if any(wants_panel(net, a) for a in plan.specs) else None
     return prepare(model, net if panel else None, x, y, s.batch_size, ranks, gradient, panel)
 

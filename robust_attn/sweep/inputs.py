@@ -56,6 +56,12 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "unnamed"
 
 
+def needs_gradient(specs: Sequence[AttackSpec]) -> bool:
+    """Whether any of the attacks follows the model's gradient (the clean pass then computes the input
+    gradient, and a user's model must have one)."""
+    return any(get_attack_cfg(s.name).uses_gradient for s in specs)
+
+
 def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[str, Any] | None = None) -> list[AttackSpec]:
     """Attack names (+ shared ``KEY=VALUE`` overrides, applied to each attack that has that key)."""
     if not attacks:
