@@ -9,10 +9,18 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# The development data: ``../shared`` beside the checkout on the machines that build this project, never on a
+# user's. Tests that read it ask for the ``dev_data`` fixture, are marked ``dev_data`` (``pytest -m dev_data``
+# selects them) and are skipped without it; .ci/run runs them with it, where a skip is a failure.
 SHARED = ROOT.parent / "shared"
 SUBSET_DIR = SHARED / "datasets" / "cifar10-subset"
 FASHION_DIR = SHARED / "datasets" / "fashion-mnist"
 MODELS_DIR = ROOT / "models"
+DEV_DATA = {  # what each development dataset is, for the one line a skip prints in the -rs summary
+    "cifar10-subset": (SUBSET_DIR, "the 4,660 + 932 genuine CIFAR-10 images of cifar10_subset.npz"),
+    "fashion-mnist": (FASHION_DIR, "the full Fashion-MNIST idx files"),
+}
+REQUIRE_DEV_DATA = "ROBUST_ATTN_REQUIRE_DEV_DATA"  # set by .ci/run: a missing dataset fails instead of skipping
 
 torch.set_num_threads(2)
 
@@ -53,7 +61,25 @@ def embedded_cifar():
     return load_dataset("cifar10-embedded").test
 
 
-def require_shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is not present (../shared is beside the project in CI)")
-    return path
+def pytest_collection_modifyitems(items):
+    """Mark every test that asks for ``dev_data`` so that ``-m dev_data`` / ``-m 'not dev_data'`` select by it."""
+    for item in items:
+        if "dev_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dev_data)
+
+
+@pytest.fixture
+def dev_data():
+    """``dev_data(name)``: the folder of a development dataset (a key of DEV_DATA), or a skip naming that
+    data; a failure instead when .ci/run sets ROBUST_ATTN_REQUIRE_DEV_DATA."""
+
+    def folder(name: str) -> Path:
+        path, what = DEV_DATA[name]
+        if not path.exists():
+            message = f"needs the development data {name} ({what}) at {path}, which is not beside this checkout"
+            if os.environ.get(REQUIRE_DEV_DATA):
+                pytest.fail(f"{message} ({REQUIRE_DEV_DATA} is set)")
+            pytest.skip(message)
+        return path
+
+    return folder

@@ -8,7 +8,6 @@ from robust_attn.data import get_dataset_cfg, list_datasets, load_dataset
 from robust_attn.errors import UserError
 from robust_attn.train import augment_batch
 
-from .conftest import FASHION_DIR, SUBSET_DIR, require_shared
 
 
 def test_registry_names():
@@ -27,20 +26,20 @@ def test_embedded_cifar_is_the_first_932_official_test_images():
     assert x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
 
 
-def test_embedded_cifar_matches_the_shared_subset():
-    arrays = np.load(require_shared(SUBSET_DIR / "cifar10_subset.npz"))
+def test_embedded_cifar_matches_the_shared_subset(dev_data):
+    arrays = np.load(dev_data("cifar10-subset") / "cifar10_subset.npz")
     test = load_dataset("cifar10-embedded").test
     assert np.array_equal(test.x.permute(0, 2, 3, 1).numpy(), arrays["test_x"])
     assert np.array_equal(test.y.numpy(), arrays["test_y"])
 
 
-def test_subset_loads_real_images():
-    splits = load_dataset("cifar10-subset", require_shared(SUBSET_DIR))
+def test_subset_loads_real_images(dev_data):
+    splits = load_dataset("cifar10-subset", dev_data("cifar10-subset"))
     assert splits.train.x.shape == (4660, 3, 32, 32) and splits.test.x.shape == (932, 3, 32, 32)
 
 
-def test_fashion_mnist_is_padded_to_32_and_embedded_matches():
-    splits = load_dataset("fashion-mnist", require_shared(FASHION_DIR))
+def test_fashion_mnist_is_padded_to_32_and_embedded_matches(dev_data):
+    splits = load_dataset("fashion-mnist", dev_data("fashion-mnist"))
     assert splits.train.x.shape == (60000, 1, 32, 32) and splits.test.x.shape == (10000, 1, 32, 32)
     assert int(splits.test.x[:, :, :2].max()) == 0  # zero padding
     embedded = load_dataset("fashion-mnist-embedded").test

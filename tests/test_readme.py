@@ -1,10 +1,13 @@
 """Every command of the README, as a user would type it (smaller n and epochs).
 
 Every ```bash block of the README is listed in ``BLOCKS``: its commands are run in a fresh clone of the
-repository (``../shared`` beside it), or, where they need internet, a GPU, torchrun or a reinstall, each
-command is parsed against the CLI (typer's click command; torchrun's own argument parser for torchrun's
-part) so that a renamed option or command fails here. Afterwards the clone has no change to tracked
-files, and the checkout none at all.
+repository with nothing beside it, as a user has it, or, where they need internet, a GPU, torchrun or a
+reinstall, each command is parsed against the CLI (typer's click command; torchrun's own argument parser for
+torchrun's part) so that a renamed option or command fails here. The README shows users what they have
+(shipped checkpoints, embedded images, ``--dataset cifar10 --data-dir ~/data --download``); the one thing this
+offline test supplies is that download (``offline_cifar``). Every input a command reads is shipped or written by
+an earlier command; a command whose producer did not run is skipped with the producer named, never run into a
+confusing error. Afterwards the clone has no change to tracked files, and the checkout none at all.
 """
 from __future__ import annotations
 
@@ -17,12 +20,18 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from .conftest import ROOT, SHARED
+from .conftest import ROOT, SUBSET_DIR
 
 # What a test may shrink: the README's work, never its meaning.
 SMALLER = {"--epochs": "1", "-n": "8"}
+# How the README tells a user to get training data (torchvision's download into ~/data); this offline test
+# runs such a command on ``offline_cifar`` instead, the only substitution it makes.
+USER_DATA = ("--dataset", "cifar10", "--data-dir", "~/data", "--download")
+# The parameters of the CLI's commands that name files or folders a command reads.
+INPUT_PARAMS = ("models", "sources", "targets", "results", "data_dir", "study_file")
 
 RUN, PARSE = "run", "parse"
 # Every ```bash block, keyed "<heading> #<index under that heading>": what this test does with it and why.
@@ -95,9 +104,9 @@ def robust_attn_argv(command: Command) -> list[str] | None:
     return None
 
 
-def check_parses(argv: list[str]) -> None:
-    """Parse ``argv`` with the CLI's click command without running it: unknown commands or options,
-    bad values, missing arguments and extra arguments fail."""
+def check_parses(argv: list[str]):
+    """Parse ``argv`` with the CLI's click command without running it (its click context): unknown commands
+    or options, bad values, missing arguments and extra arguments fail."""
     from typer.main import get_command
 
     from robust_attn.cli import app
@@ -110,11 +119,48 @@ def check_parses(argv: list[str]) -> None:
         sub = cmd.commands.get(args[0])
         assert sub is not None, f"no command {args[0]!r} in robust-attn {shlex.join(argv)}"
         name, cmd, args = f"{name} {args[0]}", sub, args[1:]
-    cmd.make_context(name, args)  # raises click's UsageError / BadParameter
+    return cmd.make_context(name, args)  # raises click's UsageError / BadParameter
 
 
 ALL = [c for block in BLOCKS for c in commands(block)]
 TO_RUN = [c for c in ALL if BLOCKS[c.block][0] == RUN and robust_attn_argv(c) is not None]
+
+
+def _user_data(argv: list[str]) -> bool:
+    return any(argv[i:i + len(USER_DATA)] == list(USER_DATA) for i in range(len(argv)))
+
+
+def reads(argv: list[str]) -> set[str]:
+    """The files and folders a robust-attn command reads (names of the manifest and registries are not
+    paths; torchvision's download into ~/data is supplied by this test)."""
+    params = check_parses(argv).params
+    values: list[str] = []
+    for name in INPUT_PARAMS:
+        value = params.get(name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            values += [] if item is None else [part for part in str(item).split(",") if part]
+    paths = {v.split(":")[0] for v in values if "/" in v or v.endswith((".pt", ".py", ".toml"))}
+    return paths - ({"~/data"} if _user_data(argv) else set())
+
+
+def writes(argv: list[str]) -> str | None:
+    """The file or folder a robust-attn command writes that a later command may read."""
+    out = check_parses(argv).params.get("out")
+    return None if out is None else str(out)
+
+
+def producer(path: str, before: Command) -> Command | None:
+    """The last README command run before ``before`` that writes ``path`` (or a folder holding it)."""
+    made = [c for c in TO_RUN[:TO_RUN.index(before)]
+            if (w := writes(robust_attn_argv(c))) and (path == w or path.startswith(w.rstrip("/") + "/"))]
+    return made[-1] if made else None
+
+
+def shipped(path: str) -> bool:
+    """Whether a clone of the repository has ``path`` (a file, folder or glob) without running anything."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = [Path(f) for f in tracked.split()]
+    return any(f.match(path) or Path(path) in f.parents or str(f) == path for f in files)
 
 
 def test_every_bash_block_is_run_or_listed_with_its_reason():
@@ -150,7 +196,12 @@ def test_the_cpu_install_pins_what_pyproject_pins():
     assert editable.text == ".venv/bin/pip install -e ."
 
 
-def _shrunk(argv: list[str]) -> list[str]:
+def as_run(argv: list[str], offline_data: Path) -> list[str]:
+    """The README's command as this test runs it: smaller (SMALLER), and torchvision's download replaced by
+    ``offline_data``."""
+    if _user_data(argv):
+        i = next(i for i in range(len(argv)) if argv[i:i + len(USER_DATA)] == list(USER_DATA))
+        argv = [*argv[:i], "--dataset", "cifar10-subset", "--data-dir", str(offline_data), *argv[i + len(USER_DATA):]]
     out, i = [], 0
     while i < len(argv):
         if argv[i] in SMALLER:
@@ -164,6 +215,28 @@ def _shrunk(argv: list[str]) -> list[str]:
     return out
 
 
+def test_every_input_of_a_run_command_is_shipped_or_written_before_it():
+    """What keeps a fresh clone's run whole: a command reading a file that neither the repository ships nor an
+    earlier command writes (say, data beside this checkout) would be skipped or fail on a user's machine."""
+    for command in TO_RUN:
+        for path in reads(robust_attn_argv(command)):
+            assert shipped(path) or producer(path, command), \
+                f"README: {command.text!r} reads {path}, which is neither in the repository nor written before it"
+    assert any(_user_data(robust_attn_argv(c)) for c in TO_RUN), "the tour trains on torchvision's download"
+
+
+def test_the_dependency_rules_see_a_missing_input():
+    tour = commands("## CLI tour #0")
+    sweep_of_my = next(c for c in TO_RUN if "runs/my.pt" in reads(robust_attn_argv(c)))
+    assert producer("runs/my.pt", sweep_of_my).text.startswith("robust-attn train")
+    assert producer("runs/other.pt", sweep_of_my) is None and not shipped("runs/other.pt")
+    assert shipped("models/*_c10s.pt") and shipped("examples/my_model.py") and not shipped("../shared/datasets")
+    assert reads(["train", "vgg", "--dataset", "cifar10-subset", "--data-dir", "../shared/x", "--out", "a.pt"]) \
+        == {"../shared/x"}
+    assert reads(["report", "results/linf", "results/l2", "--out", "r"]) == {"results/linf", "results/l2"}
+    assert len(tour) >= 9
+
+
 def _git_status(repo: Path, *extra: str) -> str:
     return subprocess.run(["git", "status", "--porcelain", *extra], cwd=repo, capture_output=True, text=True,
                           check=True).stdout
@@ -171,28 +244,51 @@ def _git_status(repo: Path, *extra: str) -> str:
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """A fresh clone of the repository with ``../shared`` beside it, as on the machine that set it up."""
+    """A fresh clone of the repository with nothing beside it, as a user has it."""
     root = tmp_path_factory.mktemp("readme")
     subprocess.run(["git", "clone", "--quiet", "--shared", str(ROOT), str(root / "repo")], check=True)
-    if SHARED.exists():
-        (root / "shared").symlink_to(SHARED, target_is_directory=True)
     return root / "repo"
+
+
+@pytest.fixture(scope="module")
+def offline_cifar(tmp_path_factory) -> Path:
+    """Training data for the README's ``--dataset cifar10 --data-dir ~/data --download`` on an offline machine:
+    the development subset where it is beside the checkout, else a stand-in in the subset's format made of the
+    shipped embedded test images (800 to train on, 132 to test on). It only lets a one-epoch command run; no
+    number is read from it."""
+    if SUBSET_DIR.is_dir():
+        return SUBSET_DIR
+    from robust_attn.data import embedded_path
+
+    arrays = np.load(embedded_path("cifar10_test_932.npz"))
+    x, y = arrays["test_x"], arrays["test_y"]
+    path = tmp_path_factory.mktemp("offline-cifar") / "cifar10_subset.npz"
+    np.savez(path, train_x=x[:800], train_y=y[:800], test_x=x[800:], test_y=y[800:])
+    return path
+
+
+# A README command that did not finish, by what it writes: its dependents are skipped, naming it.
+_DID_NOT_RUN: dict[str, str] = {}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", TO_RUN, ids=[" ".join(c.argv[1:3]) for c in TO_RUN])
-def test_readme_command_runs(command, clone):
+def test_readme_command_runs(command, clone, offline_cifar):
     argv = robust_attn_argv(command)
     if argv[0] == "regress":  # its full run is the second half of CI's own command, right after the tests
         check_parses(argv)
         return
-    if "../shared" in command.text and not SHARED.exists():
-        pytest.skip("../shared is beside the project in CI")
+    for path in reads(argv):
+        made_by = producer(path, command)
+        if made_by is not None and made_by.text in _DID_NOT_RUN:
+            _DID_NOT_RUN[command.text] = f"it needs {path} from `{made_by.text}`"
+            pytest.skip(f"needs {path} from `{made_by.text}`, which did not run ({_DID_NOT_RUN[made_by.text]})")
+    _DID_NOT_RUN[command.text] = "it failed"
     before = _git_status(ROOT)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     threads = ["--threads", "2"] if argv[0] in ("sweep", "train", "report", "study", "transfer") else []
     # -P: the checkout's code (PYTHONPATH), not the clone's copy of it in the working directory
-    result = subprocess.run([sys.executable, "-P", "-m", "robust_attn", *_shrunk(argv), *threads],
+    result = subprocess.run([sys.executable, "-P", "-m", "robust_attn", *as_run(argv, offline_cifar), *threads],
                             cwd=clone, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert result.returncode == 0, f"{command.text}\n{result.stderr[-3000:]}"
     assert _git_status(ROOT) == before, "a README command changed the checkout"
@@ -204,3 +300,4 @@ def test_readme_command_runs(command, clone):
                                  check=True).stdout.split())
     assert {str(p.relative_to(clone)) for p in (clone / "reports").rglob("*") if p.is_file()} == tracked, \
         "reports land in their results folder"
+    del _DID_NOT_RUN[command.text]

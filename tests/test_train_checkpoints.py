@@ -13,7 +13,7 @@ from robust_attn.errors import UserError
 from robust_attn.models import create_model
 from robust_attn.train import TrainConfig, evaluate_accuracy, train
 
-from .conftest import MODELS_DIR, SUBSET_DIR, require_shared, run_cli
+from .conftest import MODELS_DIR, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def test_resume_from_saved_state_matches_an_uninterrupted_run(tmp_path):
     shutil.rmtree(tmp_path)
 
 
-def test_train_on_real_subset_images(tmp_path):
-    data = require_shared(SUBSET_DIR)
+def test_train_on_real_subset_images(tmp_path, dev_data):
+    data = dev_data("cifar10-subset")
     result = run_cli("train", "vgg", "--dataset", "cifar10-subset", "--data-dir", str(data), "--width", "0.125",
                      "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "vgg.pt"))
     assert result.returncode == 0, result.stderr
