@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
 
 from robust_attn.errors import UserError
 from robust_attn.study import load_study, study
@@ -137,23 +138,31 @@ def test_mean_interval_is_scipys_t_interval():
     assert all(math.isnan(v) for v in st.mean_interval([0.3])[1:])
 
 
+def _one_curve(mine: list[float], baseline: list[float]) -> pd.Series:
+    """The effects row of a study with one curve (its Holm family has one member: p_holm = p)."""
+    rows = [{"architecture": arch, "seed": seed, "model": f"{arch}_{seed}", "attack": "fgsm", "attack_params": "{}",
+             "metric": "accuracy", "summary": "auc", "eps": math.nan, "eps_label": "auc", "value": v,
+             "clean_accuracy": v}
+            for arch, values in (("vgg-att3-concat-pc", mine), ("vgg", baseline)) for seed, v in enumerate(values)]
+    return st.effects(pd.DataFrame(rows), {"vgg-att3-concat-pc": "vgg"}).iloc[0]
+
+
 def test_welch_difference_matches_scipy_and_verdicts_follow_the_interval():
     a, b = [0.35, 0.36, 0.34, 0.37], [0.28, 0.29, 0.27, 0.30]
     w = st.welch(a, b)
     ref = scipy_stats.ttest_ind(a, b, equal_var=False)
     assert w["p_value"] == pytest.approx(ref.pvalue) and w["df"] == pytest.approx(ref.df)
-    assert w["ci_low"] > 0 and st.verdict(4, 4, w["ci_low"], w["ci_high"]) is st.Verdict.MORE
-    flipped = st.welch(b, a)
-    assert st.verdict(4, 4, flipped["ci_low"], flipped["ci_high"]) is st.Verdict.LESS
-    noisy = st.welch([0.3, 0.5, 0.2], [0.35, 0.25, 0.45])
-    assert st.verdict(3, 3, noisy["ci_low"], noisy["ci_high"]) is st.Verdict.NONE
+    row = _one_curve(a, b)
+    assert row.ci_low > 0 and row.p_holm == pytest.approx(ref.pvalue) and row.verdict == "more robust"
+    assert _one_curve(b, a).verdict == "less robust"
+    assert _one_curve([0.3, 0.5, 0.2], [0.35, 0.25, 0.45]).verdict == "no detectable difference"
     one = st.welch([0.9], [0.1, 0.2])
-    assert one["test"] == "none" and st.verdict(1, 2, one["ci_low"], one["ci_high"]) is st.Verdict.TOO_FEW
-    two = st.welch([0.35, 0.36], [0.28, 0.29])  # Welch's df ~ 2: no verdict under 3 seeds per arm
-    assert st.verdict(2, 2, two["ci_low"], two["ci_high"]) is st.Verdict.TOO_FEW
+    assert one["test"] == "none" and _one_curve([0.9], [0.1, 0.2]).verdict == "too few seeds for a verdict"
+    two = _one_curve([0.35, 0.36], [0.28, 0.29])  # Welch's df ~ 2: no verdict under 3 seeds per arm
+    assert two.p_value < 0.05 and two.verdict == "too few seeds for a verdict"
     flat = st.welch([1 / 32] * 5, [0.0] * 5)  # no observed spread is no test, not certainty
     assert flat["test"] == "none" and math.isnan(flat["p_value"])
-    assert st.verdict(5, 5, flat["ci_low"], flat["ci_high"]) is st.Verdict.TOO_FEW
+    assert _one_curve([1 / 32] * 5, [0.0] * 5).verdict == "too few seeds for a verdict"
 
 
 def _seed_frame(values: dict[str, list[float]], eps=(0.0, 1 / 255)) -> pd.DataFrame:
@@ -171,7 +180,7 @@ def _seed_frame(values: dict[str, list[float]], eps=(0.0, 1 / 255)) -> pd.DataFr
 
 
 def test_tables_use_the_members_architecture_and_training_seed():
-    seeds = _seed_frame({"vgg": [0.5, 0.6, 0.55], "vgg-att3-concat-pc": [0.7, 0.72, 0.71]})
+    seeds = _seed_frame({"vgg": [0.5, 0.6, 0.55], "vgg-att3-concat-pc": [0.8, 0.82, 0.81]})
     assert set(seeds["seed"]) == {0, 1, 2} and "ignored" not in set(seeds["architecture"])
     table = st.study_table(seeds)
     row = table[(table.architecture == "vgg") & (table.metric == "accuracy") & (table.summary == "auc")].iloc[0]
@@ -179,7 +188,9 @@ def test_tables_use_the_members_architecture_and_training_seed():
     effects = st.effects(seeds, {"vgg-att3-concat-pc": "vgg"})
     auc_rows = effects[effects.summary == "auc"]
     assert len(auc_rows) == 2 and set(auc_rows.verdict) == {"more robust"}
-    assert auc_rows["p_holm"].notna().all() and effects.loc[effects.summary == "eps", "p_holm"].isna().all()
+    assert auc_rows["p_holm"].notna().all()
+    per_eps = effects[effects.summary == "eps"]  # both curves hold: their per-eps rows form the second family
+    assert per_eps["p_holm"].to_numpy() == pytest.approx(multipletests(per_eps["p_value"], method="holm")[1])
 
 
 def test_a_curve_verdict_must_survive_holm():
@@ -198,13 +209,9 @@ def test_a_curve_verdict_must_survive_holm():
 
 
 def test_holm_is_statsmodels_holm():
-    from statsmodels.stats.multitest import multipletests
-
-    frame = pd.DataFrame({"summary": ["auc"] * 3 + ["eps"], "metric": ["accuracy"] * 4,
-                          "p_value": [0.01, 0.04, 0.03, 0.001], "p_holm": math.nan})
-    out = st.holm(frame)
-    assert list(out["p_holm"][:3]) == pytest.approx(list(multipletests([0.01, 0.04, 0.03], method="holm")[1]))
-    assert math.isnan(out["p_holm"][3])
+    p = np.array([0.01, 0.04, 0.03])
+    assert list(st.holm(p)) == pytest.approx(list(multipletests(p, method="holm")[1]))
+    assert len(st.holm(np.array([]))) == 0
 
 
 def test_mcnemar_is_exact_on_discordant_pairs():
@@ -247,6 +254,31 @@ def test_rerunning_a_study_trains_nothing_and_gives_the_same_tables(tiny_study, 
     again = study(folder / "tiny.toml", folder / "out", report=False)
     assert not again.members["trained"].any()
     pd.testing.assert_frame_equal(again.effects, result.effects)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("n = 24", "n = 32"),  # the issue's case: two study files that differ only in [evaluate] n
+    ('n = 32\ndataset = "cifar10-embedded"', 'n = 32\ndataset = "synthetic"'),  # two datasets, same n
+], ids=["two-n", "two-datasets"])
+def test_tables_take_the_asking_commands_cells_only(tiny_study, tmp_path, first, second):
+    """Two study files into one --out: the folder rightly keeps both sets of cells, and the second
+    study's tables (within-seed McNemar rows included) are exactly those it gives alone."""
+    folder, _, _ = tiny_study
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    for out in (shared, alone):  # the members, trained once by the fixture: nothing is trained here
+        shutil.copytree(folder / "out" / "checkpoints", out / "checkpoints")
+    files = {}
+    for name, evaluate in (("first", first), ("second", second)):
+        files[name] = tmp_path / f"{name}.toml"
+        files[name].write_text(TINY.replace("n = 32", evaluate))
+    study(files["first"], shared, report=False)
+    together = study(files["second"], shared, report=False)
+    by_itself = study(files["second"], alone, report=False)
+    cells = pd.read_csv(shared / "sweep" / "results.csv")
+    assert cells[["dataset", "n"]].drop_duplicates().shape[0] == 2, "the folder keeps both runs' cells"
+    assert len(together.within_seed) == 2 * 3  # seeds x eps, one row each
+    for name in ("per_seed", "study", "effects", "within_seed"):
+        pd.testing.assert_frame_equal(getattr(together, name), getattr(by_itself, name))
 
 
 def test_a_checkpoint_is_found_by_its_recorded_recipe_whatever_its_name(tiny_study, tmp_path):

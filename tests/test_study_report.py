@@ -16,6 +16,8 @@ from scipy import stats
 from robust_attn.errors import UserError
 from robust_attn.report.study import build_study_report
 from robust_attn.results import RESULT_COLUMNS
+from robust_attn.study.stats import decide
+from robust_attn.study_files import VERDICT_RULE
 
 BASE = "vgg"
 ATT = "vgg-att3-concat-pc"
@@ -37,22 +39,16 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _verdict(a: np.ndarray, b: np.ndarray, lo: float, hi: float) -> str:
-    if len(a) < 2 or len(b) < 2:
-        return "too few seeds for a verdict"
-    return "more robust" if lo > 0 else "less robust" if hi < 0 else "no detectable difference"
-
-
 def _welch(a: np.ndarray, b: np.ndarray) -> dict:
     """Difference of means, its Welch interval and test (as the study writes them)."""
     diff = a.mean() - b.mean()
     if len(a) < 2 or len(b) < 2:
         return {"difference": diff, "ci_low": np.nan, "ci_high": np.nan, "test": "none", "statistic": np.nan,
-                "df": np.nan, "p_value": np.nan, "verdict": _verdict(a, b, np.nan, np.nan)}
+                "df": np.nan, "p_value": np.nan}
     res = stats.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(0.95)
     return {"difference": diff, "ci_low": ci.low, "ci_high": ci.high, "test": "welch-t", "statistic": res.statistic,
-            "df": res.df, "p_value": res.pvalue, "verdict": _verdict(a, b, ci.low, ci.high)}
+            "df": res.df, "p_value": res.pvalue}
 
 
 def make_study(folder: Path, seeds: dict[str, list[int]] | None = None, attention: str = ATT,
@@ -91,10 +87,8 @@ def make_study(folder: Path, seeds: dict[str, list[int]] | None = None, attentio
         a, b = arms[attention], arms[BASE]
         effects.append({"architecture": attention, "baseline": BASE, **dict(zip(keys, key)), "eps": eps,
                         "n_seeds": len(a), "n_seeds_baseline": len(b), "mean": a.mean(), "baseline_mean": b.mean(),
-                        **_welch(a, b), "p_holm": np.nan})
-    effects = pd.DataFrame(effects)
-    auc = effects["summary"] == "auc"
-    effects.loc[auc, "p_holm"] = np.minimum(effects.loc[auc, "p_value"] * 1, 1)  # one comparison per metric
+                        **_welch(a, b), "p_holm": np.nan, "verdict": ""})
+    effects = decide(pd.DataFrame(effects))  # the words and adjusted p by the study's own rule
     within = [{"architecture": attention, "baseline": BASE, "seed": s, "attack": "fgsm", "attack_params": FGSM,
                "metric": "accuracy", "eps": e / 255, "eps_label": f"{e}/255" if e else "0", "accuracy": 0.5,
                "baseline_accuracy": 0.4, "difference": 0.1, "mcnemar_p": 0.0123}
@@ -186,7 +180,8 @@ def test_verdict_rows_show_both_arms_the_difference_and_the_verdict(page, study)
     assert set(auc["verdict"]) == {"more robust"}  # the attention arm loses less per eps
     assert 'class="name verdict-more">more robust' in table
     prose = _text(verdicts)
-    assert "95% interval of the across-seed difference" in prose and "eps 0 is included" in prose
+    assert " ".join(VERDICT_RULE.split()) in prose and "eps 0 is included" in prose
+    assert "Holm p: Holm-adjusted over all of the study's tested curves" in prose and "one metric" not in prose
     assert "end points half-weighted" in prose
     assert "too-few-seeds" not in verdicts
 
@@ -210,7 +205,9 @@ def test_per_eps_and_within_seed_tables(page, study):
     effects = pd.read_csv(study / "effects.csv", dtype={"eps_label": str})
     row = effects[(effects["summary"] == "eps") & (effects["eps_label"] == "2/255") & (effects["metric"] == "accuracy")].iloc[0]
     assert (f"2/255 3 / 3 {100 * row['mean']:.1f} {100 * row.baseline_mean:.1f} {100 * row.difference:+.1f} "
-            f"[{100 * row.ci_low:+.1f}, {100 * row.ci_high:+.1f}]") in per_eps
+            f"[{100 * row.ci_low:+.1f}, {100 * row.ci_high:+.1f}] {row.p_value:.2g} {row.p_holm:.2g} {row.verdict}") \
+        in per_eps
+    assert "numbers, not verdicts" in per_eps
     assert per_eps.count("vgg-att3-concat-pc vs vgg") == 2  # per metric
     within = _text(_section(page, "within-seed"))
     assert "McNemar" in within and within.count("0.012") == 9  # 3 seed pairs x 3 eps
@@ -250,13 +247,35 @@ def test_too_few_seeds_is_said_in_words(tmp_path):
     page = build_study_report(folder).read_text()
     verdicts = _section(page, "verdicts")
     assert 'id="too-few-seeds"' in verdicts
-    assert "Too few seeds for a verdict where an architecture has fewer than two training seeds: vgg-att3-concat-pc : 1 seed." \
-        in _text(verdicts)
+    assert ("Too few seeds for a verdict : the rule needs at least 3 training seeds per arm, and vgg-att3-concat-pc "
+            "vs vgg has 1 / 3 (on fgsm per-eps accuracy; fgsm worst case") in _text(verdicts)
     table = verdicts[:verdicts.index("</table>")]
     assert table.count("too few seeds for a verdict") == 2 and "more robust" not in table
     row = _text(table.split("</tr>")[1])
     assert "1 / 3" in row and row.count("n/a") == 4  # arm interval, difference interval, Welch and Holm p
     assert re.search(r" \d+\.\d n/a \d+\.\d \[", row), "the single-seed arm has a mean but no interval"
+
+
+def test_too_few_seeds_is_said_whenever_the_rule_refuses_for_it(tmp_path):
+    """Two seeds per arm give a Welch test (and an interval) but no verdict: the note must say why."""
+    folder = make_study(tmp_path / "study", seeds={BASE: [0, 1], ATT: [0, 1]})
+    effects = pd.read_csv(folder / "effects.csv")
+    assert effects["p_value"].notna().any() and set(effects["verdict"]) == {"too few seeds for a verdict"}
+    text = _text(_section(build_study_report(folder).read_text(), "verdicts"))
+    assert "the rule needs at least 3 training seeds per arm, and vgg-att3-concat-pc vs vgg has 2 / 2" in text
+
+
+def test_rows_without_spread_are_named_apart_from_too_few_seeds(tmp_path):
+    folder = make_study(tmp_path / "study")
+    effects = pd.read_csv(folder / "effects.csv", dtype={"eps_label": str})
+    flat = (effects["summary"] == "eps") & (effects["eps_label"] == "2/255") & (effects["metric"] == "accuracy")
+    effects.loc[flat, ["p_value", "p_holm", "test"]] = [np.nan, np.nan, "none"]
+    effects.loc[flat, "verdict"] = "too few seeds for a verdict"
+    effects.to_csv(folder / "effects.csv", index=False)
+    verdicts = _section(build_study_report(folder).read_text(), "verdicts")
+    assert 'id="too-few-seeds"' not in verdicts
+    assert "no observed spread, so no verdict): vgg-att3-concat-pc vs vgg on fgsm per-eps accuracy at 2/255." \
+        in _text(verdicts)
 
 
 def test_architecture_names_are_escaped(tmp_path):

@@ -25,9 +25,9 @@ import pandas as pd
 from .. import __version__
 from ..errors import UserError
 from ..files import atomic_write_text, ensure_dir
-from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, PER_SEED_COLUMNS,
-                           PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR, WITHIN_SEED_COLUMNS,
-                           WITHIN_SEED_FILE)
+from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, MIN_SEEDS,
+                           PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
+                           VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
 from . import study_plots
 from .build import _image_shapes
 from .common import attack_labels, render_page, slug
@@ -44,8 +44,7 @@ _NUMERIC = {"eps", "n_seeds", "n_seeds_baseline", "mean", "std", "ci_low", "ci_h
 
 EPS = "eps"
 METRIC_NAMES = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case (robust at every eps' \u2264 eps)"}
-VERDICT_CLASS = {"more robust": "more", "less robust": "less", "no detectable difference": "none",
-                 "too few seeds for a verdict": "few"}
+VERDICT_CLASS = {Verdict.MORE: "more", Verdict.LESS: "less", Verdict.NONE: "none", Verdict.TOO_FEW: "few"}
 
 
 @dataclass(frozen=True)
@@ -171,15 +170,33 @@ def verdict_rows(study: pd.DataFrame, effects: pd.DataFrame) -> list[dict[str, A
     return rows
 
 
-def few_seeds(study: pd.DataFrame) -> list[dict[str, Any]]:
-    """Architectures with fewer than two seeds somewhere: their intervals, and so their verdicts, are
-    undefined, and the page says so in words rather than leaving blank cells to be read as 'no effect'."""
-    counts = study.groupby("architecture")["n_seeds"].min()
-    return [{"architecture": a, "n_seeds": int(n) if np.isfinite(n) else 0} for a, n in counts.items() if not n >= 2]
+def refusals(effects: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Where the verdict rule refused a word, by reason, per comparison: ``seeds`` where an arm has
+    fewer than MIN_SEEDS seeds (the page says so in words rather than leaving blank cells to be read as
+    'no effect'), ``spread`` where both arms have enough seeds but neither shows any spread (every seed
+    the same number, e.g. 0% at large eps: no test). ``where`` names the curves and, for ``spread``,
+    their eps."""
+    refused = effects[effects["verdict"] == Verdict.TOO_FEW]
+    few = (refused["n_seeds"] < MIN_SEEDS) | (refused["n_seeds_baseline"] < MIN_SEEDS)
+    out: dict[str, list[dict[str, Any]]] = {"seeds": [], "spread": []}
+    for reason, rows in (("seeds", refused[few]), ("spread", refused[~few])):
+        for (arch, base), g in rows.groupby(["architecture", "baseline"], sort=True):
+            curves = []
+            for (label, metric), c in _order(g, "eps").groupby(["attack_label", "metric"], sort=False):
+                points = [str(x) for x in c["eps_label"]] if reason == "spread" else []
+                curves.append(f"{label} {METRIC_NAMES.get(metric, metric)}" + (f" at {', '.join(points)}" if points else ""))
+            out[reason].append({"architecture": arch, "baseline": base, "n_seeds": _count(g["n_seeds"].min()),
+                                "n_seeds_baseline": _count(g["n_seeds_baseline"].min()), "where": "; ".join(curves)})
+    return out
+
+
+def _count(n: float) -> int:
+    return int(n) if np.isfinite(n) else 0
 
 
 def per_eps_tables(effects: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per comparison x attack x metric: the difference at every eps with its interval and verdict."""
+    """Per comparison x attack x metric: the difference at every eps with its interval, the unadjusted
+    and (where the curve's verdict holds) the adjusted p, and the verdict."""
     rows = _order(effects[effects["summary"] == EPS], "architecture", "baseline", "eps")
     tables = []
     keys = ["architecture", "baseline", "metric", "attack_label"]
@@ -300,7 +317,9 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
         "version": __version__,
         "command": command,
         "verdicts": verdict_rows(inputs.study, inputs.effects),
-        "few_seeds": few_seeds(inputs.study),
+        "refusals": refusals(inputs.effects),
+        "verdict_rule": VERDICT_RULE,
+        "min_seeds": MIN_SEEDS,
         "curves": curves,
         "scatter": scatter,
         "per_eps": per_eps_tables(inputs.effects),

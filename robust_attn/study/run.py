@@ -34,6 +34,7 @@ from ..study_files import (
     WITHIN_SEED_FILE,
 )
 from ..sweep import EXAMPLES_FILE, RESULTS_FILE, CellEvent, sweep
+from ..sweep.store import IDENTITY as CELL
 from . import stats
 from .members import Member, TrainingEvent, check_can_train, find_members, train_members
 from .spec import StudySpec, load_study
@@ -145,14 +146,20 @@ def _write_tables(spec: StudySpec, out: Path, members: list[Member], digests: di
     seeds = stats.per_seed(results, member_frame)
     table = stats.study_table(seeds)
     effects = stats.effects(seeds, spec.baselines)
-    examples = read_examples_csv(out / SWEEP_DIR / EXAMPLES_FILE)
-    wanted = results[["model", "attack", "attack_params", "eps_label"]].drop_duplicates()
-    examples = examples.merge(wanted, on=list(wanted.columns), how="inner")
-    within = stats.within_seed(examples, member_frame, spec.baselines)
+    within = stats.within_seed(command_examples(out / SWEEP_DIR, results), member_frame, spec.baselines)
     for frame, name in ((member_frame, MEMBERS_FILE), (seeds, PER_SEED_FILE), (table, STUDY_FILE),
                         (effects, EFFECTS_FILE), (within, WITHIN_SEED_FILE)):
         _write_csv(frame, out / name)
     return member_frame, seeds, table, effects, within
+
+
+def command_examples(sweep_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
+    """The per-example rows of this command's cells (``results``, what the sweep call returned), by
+    the whole cell identity: the folder may also hold the same models on another ``n`` or dataset
+    from an earlier study file, whose rows must not join these."""
+    examples = read_examples_csv(sweep_dir / EXAMPLES_FILE)
+    wanted = results[list(CELL)].drop_duplicates()
+    return examples.merge(wanted, on=list(CELL), how="inner", validate="many_to_one")
 
 
 def _write_provenance(spec: StudySpec, out: Path, members: list[Member], command: str | None, started: str,
