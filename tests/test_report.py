@@ -254,3 +254,51 @@ def test_each_variant_is_compared_with_its_own_backbone():
     assert diffs["baseline"].to_dict() == {"vgg-att3-concat-pc_c10s": "vgg_c10s", "resnet-att2-concat-pc_c10s": "resnet_c10s",
                                            "resnet-se_c10s": "resnet_c10s"}
     assert diffs.loc["resnet-att2-concat-pc_c10s", "difference"] == pytest.approx(0.06)
+
+
+def _cells(*models: tuple[str, str, float], n: int = 100) -> list[dict]:
+    return [{"model": model, "architecture": arch, "width": 0.125, "trained_on": "cifar10-subset",
+             "dataset": "cifar10-embedded", "n": n, "attack": "fgsm", "attack_params": "{}", "attack_label": "fgsm",
+             "norm": "Linf", "eps": 1 / 255, "eps_label": "1/255", "accuracy": acc, "worst_case_accuracy": acc}
+            for model, arch, acc in models]
+
+
+def test_a_variant_with_several_possible_baselines_is_compared_with_none():
+    """A folder with seed replicas of the backbone (a study's member sweep) holds several models that
+    could each be the baseline: an arbitrary pick would be a join that matches two."""
+    from robust_attn.report.tables import ambiguous_baselines, attention_vs_baseline
+
+    frame = pd.DataFrame(_cells(("vgg_c10s", "vgg", 0.30), ("vgg_c10s_seed1", "vgg", 0.20),
+                                ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.35),
+                                ("vgg-att3-concat-pc_c10s_seed1", "vgg-att3-concat-pc", 0.33)))
+    assert attention_vs_baseline(frame, None, set()).empty
+    assert ambiguous_baselines(frame) == {
+        (m, "cifar10-embedded", 100): ["vgg_c10s", "vgg_c10s_seed1"]
+        for m in ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc_c10s_seed1")}
+    one = frame[frame["model"] != "vgg_c10s_seed1"]
+    assert set(attention_vs_baseline(one, None, set())["baseline"]) == {"vgg_c10s"} and not ambiguous_baselines(one)
+
+
+def test_two_n_in_one_folder_are_two_comparisons_each_with_its_own_cells():
+    """The same models on n = 50 and n = 60: each variant row pairs with the baseline cell of its own n,
+    and the report names the evaluation in each row."""
+    from robust_attn.report.tables import attention_vs_baseline, shown_models
+
+    frame = pd.DataFrame(_cells(("vgg_c10s", "vgg", 0.30), ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.36), n=50)
+                         + _cells(("vgg_c10s", "vgg", 0.20), ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.22),
+                                  n=60))
+    diffs = attention_vs_baseline(frame, None, set()).set_index("n")
+    assert diffs["difference"].to_dict() == pytest.approx({50: 0.06, 60: 0.02})
+    assert sorted(shown_models(diffs.reset_index())["model"]) == [
+        "vgg-att3-concat-pc_c10s (cifar10-embedded, n=50)", "vgg-att3-concat-pc_c10s (cifar10-embedded, n=60)"]
+
+
+def test_the_member_sweep_of_a_study_says_why_its_variants_have_no_baseline(tmp_path):
+    folder = tmp_path / "sweep"
+    sweep([str(ROOT / "models" / f"{m}.pt") for m in ("vgg_c10s", "vgg_c10s_seed1", "vgg-att3-concat-pc_c10s")],
+          ["fgsm"], "0,1", n=8, out=folder)
+    build_report([folder], tmp_path / "report", panel_images=0, shift_images=0)
+    banner = _banner((tmp_path / "report" / "index.html").read_text())
+    assert ("vgg-att3-concat-pc_c10s (evaluated on cifar10-embedded, n=8) is not compared with a baseline: 2 models "
+            "could be its baseline (vgg_c10s, vgg_c10s_seed1)") in banner
+    assert pd.read_csv(tmp_path / "report" / "attention_vs_baseline.csv").empty

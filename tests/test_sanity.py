@@ -231,3 +231,19 @@ def test_paired_comparisons_are_holm_corrected_and_unpaired_ones_need_a_point():
     assert [x.p for x in flagged([c(0.004), c(0.003), c(0.5)])] == [0.003, 0.004]
     assert flagged([c(0.004), c(0.0034), c(0.5)]) == []  # 0.0034 > 0.01/3: the step-down stops at once
     assert [x.excess for x in flagged([c(None, 0.011), c(None, 0.01)])] == [0.011]
+
+
+def test_the_budget_test_is_one_definition_and_a_non_finite_norm_exceeds_it():
+    """The sweep's refusal, the transfer loop's and the report's check share one function (they
+    disagreed on a NaN norm)."""
+    import importlib
+    import math
+
+    budget, transfer, sanity, engine, walks = (importlib.import_module(f"robust_attn.{m}") for m in (
+        "budget", "transfer", "report.sanity", "sweep.engine", "sweep.walks"))  # some packages shadow them by name
+    assert walks.exceeds_budget is engine.exceeds_budget is sanity.exceeds_budget is transfer.exceeds_budget \
+        is budget.exceeds_budget
+    eps = 8 / 255
+    assert budget.exceeds_budget(math.nan, eps) and budget.exceeds_budget(math.inf, eps)
+    assert not budget.exceeds_budget(eps * (1 + budget.BUDGET_REL_SLACK), eps)
+    assert budget.exceeds_budget(eps * (1 + 2 * budget.BUDGET_REL_SLACK) + budget.BUDGET_ABS_SLACK, eps)

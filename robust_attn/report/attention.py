@@ -3,6 +3,13 @@ adversarial attention maps for a few images, and the mean attention shift (Jense
 between the clean and the adversarial attention distribution) per eps, for points the attack broke
 and points it did not.
 
+Two kinds of map, two measures (:func:`measure`). The paper's maps are distributions over positions:
+the Jensen-Shannon distance compares them, and 0 means the same distribution. CBAM's spatial gates
+are not: each position is in [0, 1] and their total is free, so JS (which normalises both to sum 1)
+reads a gate scaled everywhere alike (all ones vs all 0.01) as 0. Gates get the mean absolute gate
+change as well, which sees scale: 0 means every gate value is unchanged. The artifact says which
+kind a model has (``maps_are_distributions``).
+
 "Is the attention itself robust?" (:func:`robustness_section`): per attention model, the shift per
 attended layer and eps under an attack on the maps (``attention-shift``) and under ``pgd``, the
 share of images whose most-attended location moves, and the most-moved examples under
@@ -38,7 +45,9 @@ MOST_MOVED = 4  # examples in the most-moved panel
 ROBUSTNESS_CSV = "attention_robustness.csv"
 ROBUSTNESS_COLUMNS = ["model", "attack", "layer", "eps", "eps_label", "mean_js", "moved_fraction", "n",
                       "label_kept_fraction", "attack_params", "attack_label", "norm", "layer_index",
-                      "mean_js_label_kept", "mean_js_label_changed"]
+                      "mean_js_label_kept", "mean_js_label_changed", "measure", "mean_gate_change"]
+JS = "Jensen-Shannon distance"
+GATE_CHANGE = "mean absolute gate change"
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,35 @@ def _js(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
     return np.array([jensenshannon(a, b, base=2) for a, b in zip(p, q)])
 
 
+def gate_change(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
+    """Mean absolute change of the gate values (in [0, 1] for gates in [0, 1]) between per-image maps
+    (K x H x W): unlike JS it sees a change of the gate's overall level."""
+    p = clean.reshape(len(clean), -1).astype(np.float64)
+    q = adv.reshape(len(adv), -1).astype(np.float64)
+    return np.abs(q - p).mean(axis=1)
+
+
+def distributions(z: dict[str, np.ndarray]) -> bool:
+    """Whether an artifact's maps are distributions over positions (its ``maps_are_distributions``;
+    artifacts written before the sweep recorded it: whether every clean map sums to 1)."""
+    if "maps_are_distributions" in z:
+        return bool(z["maps_are_distributions"])
+    count = len([k for k in z if k.startswith("clean_maps_")])
+    sums = [z[f"clean_maps_{j}"].reshape(len(z[f"clean_maps_{j}"]), -1).sum(1) for j in range(count)]
+    return all(np.allclose(t, 1, atol=1e-3) for t in sums)
+
+
+def measure(z: dict[str, np.ndarray]) -> str:
+    """The shift measure that sees every change of this artifact's maps: JS for distributions, the
+    mean absolute gate change for gates."""
+    return JS if distributions(z) else GATE_CHANGE
+
+
+def shift(z: dict[str, np.ndarray], clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
+    """Per image, the artifact's own :func:`measure` between clean and attacked maps (K x H x W)."""
+    return _js(clean, adv) if distributions(z) else gate_change(clean, adv)
+
+
 def _load(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -134,15 +172,20 @@ def attention_section(inputs: RunInputs, out: Path, panel_images: int, shift_ima
         norm = frame.loc[frame["attack"] == key[0], "norm"].iloc[0] if (frame["attack"] == key[0]).any() else "Linf"
         if k:
             correct = clean_pred[:k] == labels[:k]
+            gates = not distributions(z)
             for e in range(len(eps)):
-                js = np.mean([_js(z[f"clean_maps_{j}"][:k], z[f"adv_maps_{j}"][e, :k]) for j in range(count)], axis=0)
+                pairs = [(z[f"clean_maps_{j}"][:k], z[f"adv_maps_{j}"][e, :k]) for j in range(count)]
+                js = np.mean([_js(c, a) for c, a in pairs], axis=0)
+                change = np.mean([gate_change(c, a) for c, a in pairs], axis=0) if gates else None
                 broken = correct & (adv_pred[e, :k] != labels[:k])
                 for outcome, mask in (("broken", broken), ("not broken", correct & ~broken)):
                     if mask.any():
                         shift_rows.append({"model": model, "attack": key[0], "attack_params": key[1],
                                            "attack_label": label, "norm": norm, "eps": float(eps[e]),
                                            "eps_label": eps_labels[e], "outcome": outcome,
-                                           "js_distance": float(js[mask].mean()), "count": int(mask.sum())})
+                                           "js_distance": float(js[mask].mean()), "count": int(mask.sum()),
+                                           "measure": measure(z),
+                                           "gate_change": float(change[mask].mean()) if gates else float("nan")})
         p = min(panel_images, len(z["x"]))
         if p:
             e = _pick_eps(eps, panel_eps)
@@ -185,8 +228,9 @@ def robustness_rows(z: dict[str, np.ndarray], model: str, attack: str, attack_pa
                     limit: int) -> list[dict[str, Any]]:
     """Per attended layer and eps, on the clean-correct ones among the first ``limit`` followed images:
     the mean JS distance between clean and attacked maps, the share whose most-attended location
-    moves, how many, the share whose prediction is unchanged, and the mean JS of those that kept their
-    prediction and of those that did not (NaN where there are none)."""
+    moves, how many, the share whose prediction is unchanged, the mean JS of those that kept their
+    prediction and of those that did not (NaN where there are none), which :func:`measure` the maps
+    get, and for gates the mean absolute gate change (NaN for distributions)."""
     k = min(limit, len(z["label"]))
     clean_pred, labels = z["clean_pred"][:k], z["label"][:k]
     correct = clean_pred == labels
@@ -194,6 +238,7 @@ def robustness_rows(z: dict[str, np.ndarray], model: str, attack: str, attack_pa
     if not n:
         return []
     eps, eps_labels = z["eps"].astype(float), [str(e) for e in z["eps_label"]]
+    gates, name = not distributions(z), measure(z)
     rows = []
     for j, layer in enumerate(str(x) for x in z["layers"]):
         clean = z[f"clean_maps_{j}"][:k][correct]
@@ -206,18 +251,20 @@ def robustness_rows(z: dict[str, np.ndarray], model: str, attack: str, attack_pa
                          "n": n, "label_kept_fraction": float(kept.mean()), "attack_params": attack_params,
                          "attack_label": label, "norm": norm, "layer_index": j,
                          "mean_js_label_kept": float(js[kept].mean()) if kept.any() else float("nan"),
-                         "mean_js_label_changed": float(js[~kept].mean()) if (~kept).any() else float("nan")})
+                         "mean_js_label_changed": float(js[~kept].mean()) if (~kept).any() else float("nan"),
+                         "measure": name,
+                         "mean_gate_change": float(gate_change(clean, adv).mean()) if gates else float("nan")})
     return rows
 
 
 def _most_moved(z: dict[str, np.ndarray], limit: int, count: int) -> tuple[int, list[int], np.ndarray]:
     """At the artifact's largest eps: its index, and among the images whose inputs it stores (and
     the first ``limit`` followed), up to ``count`` clean-correct ones that kept their label, most
-    moved first (mean JS over layers), with their shifts."""
+    moved first (the maps' :func:`measure`, mean over layers), with their shifts."""
     e = int(np.argmax(z["eps"]))
     p = min(len(z["x"]), limit, len(z["label"]))
     layers = len(z["layers"])
-    js = np.mean([_js(z[f"clean_maps_{j}"][:p], z[f"adv_maps_{j}"][e, :p]) for j in range(layers)], axis=0) \
+    js = np.mean([shift(z, z[f"clean_maps_{j}"][:p], z[f"adv_maps_{j}"][e, :p]) for j in range(layers)], axis=0) \
         if p else np.zeros(0)
     ok = (z["clean_pred"][:p] == z["label"][:p]) & (z["adv_pred"][e, :p] == z["clean_pred"][:p]) & (js > 0)
     order = [int(i) for i in np.argsort(-js, kind="stable") if ok[i]][:count]
@@ -266,7 +313,7 @@ def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_im
                 notes.append(f"{label}: no clean-correct image among the followed ones")
             rows += new
             if panel is None and art.attack in aimed and panel_images:
-                e, order, js = _most_moved(z, shift_images, min(panel_images, MOST_MOVED))
+                e, order, moved = _most_moved(z, shift_images, min(panel_images, MOST_MOVED))
                 if order:
                     chw_to_hwc = (0, 2, 3, 1)
                     count = len(z["layers"])
@@ -277,10 +324,10 @@ def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_im
                         [z[f"adv_maps_{j}"][e, order] for j in range(count)],
                         [str(x) for x in z["layers"]], f"{model}: most-moved maps under {label} at eps {z['eps_label'][e]}",
                         out, f"attention_robustness_{slug(model)}_panel")
-                    panel = {"png": png, "attack": label, "eps_label": str(z["eps_label"][e]),
+                    panel = {"png": png, "attack": label, "eps_label": str(z["eps_label"][e]), "measure": measure(z),
                              "examples": [{"index": int(z["index"][i]), "label": int(z["label"][i]),
                                            "clean_pred": int(z["clean_pred"][i]), "adv_pred": int(z["adv_pred"][e, i]),
-                                           "js": float(js[i])} for i in order]}
+                                           "shift": float(moved[i])} for i in order]}
         attacks_present = {r["attack"] for r in rows}
         has_shift, has_pgd = bool(attacks_present & aimed), LABEL_ATTACK in attacks_present
         add = None
@@ -291,6 +338,8 @@ def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_im
                                  "panel": panel}
         if rows:
             data = pd.DataFrame(rows)
+            entry["measure"] = data["measure"].iloc[0]
+            entry["gates"] = entry["measure"] == GATE_CHANGE
             all_rows += rows
             stem = f"attention_robustness_{slug(model)}"
             entry["js_png"] = plots.attention_robustness_plot(data, model, out, f"{stem}_js")

@@ -29,7 +29,7 @@ from .attention import attention_section, robustness_section
 from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug, variant_models
 from .inputs import NO_END, RunInputs, describe_missing, read_runs
 from .sanity import Check, Status, run_checks
-from .tables import across_attacks, attention_vs_baseline, html_tables, summary_table
+from .tables import across_attacks, ambiguous_baselines, attention_vs_baseline, html_tables, shown_models, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,11 @@ def build_report(
                                                 f"accuracy_{slug(lab)}")) for lab in labels]
     diffs = attention_vs_baseline(frame, inputs.examples, attention)
     write_csv(diffs, out / "attention_vs_baseline.csv")
-    diff_plot = plots.difference_plot(diffs, out, "attention_minus_baseline") if len(diffs) else None
+    shown = shown_models(diffs)
+    diff_plot = plots.difference_plot(shown, out, "attention_minus_baseline") if len(diffs) else None
+    ambiguous = [f"{model} (evaluated on {dataset}, n={n}) is not compared with a baseline: {len(names)} models could "
+                 f"be its baseline ({', '.join(names)}); compare architectures across such seeds with a study"
+                 for (model, dataset, n), names in ambiguous_baselines(frame).items()]
     section = attention_section(inputs, out, panel_images, shift_images, panel_attack, panel_eps, attention)
     robustness = robustness_section(inputs, out, panel_images, shift_images, attention)
     incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
@@ -160,10 +164,10 @@ def build_report(
         "failures": [c for c in checks if c.status is Status.FAIL],
         "next_attacks": _next_attacks(checks, inputs),
         "incomplete": incomplete,
-        "notes": inputs.notes,
+        "notes": [*inputs.notes, *ambiguous],
         "accuracy_plots": accuracy_plots,
         "tables": html_tables(summary, variants),
-        "diffs": diffs.to_dict("records"),
+        "diffs": shown.to_dict("records"),
         "diff_plot": diff_plot,
         "has_examples": inputs.examples is not None,
         "panels": section.panels,

@@ -26,6 +26,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from ..budget import BUDGET_ABS_SLACK, BUDGET_REL_SLACK, exceeds_budget
 from .common import (
     CURVE,
     ITERATIVE_LINF,
@@ -42,8 +43,6 @@ EPS0_TOLERANCE = 0.001  # share of points whose outcome may differ at eps 0 (0 p
 LARGE_LINF_EPS = 32 / 255
 NEAR_ZERO = 0.05
 ZERO_GRADIENT_LIMIT = 0.10
-BUDGET_REL_SLACK = 1e-5  # x + eps * sign(g) and projections round in float32
-BUDGET_ABS_SLACK = 1e-6
 MINIMAL = "minimal"
 STILL_ROBUST = "still-robust"
 
@@ -341,10 +340,6 @@ def check_gradients(frame: pd.DataFrame) -> Check:
                      True, tuple(dict.fromkeys(m for m, _, _ in bad.index)))
     return Check(name, Status.PASS, f"{len(per_model)} models, share of clean-correct points with a zero or non-finite "
                                     f"input gradient: {text}")
-
-
-def exceeds_budget(max_perturbation: float, eps: float) -> bool:
-    return not math.isfinite(max_perturbation) or max_perturbation > eps * (1 + BUDGET_REL_SLACK) + BUDGET_ABS_SLACK
 
 
 def check_budget(frame: pd.DataFrame) -> Check:

@@ -93,7 +93,8 @@ def _mcnemar_p(base_correct: np.ndarray, att_correct: np.ndarray) -> float:
 
 
 DIFF_COLUMNS = ["model", "baseline", "attack", "attack_params", "attack_label", "norm", "eps", "eps_label", "accuracy",
-                "baseline_accuracy", "difference", "mcnemar_p", "worst_case_accuracy", "baseline_worst_case_accuracy"]
+                "baseline_accuracy", "difference", "mcnemar_p", "worst_case_accuracy", "baseline_worst_case_accuracy",
+                "dataset", "n"]
 
 
 def backbone(architecture: str) -> str:
@@ -102,27 +103,50 @@ def backbone(architecture: str) -> str:
     return architecture.split("-", 1)[0]
 
 
+# What makes a backbone model the baseline of a variant model: the same width, training data and evaluation.
+BASELINE_MATCH = ["width", "trained_on", "dataset", "n"]
+
+
+def baseline_candidates(frame: pd.DataFrame) -> dict[tuple, list[str]]:
+    """Per variant model as evaluated (model, dataset, n), the backbone models it can be compared
+    with: its own backbone (:func:`backbone`) at the same BASELINE_MATCH. More than one (a folder
+    holding seed replicas of the backbone) means no single baseline: the report compares none of
+    them rather than an arbitrary one."""
+    models = frame.drop_duplicates(["model", "dataset", "n"])
+    plain = models["architecture"].map(backbone) == models["architecture"]
+    by_key: dict[tuple, list[str]] = {}
+    for r in models[plain].itertuples():
+        by_key.setdefault((r.architecture, *(getattr(r, k) for k in BASELINE_MATCH)), []).append(r.model)
+    return {(r.model, r.dataset, r.n): sorted(set(by_key.get((backbone(r.architecture), *(getattr(r, k) for k in
+                                                                                         BASELINE_MATCH)), [])))
+            for r in models[~plain].itertuples()}
+
+
+def ambiguous_baselines(frame: pd.DataFrame) -> dict[tuple, list[str]]:
+    """The variant models (model, dataset, n) with more than one candidate baseline."""
+    return {k: v for k, v in baseline_candidates(frame).items() if len(v) > 1}
+
+
 def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None, attention: set[str]) -> pd.DataFrame:
     """Per variant model (attention, SE, CBAM: any architecture that is not its own backbone), attack
     (with its parameters) and eps: per-eps accuracy minus its own backbone's (ResNet variants against
     ``resnet``, VGG variants against ``vgg``; same width, training and evaluation data), with the exact
     McNemar p-value on the paired per-eps outcomes of the same images when per-example results exist.
-    ``attention`` is kept for callers; every variant is compared."""
+    A variant with several candidate baselines (:func:`ambiguous_baselines`) gets no rows. ``attention``
+    is kept for callers; every variant is compared."""
     correct = {} if examples is None else {
         tuple(map(str, key)): pd.Series(g["robust"].to_numpy().astype(bool), index=g["index"].to_numpy())
         for key, g in examples.groupby([*CURVE, "eps_label"], sort=False)
     }
-    plain = frame["architecture"].map(backbone) == frame["architecture"]
-    base = frame[plain].assign(eps_k=lambda f: f["eps"].map(eps_key))
-    index = {k: g for k, g in base.groupby(["architecture", "width", "trained_on", "dataset", "n", "attack",
-                                             "attack_params", "eps_k"])}
+    baselines = {k: v[0] for k, v in baseline_candidates(frame).items() if len(v) == 1}
+    keyed = frame.assign(eps_k=frame["eps"].map(eps_key))
+    cells = {k: g.iloc[0] for k, g in keyed.groupby(["model", "dataset", "n", "attack", "attack_params", "eps_k"])}
     rows = []
-    for r in frame[~plain].itertuples():
-        match = index.get((backbone(r.architecture), r.width, r.trained_on, r.dataset, r.n, r.attack, r.attack_params,
-                           eps_key(r.eps)))
-        if match is None:
+    for r in keyed.itertuples():
+        baseline = baselines.get((r.model, r.dataset, r.n))
+        b = None if baseline is None else cells.get((baseline, r.dataset, r.n, r.attack, r.attack_params, r.eps_k))
+        if b is None:
             continue
-        b = match.iloc[0]
         p = float("nan")
         att = correct.get(tuple(map(str, (r.model, r.dataset, r.n, r.attack, r.attack_params, r.eps_label))))
         bas = correct.get(tuple(map(str, (b.model, b.dataset, b.n, r.attack, r.attack_params, b.eps_label))))
@@ -134,8 +158,16 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None, at
                      "attack_label": r.attack_label, "norm": r.norm, "eps": r.eps, "eps_label": r.eps_label,
                      "accuracy": r.accuracy, "baseline_accuracy": b.accuracy, "difference": r.accuracy - b.accuracy,
                      "mcnemar_p": p, "worst_case_accuracy": r.worst_case_accuracy,
-                     "baseline_worst_case_accuracy": b.worst_case_accuracy})
+                     "baseline_worst_case_accuracy": b.worst_case_accuracy, "dataset": r.dataset, "n": r.n})
     return pd.DataFrame(rows, columns=DIFF_COLUMNS)
+
+
+def shown_models(diffs: pd.DataFrame) -> pd.DataFrame:
+    """``diffs`` with each model named as the page shows it: ``model (dataset, n=N)`` where the rows
+    span several evaluations (one model on two ``n`` is two comparisons), else the bare name."""
+    if diffs[["dataset", "n"]].drop_duplicates().shape[0] <= 1:
+        return diffs
+    return diffs.assign(model=[f"{m} ({d}, n={n})" for m, d, n in zip(diffs["model"], diffs["dataset"], diffs["n"])])
 
 
 def html_tables(summary: pd.DataFrame, attention: set[str]) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from .inputs import (
     AttackSpec, EvalData, Models, check_grid_norms, evaluation_data, load_models, needs_gradient,
     resolve_attacks,
 )
-from .panels import PanelSpec, artifact_path, wants_panel, write_artifact
+from .panels import PanelSpec, artifact_path, maps_are_distributions, wants_panel, write_artifact
 from .store import CellStore, RunLog, out_lock
 from .walks import Cell, Prepared, exceeds_budget, prepare, walk_bounded, walk_minimal
 
@@ -322,7 +322,8 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                     clean = prepared.panel.clean_panel(prepared)
                     layers = [f"layer {j}" for j in getattr(ckpt.model.cfg, "attention_layers", ())]
                     write_artifact(artifact_path(out_path, ckpt.name, spec), ckpt.name, spec, grid, layers,
-                                   ev.images.y, clean, [c.panel for c in cells])
+                                   ev.images.y, clean, [c.panel for c in cells],
+                                   maps_are_distributions(ckpt.model))
     finally:  # also on Ctrl-C: the folder's CSVs show every finished cell
         if store:
             write_csv(_sorted(rows_frame(store.rows(), RESULT_COLUMNS)), out_path / RESULTS_FILE)

@@ -101,9 +101,13 @@ class Panel:
                      self.pred, self.touched)
 
     def to_bytes(self) -> bytes:
+        """The panel as a cell's ``.npz``. Maps stay float32, the precision the clean maps are computed
+        and the artifact stores them at: a resumed sweep's stored maps at eps 0 then equal the clean
+        ones exactly, so their shift reads 0 (float16 made it 9e-5). Inputs are float16, as in the
+        artifact."""
         buf = io.BytesIO()
         np.savez_compressed(buf, x_adv=self.x_adv.numpy().astype(np.float16), pred=self.pred.numpy(),
-                            **{f"maps_{j}": m.numpy().astype(np.float16) for j, m in enumerate(self.maps)})
+                            **{f"maps_{j}": m.numpy().astype(np.float32) for j, m in enumerate(self.maps)})
         return buf.getvalue()
 
     @classmethod
@@ -115,20 +119,30 @@ class Panel:
             return cls(maps, torch.from_numpy(z["x_adv"].astype(np.float32)), pred, torch.zeros(len(pred), dtype=torch.bool))
 
 
+def maps_are_distributions(model: nn.Module) -> bool:
+    """Whether the model's attended maps are distributions over positions (the paper's softmax
+    attention) rather than gates (CBAM: each position in [0, 1], the total free), from its config; a
+    model that does not say is taken to have distributions. The artifact records it, so the report
+    can compare two maps with a measure that sees what changes in them."""
+    return bool(getattr(getattr(model, "cfg", None), "maps_are_distributions", True))
+
+
 def artifact_path(out: Path, model: str, spec: AttackSpec) -> Path:
     digest = hashlib.sha256(spec.params_json.encode()).hexdigest()[:8]
     return out / ATTENTION_DIR / f"{slug(model)}__{slug(spec.name)}__{digest}.npz"
 
 
 def write_artifact(path: Path, model: str, spec: AttackSpec, grid: EpsGrid, layers: Sequence[str], labels: torch.Tensor,
-                   clean: Panel, panels: Sequence[Panel]) -> Path:
-    """One (model, attack): ``model``, ``attack``, ``attack_params`` (0-d strings), ``layers`` (names),
-    ``eps`` / ``eps_label`` (E), ``index``, ``label``, ``clean_pred`` (K), ``adv_pred`` (E x K),
-    ``x`` (P x C x H x W, float16), ``x_adv`` (E x P x C x H x W, float16), and per attended layer j
-    ``clean_maps_j`` (K x H x W) and ``adv_maps_j`` (E x K x H x W), float32."""
+                   clean: Panel, panels: Sequence[Panel], distributions: bool) -> Path:
+    """One (model, attack): ``model``, ``attack``, ``attack_params`` (0-d strings),
+    ``maps_are_distributions`` (0-d bool, ``distributions``), ``layers`` (names), ``eps`` / ``eps_label`` (E), ``index``, ``label``,
+    ``clean_pred`` (K), ``adv_pred`` (E x K), ``x`` (P x C x H x W, float16), ``x_adv`` (E x P x C x H x W,
+    float16), and per attended layer j ``clean_maps_j`` (K x H x W) and ``adv_maps_j`` (E x K x H x W),
+    float32."""
     k = len(clean.pred)
     arrays = {
         "model": np.array(model), "attack": np.array(spec.name), "attack_params": np.array(spec.params_json),
+        "maps_are_distributions": np.array(bool(distributions)),
         "layers": np.array(list(layers)), "eps": np.array(grid.values, dtype=np.float64),
         "eps_label": np.array(list(grid.labels)), "index": np.arange(k), "label": labels[:k].numpy(),
         "clean_pred": clean.pred.numpy(), "adv_pred": np.stack([p.pred.numpy() for p in panels]),

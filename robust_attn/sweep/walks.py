@@ -33,15 +33,13 @@ from torch import nn
 
 from ..attacks import EpsGrid, Norm, Objective, create_attack, eval_mode, get_attack_cfg
 from ..attacks.attention_shift import attention_shift
+from ..budget import exceeds_budget
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
 from .inputs import AttackSpec
 from .panels import Panel, PanelSpec
 
-# Float slack for the budget check: x + eps * sign(g) and a projection both round in float32.
-BUDGET_REL_SLACK = 1e-5
-BUDGET_ABS_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -95,11 +93,6 @@ def batch_seed(seed: int, eps_index: int, first_example: int) -> int:
 def perturbation_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
     flat = delta.flatten(1)
     return flat.abs().amax(1) if norm is Norm.LINF else flat.norm(dim=1)
-
-
-def exceeds_budget(max_perturbation: float, eps: float) -> bool:
-    """Whether a perturbation norm lies outside the eps-ball beyond float rounding."""
-    return max_perturbation > eps * (1 + BUDGET_REL_SLACK) + BUDGET_ABS_SLACK
 
 
 @torch.inference_mode()
