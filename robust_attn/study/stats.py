@@ -9,9 +9,10 @@ with Welch's interval (the arms are independent trainings; seed k of one archite
 special relation to seed k of another). One number per curve, the normalised area under
 accuracy-vs-eps, gives one verdict per attack and metric instead of one per eps. A study reports
 many comparisons, so a verdict word is a claim only if it survives the family it belongs to
-(:data:`~robust_attn.study_files.VERDICT_RULE`, applied by :func:`decide`): without that, an
-architecture compared with itself over 5 seeds got some per-eps "more/less robust" in most
-simulated studies. The within-seed McNemar view stays beside it (:func:`within_seed`).
+(:data:`~robust_attn.study_files.VERDICT_RULE`, applied by :func:`decide`): read off unadjusted
+intervals, an architecture compared with itself over 5 seeds gets some per-eps "more/less robust"
+in about a quarter of simulated studies with the shipped seeds' spread (``tests/test_verdicts.py``),
+under the rule in under 5%. The within-seed McNemar view stays beside it (:func:`within_seed`).
 
 Scipy and statsmodels compute; this module only arranges their output in tidy frames.
 """
