@@ -18,7 +18,7 @@ Example (``studies/attention-vs-baseline.toml``)::
 
     [train]
     dataset = "cifar10-subset"
-    data_dir = "../../shared/datasets/cifar10-subset"
+    data_dir = "~/data/cifar10-subset"
     epochs = 30
     width = 0.125
     batch_size = 32
