@@ -42,6 +42,7 @@ def test_per_eps_fgsm_equals_foolbox_exactly(setup):
     assert ours["n_correct"].tolist() == (~success).sum(1).tolist()
 
 
+@pytest.mark.thorough  # the default run checks foolbox's FGSM exactly, and PGD bit for bit against torchattacks
 def test_per_eps_pgd_agrees_with_foolbox_within_half_a_point(setup):
     """Plain PGD (last iterate, as foolbox runs it) with every point attacked at every eps. Random
     starts differ between the tools; half a point is 4.7 examples on 932 images. foolbox draws its

@@ -386,6 +386,7 @@ def test_the_api_functions_stay_callable_whatever_was_imported_first():
 
 
 @pytest.mark.slow
+@pytest.mark.thorough  # the default run interrupts and resumes a sweep and a training; this, a parallel study
 def test_ctrl_c_stops_a_parallel_study_at_once_and_a_rerun_finishes_it(tmp_path):
     """Issue 13's acceptance: kill a study with --jobs 2 during training (SIGINT to its process group,
     as a terminal's Ctrl-C), then rerun it: the queued trainings were cancelled, not run to the end,

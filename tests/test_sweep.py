@@ -58,7 +58,8 @@ def test_per_eps_fgsm_equals_a_plain_loop_exactly_and_the_envelope_nests_it(vgg,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", [a for a in list_attacks() if get_attack_cfg(a).still_robust_fast_path])
+@pytest.mark.parametrize("attack", [a if a == "pgd" else pytest.param(a, marks=pytest.mark.thorough)
+                                    for a in list_attacks() if get_attack_cfg(a).still_robust_fast_path])
 def test_still_robust_fast_path_stays_within_half_a_point_of_attacking_every_point(attack, shipped):
     """The fast path is allowed only where it agrees with the per-eps definition: on the most robust
     shipped VGG checkpoint at 1/255 (the most points left to disagree about) and all 932 embedded
@@ -347,6 +348,13 @@ def test_run_log_records_settings_and_plan(vgg, tmp_path):
 
 REGISTERED = [a for a in list_attacks() if not a.startswith("test-")
               and get_attack_cfg(a).objective is Objective.MISCLASSIFY]  # attention-shift: tests/test_attention_shift.py
+# The costliest attack by its defaults (C&W's many steps): its rows of the per-attack checks below repeat what
+# every other attack already shows there, so the default run leaves them to `pytest -m thorough`.
+THOROUGH = {"cw"}
+
+
+def _attack_params(attacks: list[str]) -> list:
+    return [pytest.param(a, marks=pytest.mark.thorough) if a in THOROUGH else a for a in attacks]
 
 
 def _one_eps(attack: str) -> tuple[str, str]:
@@ -354,7 +362,7 @@ def _one_eps(attack: str) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", REGISTERED)
+@pytest.mark.parametrize("attack", _attack_params(REGISTERED))
 def test_every_attack_runs_through_the_sweep_with_its_defaults_in_both_memory_layouts(attack, vgg):
     eps, unit = _one_eps(attack)
     fast = sweep([vgg], [attack], eps, eps_unit=unit, n=8)
@@ -364,7 +372,8 @@ def test_every_attack_runs_through_the_sweep_with_its_defaults_in_both_memory_la
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", [a for a in REGISTERED if get_attack_cfg(a).norm is Norm.L2 and not a.startswith("noise")])
+@pytest.mark.parametrize("attack", _attack_params([a for a in REGISTERED
+                                                  if get_attack_cfg(a).norm is Norm.L2 and not a.startswith("noise")]))
 def test_l2_attacks_leave_nothing_robust_beyond_the_image_diameter(attack, vgg):
     """sqrt(3 * 32 * 32) = 55.4 is the largest L2 distance between two images in [0, 1]: at 60 every
     clean-correct point must be broken, unless the attack itself failed on it (recorded as such)."""
