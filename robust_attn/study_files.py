@@ -37,6 +37,7 @@ class Verdict(StrEnum):
     LESS = "less robust"
     NONE = "no detectable difference"
     TOO_FEW = "too few seeds for a verdict"
+    UNTESTED = "not tested: its curve has no verdict"  # a per-eps row outside every family: a number, no word
 
 
 ALPHA = 0.05  # family-wise error rate of the verdict words (and 1 - the intervals' confidence)

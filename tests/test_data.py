@@ -9,7 +9,6 @@ from robust_attn.errors import UserError
 from robust_attn.train import augment_batch
 
 
-
 def test_registry_names():
     assert {"cifar10", "cifar100", "fashion-mnist", "cifar10-subset", "cifar10-embedded", "fashion-mnist-embedded",
             "synthetic"} <= set(list_datasets())

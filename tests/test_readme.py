@@ -30,8 +30,10 @@ SMALLER = {"--epochs": "1", "-n": "8"}
 # How the README tells a user to get training data (torchvision's download into ~/data); this offline test
 # runs such a command on ``offline_cifar`` instead, the only substitution it makes.
 USER_DATA = ("--dataset", "cifar10", "--data-dir", "~/data", "--download")
-# The parameters of the CLI's commands that name files or folders a command reads.
-INPUT_PARAMS = ("models", "sources", "targets", "results", "data_dir", "study_file")
+# The parameters of the CLI's commands that name files or folders a command reads: always paths, or (models,
+# sources, targets) manifest names unless they look like a path, a glob or a file.
+PATH_PARAMS = ("results", "data_dir", "study_file")
+MODEL_PARAMS = ("models", "sources", "targets")
 
 RUN, PARSE = "run", "parse"
 # Every ```bash block, keyed "<heading> #<index under that heading>": what this test does with it and why.
@@ -134,12 +136,17 @@ def reads(argv: list[str]) -> set[str]:
     """The files and folders a robust-attn command reads (names of the manifest and registries are not
     paths; torchvision's download into ~/data is supplied by this test)."""
     params = check_parses(argv).params
-    values: list[str] = []
-    for name in INPUT_PARAMS:
+
+    def values(name: str) -> list[str]:
         value = params.get(name)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            values += [] if item is None else [part for part in str(item).split(",") if part]
-    paths = {v.split(":")[0] for v in values if "/" in v or v.endswith((".pt", ".py", ".toml"))}
+        return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
+
+    paths = {v for name in PATH_PARAMS for v in values(name)}
+    for name in MODEL_PARAMS:
+        for spec in (part for v in values(name) for part in v.split(",") if part):
+            path = spec.split(":")[0]
+            if "/" in path or "*" in path or path.endswith((".pt", ".py")):
+                paths.add(path)
     return paths - ({"~/data"} if _user_data(argv) else set())
 
 
@@ -157,10 +164,12 @@ def producer(path: str, before: Command) -> Command | None:
 
 
 def shipped(path: str) -> bool:
-    """Whether a clone of the repository has ``path`` (a file, folder or glob) without running anything."""
+    """Whether a clone of the repository has ``path`` (a file, folder or glob, relative to its root) without
+    running anything."""
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    files = [Path(f) for f in tracked.split()]
-    return any(f.match(path) or Path(path) in f.parents or str(f) == path for f in files)
+    files = {Path(f) for f in tracked.split()}
+    candidates = {m.relative_to(ROOT) for m in ROOT.glob(path)} if "*" in path else {Path(path)}
+    return any(c in files or any(c in f.parents for f in files) for c in candidates)
 
 
 def test_every_bash_block_is_run_or_listed_with_its_reason():
@@ -225,6 +234,14 @@ def test_every_input_of_a_run_command_is_shipped_or_written_before_it():
     assert any(_user_data(robust_attn_argv(c)) for c in TO_RUN), "the tour trains on torchvision's download"
 
 
+def test_the_development_data_is_named_only_in_the_contributors_section():
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Tests, CI and the development data")
+    end = text.find("\n## ", start + 1)
+    outside = text[:start] + (text[end:] if end != -1 else "")
+    assert "../shared" not in outside, "README: only the contributors' section may name ../shared"
+
+
 def test_the_dependency_rules_see_a_missing_input():
     tour = commands("## CLI tour #0")
     sweep_of_my = next(c for c in TO_RUN if "runs/my.pt" in reads(robust_attn_argv(c)))
@@ -234,6 +251,10 @@ def test_the_dependency_rules_see_a_missing_input():
     assert reads(["train", "vgg", "--dataset", "cifar10-subset", "--data-dir", "../shared/x", "--out", "a.pt"]) \
         == {"../shared/x"}
     assert reads(["report", "results/linf", "results/l2", "--out", "r"]) == {"results/linf", "results/l2"}
+    assert reads(["train", "vgg", "--dataset", "cifar10-subset", "--data-dir", "..", "--out", "a.pt"]) == {".."}
+    assert reads(["report", "results", "--out", "r"]) == {"results"}
+    assert reads(["sweep", "--models", "vgg_c10s,x/y.py:f", "--attack", "fgsm"]) == {"x/y.py"}
+    assert not shipped("*_c10s.pt") and not shipped("*.py") and shipped("models") and not shipped("..")
     assert len(tour) >= 9
 
 

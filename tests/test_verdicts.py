@@ -115,13 +115,16 @@ def test_per_eps_words_only_on_a_curve_whose_verdict_holds():
             + [{**common, "attack": a, "summary": "eps", "eps": e, "eps_label": str(e), "p_value": p}
                for a in ("fgsm", "pgd") for e, p in ((1, 0.001), (2, 0.02), (3, 0.5))])
     closed = st.decide(rows(0.2))
-    assert set(closed["verdict"]) == {Verdict.NONE} and closed.loc[closed.summary == "eps", "p_holm"].isna().all()
+    assert set(closed.loc[closed.summary == AUC, "verdict"]) == {Verdict.NONE}
+    # per-eps rows outside every family (p = 0.001 unadjusted) carry no claim either way, not "no difference"
+    assert set(closed.loc[closed.summary == "eps", "verdict"]) == {Verdict.UNTESTED}
+    assert closed.loc[closed.summary == "eps", "p_holm"].isna().all()
     opened = st.decide(rows(0.001))
     fgsm = opened[(opened.attack == "fgsm") & (opened.summary == "eps")]
     assert list(fgsm["p_holm"]) == pytest.approx([0.003, 0.04, 0.5])  # Holm over fgsm's 3 per-eps rows alone
     assert list(fgsm["verdict"]) == [Verdict.MORE, Verdict.MORE, Verdict.NONE]
     pgd = opened[(opened.attack == "pgd") & (opened.summary == "eps")]
-    assert pgd["p_holm"].isna().all() and set(pgd["verdict"]) == {Verdict.NONE}
+    assert pgd["p_holm"].isna().all() and set(pgd["verdict"]) == {Verdict.UNTESTED}
     assert opened.loc[opened.summary == AUC, "verdict"].tolist() == [Verdict.MORE, Verdict.NONE]
 
 

@@ -116,6 +116,8 @@ def verdict(testable: bool, difference: float, p_adjusted: float) -> Verdict:
     its 95% interval excluding 0, so the unadjusted interval never contradicts a word."""
     if not testable:
         return Verdict.TOO_FEW
+    if math.isnan(p_adjusted):
+        return Verdict.UNTESTED
     if p_adjusted < ALPHA:
         return Verdict.MORE if difference > 0 else Verdict.LESS
     return Verdict.NONE

@@ -41,7 +41,6 @@ from .inputs import AttackSpec
 from .panels import Panel, PanelSpec
 
 
-
 @dataclass(frozen=True)
 class Prepared:
     """A model ready for every attack of a sweep: its evaluation data on the device, the clean pass,
