@@ -37,6 +37,7 @@ import torch
 from . import __version__
 from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
 from .callable_module import make_callable
+from .budget import exceeds_budget
 from .checkpoints import Checkpoint
 from .data import ImageSet, get_dataset_cfg
 from .devices import resolve_device
@@ -59,7 +60,6 @@ from .sweep.walks import (
     Prepared,
     attack_batch,
     batches,
-    exceeds_budget,
     perturbation_norm,
     predict,
     prepare,

@@ -239,10 +239,9 @@ def test_the_budget_test_is_one_definition_and_a_non_finite_norm_exceeds_it():
     import importlib
     import math
 
-    budget, transfer, sanity, engine, walks = (importlib.import_module(f"robust_attn.{m}") for m in (
-        "budget", "transfer", "report.sanity", "sweep.engine", "sweep.walks"))  # some packages shadow them by name
-    assert walks.exceeds_budget is engine.exceeds_budget is sanity.exceeds_budget is transfer.exceeds_budget \
-        is budget.exceeds_budget
+    budget, transfer, sanity, engine = (importlib.import_module(f"robust_attn.{m}") for m in (
+        "budget", "transfer", "report.sanity", "sweep.engine"))  # some packages shadow them by name
+    assert engine.exceeds_budget is sanity.exceeds_budget is transfer.exceeds_budget is budget.exceeds_budget
     eps = 8 / 255
     assert budget.exceeds_budget(math.nan, eps) and budget.exceeds_budget(math.inf, eps)
     assert not budget.exceeds_budget(eps * (1 + budget.BUDGET_REL_SLACK), eps)

@@ -26,6 +26,7 @@ from torch import nn
 from .. import __version__
 from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
 from ..attacks.attention_shift import attention_model
+from ..budget import exceeds_budget
 from ..checkpoints import Checkpoint
 from ..data import ImageSet, get_dataset_cfg, load_dataset
 from ..devices import resolve_device
@@ -43,7 +44,7 @@ from .inputs import (
 )
 from .panels import PanelSpec, artifact_path, maps_are_distributions, wants_panel, write_artifact
 from .store import CellStore, RunLog, out_lock
-from .walks import Cell, Prepared, exceeds_budget, prepare, walk_bounded, walk_minimal
+from .walks import Cell, Prepared, prepare, walk_bounded, walk_minimal
 
 log = logging.getLogger(__name__)
 

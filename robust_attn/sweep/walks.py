@@ -33,7 +33,6 @@ from torch import nn
 
 from ..attacks import EpsGrid, Norm, Objective, create_attack, eval_mode, get_attack_cfg
 from ..attacks.attention_shift import attention_shift
-from ..budget import exceeds_budget
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
@@ -247,5 +246,5 @@ def walk_minimal(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, seed:
                       float(norm[broken & correct].max()) if (broken & correct).any() else 0.0, AccuracyMethod.MINIMAL)
 
 
-__all__ = ["Cell", "Prepared", "attack_batch", "batch_seed", "batches", "exceeds_budget", "perturbation_norm",
+__all__ = ["Cell", "Prepared", "attack_batch", "batch_seed", "batches", "perturbation_norm",
            "predict", "prepare", "walk_bounded", "walk_minimal"]
