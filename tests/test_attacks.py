@@ -9,7 +9,7 @@ import torch
 import torchattacks
 
 from robust_attn.attacks import (
-    AttackCfg, Norm, Objective, create_attack, get_attack_cfg, list_attacks, parse_attack_args, register_attack,
+    AttackCfg, AttackKind, Norm, Objective, create_attack, get_attack_cfg, list_attacks, parse_attack_args, register_attack,
     resolve_params,
 )
 from robust_attn.attacks import registry as attack_registry
@@ -66,7 +66,7 @@ def test_registry_has_the_required_entries():
 
 def test_duplicate_and_unknown_names():
     with pytest.raises(ValueError, match="already registered"):
-        register_attack(AttackCfg("fgsm", Norm.LINF, True, "x", uses_gradient=True, ce_gradient=True,
+        register_attack(AttackCfg("fgsm", Norm.LINF, True, "x", kind=AttackKind.SINGLE_STEP, uses_gradient=True, ce_gradient=True,
                                   still_robust_fast_path=False))(lambda *a: None)
     with pytest.raises(UserError, match="did you mean 'pgd'"):
         get_attack_cfg("pgdd")
@@ -172,9 +172,14 @@ def test_attack_cfg_requires_the_gradient_flags():
     with pytest.raises(TypeError):
         AttackCfg("x", Norm.LINF, True, "paper")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="ce_gradient requires uses_gradient"):
-        AttackCfg("x", Norm.LINF, True, "p", uses_gradient=False, ce_gradient=True, still_robust_fast_path=False)
+        AttackCfg("x", Norm.LINF, True, "p", kind=AttackKind.ITERATIVE, uses_gradient=False, ce_gradient=True,
+                  still_robust_fast_path=False)
     with pytest.raises(ValueError, match="eps-bounded"):
-        AttackCfg("x", Norm.L2, False, "p", uses_gradient=True, ce_gradient=False, still_robust_fast_path=True)
+        AttackCfg("x", Norm.L2, False, "p", kind=AttackKind.MINIMAL_PERTURBATION, uses_gradient=True, ce_gradient=False,
+                  still_robust_fast_path=True)
+    with pytest.raises(TypeError, match="kind must be an AttackKind"):
+        AttackCfg("x", Norm.L2, False, "p", kind="iterative", uses_gradient=True, ce_gradient=False,  # type: ignore[arg-type]
+                  still_robust_fast_path=False)
 
 
 @pytest.mark.parametrize("name", list_attacks())

@@ -14,7 +14,7 @@ from torch import nn
 
 import robust_attn.models
 from robust_attn.models import (
-    AttentionBlock, Combine, Compatibility, ModelCfg, create_model, get_model_cfg, list_models, register_model,
+    AttentionBlock, AttentionMaps, Combine, Compatibility, ModelCfg, create_model, get_model_cfg, list_models, register_model,
 )
 from robust_attn.errors import UserError
 
@@ -60,6 +60,20 @@ def test_unknown_name_lists_close_matches():
 def test_bad_width_is_rejected(width):
     with pytest.raises(UserError, match="width"):
         create_model("vgg", width=width)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_names_a_registered_baseline_of_its_family(name):
+    """Result rows carry the baseline from the registry, so the report pairs a variant with it by this
+    declaration and never by the name: a baseline must exist, be of the same family and have none itself."""
+    cfg = get_model_cfg(name)
+    if cfg.baseline is None:
+        assert not cfg.has_attention and cfg.gate is None, f"{name} has attention but declares no baseline"
+        return
+    base = get_model_cfg(cfg.baseline)
+    assert base.family == cfg.family and base.baseline is None and base.attention_maps is AttentionMaps.NONE
+    assert cfg.attention_maps is (AttentionMaps.NONE if not cfg.has_attention else
+                                  AttentionMaps.DISTRIBUTION if cfg.maps_are_distributions else AttentionMaps.GATE)
 
 
 @pytest.mark.parametrize("name", list_models())

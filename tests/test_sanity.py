@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from robust_attn.attacks import AttackCfg, Norm, Objective, get_attack_cfg, list_attacks, register_attack
+from robust_attn.attacks import AttackCfg, AttackKind, Norm, Objective, get_attack_cfg, list_attacks, register_attack
 from robust_attn.errors import UserError
 from robust_attn.report import build_report
 from robust_attn.report.common import NOISE, NON_CE_GRADIENT_ATTACKS
@@ -181,7 +181,7 @@ def _register_broken() -> None:
     if BROKEN in list_attacks():
         return
 
-    @register_attack(AttackCfg(BROKEN, Norm.LINF, True, "test only", uses_gradient=False, ce_gradient=False,
+    @register_attack(AttackCfg(BROKEN, Norm.LINF, True, "test only", kind=AttackKind.ITERATIVE, uses_gradient=False, ce_gradient=False,
                                still_robust_fast_path=False, randomized=True))
     def _build(model, eps, params, seed):
         def perturb(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

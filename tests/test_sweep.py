@@ -14,7 +14,7 @@ import pytest
 import torch
 from filelock import FileLock
 
-from robust_attn.attacks import AttackCfg, Norm, Objective, get_attack_cfg, list_attacks, parse_eps_grid, register_attack
+from robust_attn.attacks import AttackCfg, AttackKind, Norm, Objective, get_attack_cfg, list_attacks, parse_eps_grid, register_attack
 from robust_attn.errors import UserError
 from robust_attn.results import EXAMPLE_COLUMNS, RESULT_COLUMNS, read_results_csv, read_run_log
 from robust_attn.sweep import LOCK_FILE, predict, sweep
@@ -96,7 +96,7 @@ def test_budget_violation_fails_the_sweep_in_one_line_and_keeps_the_cell(vgg, tm
     name = "test-broken-budget"
     if name not in list_attacks():
         @register_attack(AttackCfg(name, Norm.LINF, True, paper="a broken attack for this test",
-                                   uses_gradient=False, ce_gradient=False, still_robust_fast_path=False))
+                                   kind=AttackKind.ITERATIVE, uses_gradient=False, ce_gradient=False, still_robust_fast_path=False))
         def broken(model, eps, params, seed):
             return lambda x, y: (x + (torch.rand_like(x) * 4 - 2) * eps).clamp(0, 1)
     with pytest.raises(UserError, match=rf"attack {name} exceeded its budget at eps 2/255"):

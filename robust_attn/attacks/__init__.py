@@ -3,12 +3,12 @@ from . import attention_shift, foolbox_, noise, torchattacks_  # noqa: F401  (re
 from .grids import EpsGrid, EpsUnit, parse_eps_grid
 from .layout import StandardLayout
 from .registry import (
-    AttackCfg, Norm, Objective, check_images, create_attack, eval_mode, get_attack_cfg, list_attacks, params_json,
+    AttackCfg, AttackKind, Norm, Objective, check_images, create_attack, eval_mode, get_attack_cfg, list_attacks, params_json,
     parse_attack_args, register_attack, resolve_params, seeded,
 )
 
 __all__ = [
-    "AttackCfg", "EpsGrid", "EpsUnit", "Norm", "Objective", "StandardLayout", "check_images", "create_attack", "eval_mode",
+    "AttackCfg", "AttackKind", "EpsGrid", "EpsUnit", "Norm", "Objective", "StandardLayout", "check_images", "create_attack", "eval_mode",
     "get_attack_cfg", "list_attacks", "params_json", "parse_attack_args", "parse_eps_grid", "register_attack",
     "resolve_params", "seeded",
 ]

@@ -47,7 +47,7 @@ from torch import nn
 
 from ..errors import UserError
 from .layout import _ToLayout, model_memory_format
-from .registry import AttackCfg, Norm, Objective, Perturb, eval_mode, register_attack
+from .registry import AttackCfg, AttackKind, Norm, Objective, Perturb, eval_mode, register_attack
 
 NAME = "attention-shift"
 _PAPER = ("Ghorbani, Abid, Zou, Interpretation of Neural Networks is Fragile, AAAI 2019 (arXiv:1710.10547); "
@@ -135,7 +135,7 @@ def attention_shift(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, name
 
 @register_attack(AttackCfg(
     NAME, Norm.LINF, True, _PAPER,
-    uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
     defaults={"steps": 10, "rel_stepsize": 0.25, "random_start": True, "keep_label": True},
     randomized=True, objective=Objective.ATTENTION,
     description="moves the attention maps (JS distance to the clean maps) within eps; keep_label keeps the prediction",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .registry import AttackCfg, Norm, Perturb, register_attack
+from .registry import AttackCfg, AttackKind, Norm, Perturb, register_attack
 
 if TYPE_CHECKING:
     import foolbox
@@ -53,7 +53,7 @@ def _adversarial_or_x(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y:
 @register_attack(AttackCfg(
     "cw", Norm.L2, False,
     paper="Carlini, Wagner, Towards Evaluating the Robustness of Neural Networks, IEEE S&P 2017",
-    uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
+    kind=AttackKind.MINIMAL_PERTURBATION, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
     defaults={"binary_search_steps": 5, "steps": 100, "stepsize": 0.01, "confidence": 0.0, "initial_const": 0.01,
               "abort_early": True},
     description="minimal-perturbation L2 attack with a binary search over c (foolbox); reported as accuracy "
@@ -105,7 +105,7 @@ def cw(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Pe
 @register_attack(AttackCfg(
     "deepfool", Norm.L2, False,
     paper="Moosavi-Dezfooli, Fawzi, Frossard, DeepFool, CVPR 2016",
-    uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
+    kind=AttackKind.MINIMAL_PERTURBATION, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
     defaults={"steps": 50, "overshoot": 0.02},
     description="minimal-perturbation L2 attack (foolbox); reported as accuracy under an L2 budget",
 ))

@@ -7,13 +7,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import AttackCfg, Norm, Perturb, register_attack
+from .registry import AttackCfg, AttackKind, Norm, Perturb, register_attack
 
 _PAPER = "Carlini et al., On Evaluating Adversarial Robustness, arXiv:1902.06705 (random-noise baseline)"
 
 
 @register_attack(AttackCfg("noise", Norm.LINF, True, _PAPER,
-                           uses_gradient=False, ce_gradient=False, still_robust_fast_path=False, randomized=True,
+                           kind=AttackKind.NOISE, uses_gradient=False, ce_gradient=False,
+                           still_robust_fast_path=False, randomized=True,
                            description="uniformly random sign noise of Linf norm eps"))
 def noise(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Perturb:
     r"""Random sign noise, the Linf baseline of 'On Evaluating Adversarial Robustness' [arXiv:1902.06705].
@@ -35,7 +36,8 @@ def noise(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) ->
 
 
 @register_attack(AttackCfg("noise-l2", Norm.L2, True, _PAPER,
-                           uses_gradient=False, ce_gradient=False, still_robust_fast_path=False, randomized=True,
+                           kind=AttackKind.NOISE, uses_gradient=False, ce_gradient=False,
+                           still_robust_fast_path=False, randomized=True,
                            description="a uniformly random direction of L2 norm eps"))
 def noise_l2(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Perturb:
     r"""Random L2 noise, the L2 baseline of 'On Evaluating Adversarial Robustness' [arXiv:1902.06705].

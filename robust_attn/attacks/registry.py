@@ -45,6 +45,18 @@ class Objective(StrEnum):
     ATTENTION = "attention"
 
 
+class AttackKind(StrEnum):
+    """How an attack searches, as the report's sanity checks need to know it (recorded in every result row,
+    so a report never guesses it from the attack's name): an iterative attack should be at least as strong
+    as a single-step one at the same eps, and every attack stronger than random noise of the same norm."""
+
+    SINGLE_STEP = "single-step"  # one gradient step (FGSM)
+    ITERATIVE = "iterative"  # several gradient steps inside the eps-ball (BIM, PGD, APGD, AutoAttack, attention-shift)
+    MINIMAL_PERTURBATION = "minimal-perturbation"  # the smallest perturbation that flips the label (CW, DeepFool)
+    SCORE_BASED = "score-based"  # random search on the model's scores, no gradient (Square)
+    NOISE = "noise"  # random noise of norm eps: the floor every attack should beat
+
+
 @dataclass(frozen=True)
 class AttackCfg:
     """What an attack is.
@@ -67,6 +79,9 @@ class AttackCfg:
         the sweep may attack, at each eps of a grid, only the points still robust at the
         previous eps and carry the broken ones, instead of attacking every point.
 
+    ``kind``
+        how it searches (:class:`AttackKind`).
+
     ``objective`` (default: misclassify) says what the attack maximises (:class:`Objective`).
     """
 
@@ -75,6 +90,7 @@ class AttackCfg:
     eps_bounded: bool
     paper: str
     _: KW_ONLY
+    kind: AttackKind
     uses_gradient: bool
     ce_gradient: bool
     still_robust_fast_path: bool
@@ -88,6 +104,8 @@ class AttackCfg:
         for flag in ("eps_bounded", "uses_gradient", "ce_gradient", "still_robust_fast_path", "randomized"):
             if type(getattr(self, flag)) is not bool:
                 raise TypeError(f"attack {self.name!r}: {flag} must be a bool, got {getattr(self, flag)!r}")
+        if not isinstance(self.kind, AttackKind):
+            raise TypeError(f"attack {self.name!r}: kind must be an AttackKind, got {self.kind!r}")
         if self.ce_gradient and not self.uses_gradient:
             raise ValueError(f"attack {self.name!r}: ce_gradient requires uses_gradient")
         if self.still_robust_fast_path and not self.eps_bounded:

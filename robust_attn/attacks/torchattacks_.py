@@ -22,7 +22,7 @@ import torchattacks
 from torch import nn
 
 from ..errors import UserError
-from .registry import AttackCfg, Norm, Perturb, register_attack
+from .registry import AttackCfg, AttackKind, Norm, Perturb, register_attack
 
 _TORCHATTACKS = "torchattacks 3.5 (Kim 2020, arXiv:2010.01950)"
 
@@ -30,7 +30,7 @@ _TORCHATTACKS = "torchattacks 3.5 (Kim 2020, arXiv:2010.01950)"
 @register_attack(AttackCfg(
     "fgsm", Norm.LINF, True,
     paper="Goodfellow, Shlens, Szegedy, Explaining and Harnessing Adversarial Examples, ICLR 2015",
-    uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
+    kind=AttackKind.SINGLE_STEP, uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
     description="one signed-gradient step of size eps",
 ))
 def fgsm(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Perturb:
@@ -50,7 +50,7 @@ def fgsm(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> 
 @register_attack(AttackCfg(
     "bim", Norm.LINF, True,
     paper="Kurakin, Goodfellow, Bengio, Adversarial Examples in the Physical World, ICLR-W 2017",
-    uses_gradient=True, ce_gradient=True, still_robust_fast_path=True,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=True, still_robust_fast_path=True,
     defaults={"steps": 10, "rel_stepsize": 0.25},
     description="iterative FGSM from the clean image",
 ))
@@ -111,7 +111,7 @@ class _EarlyStopPGD(torchattacks.PGD):
 @register_attack(AttackCfg(
     "pgd", Norm.LINF, True,
     paper="Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
-    uses_gradient=True, ce_gradient=True, still_robust_fast_path=True,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=True, still_robust_fast_path=True,
     defaults={"steps": 10, "rel_stepsize": 0.25, "random_start": True, "early_stop": True},
     randomized=True,
     description="projected gradient descent with a uniform random start; early_stop keeps the first adversarial iterate",
@@ -173,7 +173,7 @@ class _PGDL2(torchattacks.PGDL2):
 @register_attack(AttackCfg(
     "pgd-l2", Norm.L2, True,
     paper="Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
-    uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
     defaults={"steps": 10, "rel_stepsize": 0.2, "random_start": True},
     randomized=True,
     description="L2 projected gradient descent",
@@ -228,13 +228,13 @@ def _apgd(loss: str):
 
 register_attack(AttackCfg(
     "apgd-ce", Norm.LINF, True, _APGD_PAPER,
-    uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
     defaults={"steps": 100, "restarts": 1}, randomized=True,
     description="auto-PGD on the cross-entropy loss",
 ))(_apgd("ce"))
 register_attack(AttackCfg(
     "apgd-dlr", Norm.LINF, True, _APGD_PAPER,
-    uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
     defaults={"steps": 100, "restarts": 1}, randomized=True,
     description="auto-PGD on the difference-of-logits-ratio loss",
 ))(_apgd("dlr"))
@@ -242,7 +242,7 @@ register_attack(AttackCfg(
 
 @register_attack(AttackCfg(
     "autoattack", Norm.LINF, True, _APGD_PAPER,
-    uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
     defaults={"steps": 10, "n_queries": 5000},
     randomized=True,
     description="AutoAttack, standard version (APGD-CE, APGD-T, FAB-T, Square)",
@@ -282,7 +282,7 @@ def autoattack(model: nn.Module, eps: float, params: Mapping[str, Any], seed: in
 @register_attack(AttackCfg(
     "square", Norm.LINF, True,
     paper="Andriushchenko et al., Square Attack: a query-efficient black-box adversarial attack via random search, ECCV 2020",
-    uses_gradient=False, ce_gradient=False, still_robust_fast_path=False,
+    kind=AttackKind.SCORE_BASED, uses_gradient=False, ce_gradient=False, still_robust_fast_path=False,
     defaults={"n_queries": 5000, "restarts": 1, "p_init": 0.8},
     randomized=True,
     description="score-based black-box random search",

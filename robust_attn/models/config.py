@@ -63,6 +63,15 @@ class Gate(StrEnum):
     CBAM = "cbam"  # CBAM (Woo et al. 2018): channel gate, then a spatial gate in [0, 1] per position
 
 
+class AttentionMaps(StrEnum):
+    """What ``forward_with_attention`` returns per attended layer, as the report needs to know it (recorded in
+    every result row, so a report never guesses it from the model's name)."""
+
+    NONE = "none"  # no spatial maps (a backbone, or SE's channel-only gates)
+    DISTRIBUTION = "distribution"  # the paper's softmax over positions: each map sums to 1
+    GATE = "gate"  # a sigmoid gate in [0, 1] per position (CBAM's spatial gate): not a distribution
+
+
 @dataclass(frozen=True)
 class ModelCfg:
     """What an architecture is; everything a builder needs besides width and class count.
@@ -75,7 +84,9 @@ class ModelCfg:
     softmax maps (``compatibility`` set; each sums to 1 over positions) or CBAM's spatial gates
     (``gate`` is CBAM; values in [0, 1], not distributions). ``gate``/``gated_layers``: where a
     SE or CBAM module gates the features. An SE model has gates but no spatial map, so its
-    ``attention_layers`` is empty and ``has_attention`` false. ``default_depth``: the depth used
+    ``attention_layers`` is empty and ``has_attention`` false. ``baseline``: the registered name of the
+    architecture a variant is compared against (its backbone without attention: ``vgg`` for
+    ``vgg-att3-concat-pc``); ``None`` for a backbone itself. ``default_depth``: the depth used
     when ``create_model`` gets none; ``None`` means the architecture takes no ``depth``.
     """
 
@@ -90,6 +101,7 @@ class ModelCfg:
     gated_layers: tuple[int, ...] = ()
     default_depth: int | None = None
     layer_unit: str = "layer"
+    baseline: str | None = None
 
     @property
     def has_attention(self) -> bool:
@@ -101,6 +113,13 @@ class ModelCfg:
         """Whether the spatial maps are the paper's softmax attention (each sums to 1 over positions);
         false for CBAM's sigmoid gates and for models without maps."""
         return self.has_attention and self.compatibility is not None
+
+    @property
+    def attention_maps(self) -> AttentionMaps:
+        """The kind of spatial maps the model exposes (see :class:`AttentionMaps`)."""
+        if not self.has_attention:
+            return AttentionMaps.NONE
+        return AttentionMaps.DISTRIBUTION if self.maps_are_distributions else AttentionMaps.GATE
 
 
 def validate_width(width: float) -> float:

@@ -65,17 +65,20 @@ _CFGS: tuple[ModelCfg, ...] = (
     ModelCfg(name="resnet", family="resnet", input_multiple=4, paper=HE_2016_PREACT, default_depth=DEFAULT_DEPTH,
              layer_unit="stage"),
     *(
-        ModelCfg(name=f"resnet-{att}-{combine.value}-{compat.value}", family="resnet", attention_layers=stages,
+        ModelCfg(name=f"resnet-{att}-{combine.value}-{compat.value}", family="resnet", baseline="resnet",
+                 attention_layers=stages,
                  combine=combine, compatibility=compat, input_multiple=4, paper=_RN_ATT,
                  default_depth=DEFAULT_DEPTH, layer_unit="stage")
         for att, stages in _ATTENTION_STAGES.items()
         for combine in Combine
         for compat in (Compatibility.PC, Compatibility.DP)
     ),
-    ModelCfg(name="resnet-se", family="resnet", input_multiple=4, gate=Gate.SE, gated_layers=(1, 2, 3),
+    ModelCfg(name="resnet-se", family="resnet", baseline="resnet", input_multiple=4, gate=Gate.SE,
+             gated_layers=(1, 2, 3),
              paper=f"{HU_2018_SE}, on the pre-activation ResNet of {HE_2016_PREACT} (not in Jetley et al.)",
              default_depth=DEFAULT_DEPTH, layer_unit="stage"),
-    ModelCfg(name="resnet-cbam", family="resnet", attention_layers=(1, 2, 3), input_multiple=4, gate=Gate.CBAM,
+    ModelCfg(name="resnet-cbam", family="resnet", baseline="resnet", attention_layers=(1, 2, 3), input_multiple=4,
+             gate=Gate.CBAM,
              gated_layers=(1, 2, 3),
              paper=f"{WOO_2018_CBAM}, on the pre-activation ResNet of {HE_2016_PREACT} (not in Jetley et al.)",
              default_depth=DEFAULT_DEPTH, layer_unit="stage"),

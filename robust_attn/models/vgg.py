@@ -59,6 +59,7 @@ _CFGS: tuple[ModelCfg, ...] = (ModelCfg(name="vgg", family="vgg"),) + tuple(
     ModelCfg(
         name=f"vgg-{depth}-{combine.value}-{compat.value}",
         family="vgg",
+        baseline="vgg",
         attention_layers=layers,
         combine=combine,
         compatibility=compat,
@@ -70,9 +71,10 @@ _CFGS: tuple[ModelCfg, ...] = (ModelCfg(name="vgg", family="vgg"),) + tuple(
 )
 _GATED_LAYERS = (2, 4, 7, 10, 13)  # the ends of VGG-16's five conv blocks
 _GATE_CFGS: tuple[ModelCfg, ...] = (
-    ModelCfg(name="vgg-se", family="vgg", gate=Gate.SE, gated_layers=_GATED_LAYERS,
+    ModelCfg(name="vgg-se", family="vgg", baseline="vgg", gate=Gate.SE, gated_layers=_GATED_LAYERS,
              paper=f"{HU_2018_SE}, on the VGG backbone of {JETLEY_2018} (not in Jetley et al.)"),
-    ModelCfg(name="vgg-cbam", family="vgg", attention_layers=_GATED_LAYERS, gate=Gate.CBAM, gated_layers=_GATED_LAYERS,
+    ModelCfg(name="vgg-cbam", family="vgg", baseline="vgg", attention_layers=_GATED_LAYERS, gate=Gate.CBAM,
+             gated_layers=_GATED_LAYERS,
              paper=f"{WOO_2018_CBAM}, on the VGG backbone of {JETLEY_2018} (not in Jetley et al.)"),
 )
 
