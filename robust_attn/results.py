@@ -1,10 +1,17 @@
-"""Result records: one declared schema for result rows, the files of a results folder, Wilson
-intervals, atomic CSV I/O.
+"""Result records: one declared schema per file of a results folder, Wilson intervals, atomic CSV I/O,
+and one reader per file kind.
 
-This module is the one contract between the sweep (which writes a results folder) and the report
-(which reads it): file names, columns and readers live here. Numbers stay numeric (the CSV
-round-trips through pandas with numeric dtypes); strings that a user controls (model names) are
+This module is the one contract between the runs (sweep, transfer: they write a results folder) and
+everything that reads one (report, study, regression gate): file names, columns and readers live
+here, and nothing here imports a run, a model or an attack. Numbers stay numeric; text stays text
+(a model named ``NA`` or ``123`` is a name); strings that a user controls (model names) are
 neutralised against spreadsheet formula injection.
+
+Rows describe themselves: the facts a report needs about a model (family, baseline, attention maps,
+training threat model) and an attack (kind, whether it follows the CE gradient) are written by the
+run from the registries (:mod:`robust_attn.run.identity`). A folder written by 0.3 lacks those
+columns: the readers return them empty (``UNKNOWN``; ``ce_gradient`` NA), and the report fills them
+through its one fallback path.
 """
 from __future__ import annotations
 
@@ -12,10 +19,13 @@ import io
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError
@@ -28,6 +38,15 @@ RESULTS_FILE = "results.csv"  # every finished cell the folder holds
 EXAMPLES_FILE = "per_example.csv"  # every example of every cell
 RUNS_FILE = "runs.jsonl"  # append-only log: a start and an end record per command that wrote here
 ATTENTION_DIR = "attention"  # panel artifacts: attention maps clean and under attack (see robust_attn.sweep.panels)
+# The files of a transfer folder (it has a runs.jsonl too).
+TRANSFER_FILE = "transfer.csv"  # one row per source x target x attack x eps
+TRANSFER_EXAMPLES_FILE = "transfer_examples.csv"  # one row per example of each
+
+UNKNOWN = ""  # a descriptive column's value in a row written before rows described themselves (0.3)
+STANDARD_TRAINING = "standard"  # training_threat_model of a checkpoint trained without adversarial examples
+# A sweep cell: the columns that name the question a row of results.csv answers (the run's store refuses a
+# second answer to it computed with other settings; per_example.csv rows join their row on them).
+CELL = ("model", "dataset", "n", "attack", "attack_params", "eps_label")
 
 
 @dataclass(frozen=True)
@@ -39,12 +58,19 @@ class ResultRow:
     architecture: str
     width: float
     trained_on: str
+    # What the model is, from the model registry when the run happened (see robust_attn.run.identity).
+    model_family: str  # ModelCfg.family; a user's model: its architecture string
+    baseline: str  # the architecture a variant is compared against (ModelCfg.baseline); '' for a backbone or user model
+    attention_maps: str  # an AttentionMaps value: 'none', 'distribution' or 'gate'
+    training_threat_model: str  # the checkpoint's metadata; 'standard' when it trained on clean images only
     dataset: str
     n: int
     attack: str
     attack_params: str  # canonical JSON
     norm: str
     objective: str  # what the attack maximises: 'misclassify' (label attacks) or 'attention' (attention-shift)
+    attack_kind: str  # an AttackKind value: how the attack searches
+    ce_gradient: bool  # the attack follows the cross-entropy gradient (stalls where the softmax saturates)
     eps: float  # raw units
     eps_label: str  # '8/255' or '0.5'
     # The attack run at this eps alone: what torchattacks, foolbox and the paper call accuracy under the attack.
@@ -109,12 +135,86 @@ class Outcome(StrEnum):
     ATTACK_FAILED = "attack-failed"  # a minimal-perturbation attack returned no adversarial example at all
 
 
+@dataclass(frozen=True)
+class TransferRow:
+    """One target under one source's adversarial examples at one eps (a row of ``transfer.csv``)."""
+
+    source: str
+    source_sha256: str
+    # Both ends describe themselves as a results.csv row's model does (see ResultRow).
+    source_architecture: str
+    source_family: str
+    source_baseline: str
+    source_attention_maps: str
+    source_training_threat_model: str
+    target: str
+    target_sha256: str
+    target_architecture: str
+    target_family: str
+    target_baseline: str
+    target_attention_maps: str
+    target_training_threat_model: str
+    dataset: str
+    n: int
+    attack: str
+    attack_params: str  # canonical JSON
+    norm: str
+    attack_kind: str  # an AttackKind value
+    ce_gradient: bool
+    eps: float  # raw units
+    eps_label: str
+    n_correct: int  # target correct on the source's adversarial examples
+    accuracy: float
+    ci_low: float  # Wilson 95%
+    ci_high: float
+    clean_accuracy: float  # the target's, on the same images
+    white_box: bool  # source == target
+    seed: int
+    version: str
+    seconds: float  # the (source, attack, eps) cell's wall time: crafting once + every target's forwards
+
+
+@dataclass(frozen=True)
+class TransferExampleRow:
+    """One example of one row of transfer.csv (paired tests between sources or targets)."""
+
+    source: str
+    target: str
+    dataset: str
+    n: int
+    attack: str
+    attack_params: str
+    eps: float
+    eps_label: str
+    index: int  # position in the evaluation set
+    label: int
+    clean_pred: int  # the target on the clean image
+    adv_pred: int  # the target on the source's adversarial example
+    robust: int  # 1: adv_pred == label
+
+
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
 EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ExampleRow))
+TRANSFER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferRow))
+TRANSFER_EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferExampleRow))
+# The columns rows gained when they began to describe themselves: a 0.3 folder lacks them.
+MODEL_FACTS = ("model_family", "baseline", "attention_maps", "training_threat_model")
+ATTACK_FACTS = ("attack_kind", "ce_gradient")
+DESCRIPTIVE_COLUMNS: tuple[str, ...] = (*MODEL_FACTS, *ATTACK_FACTS)
+TRANSFER_DESCRIPTIVE_COLUMNS: tuple[str, ...] = (
+    *(f"{end}_{fact}" for end in ("source", "target")
+      for fact in ("architecture", "family", "baseline", "attention_maps", "training_threat_model")),
+    *ATTACK_FACTS,
+)
 _STRING_COLUMNS = {f.name for f in fields(ResultRow) if f.type == "str"} | {"eps_label"}
-# read back as text whatever they look like (a sha256 of digits only, a label like '1')
-_TEXT_DTYPES = {"checkpoint_sha256": str, "eps_label": str, "attack_params": str}
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def row_from_record(row_type: type, record: Mapping[str, Any], descriptive: Sequence[str] = ()) -> Any:
+    """A row dataclass from its stored dict; the ``descriptive`` columns a 0.3 record lacks come back
+    unknown (``UNKNOWN``, ``ce_gradient`` None), so a folder written by 0.3 still resumes."""
+    missing = {c: None if c == "ce_gradient" else UNKNOWN for c in descriptive if c not in record}
+    return row_type(**record, **missing)
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -139,7 +239,7 @@ def rows_frame(rows: list, columns: tuple[str, ...]) -> pd.DataFrame:
     the sweep rebuilds results.csv after each cell, and asdict made that a third of a small sweep."""
     frame = pd.DataFrame([vars(r) for r in rows], columns=list(columns))
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if frame[column].dtype == object and column != "ce_gradient":  # unknown ce_gradient stays None
             frame[column] = frame[column].astype(str)
     return frame
 
@@ -158,31 +258,89 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, frame_to_csv(frame))
 
 
-def _read_sweep_csv(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
-    """A CSV a sweep wrote, text columns kept as text, its declared columns checked: one-line errors."""
+# ------------------------------------------------------------------ reading
+
+@dataclass(frozen=True)
+class Schema:
+    """How to read one file kind: its columns, which are numbers and which booleans (the rest is text),
+    and which a file written by an older version may lack."""
+
+    file: str
+    what: str  # as an error names it: 'result', 'transfer'
+    columns: tuple[str, ...]
+    numeric: frozenset[str] = frozenset()
+    boolean: frozenset[str] = frozenset()
+    optional: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, file: str, what: str, row_type: type, optional: Sequence[str] = ()) -> Schema:
+        """The schema of a row dataclass: ``int``/``float`` fields numeric, ``bool`` fields boolean."""
+        types = {f.name: f.type for f in fields(row_type)}
+        return cls(file, what, tuple(types), frozenset(k for k, t in types.items() if t in ("int", "float")),
+                   frozenset(k for k, t in types.items() if t == "bool"), tuple(optional))
+
+
+RESULTS = Schema.of(RESULTS_FILE, "result", ResultRow, DESCRIPTIVE_COLUMNS)
+EXAMPLES = Schema.of(EXAMPLES_FILE, "per-example", ExampleRow)
+TRANSFER = Schema.of(TRANSFER_FILE, "transfer", TransferRow, TRANSFER_DESCRIPTIVE_COLUMNS)
+TRANSFER_EXAMPLES = Schema.of(TRANSFER_EXAMPLES_FILE, "per-example transfer", TransferExampleRow)
+_TRUE, _FALSE = {"True", "true", "1"}, {"False", "false", "0"}
+
+
+def read_table(path: str | os.PathLike, schema: Schema, *, required: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read one CSV of ``schema`` (``path`` may be the folder holding ``schema.file``): text stays text (a
+    model named 'NA' is not a missing value), declared numbers become numbers (an empty field NaN),
+    booleans become a nullable boolean; the columns checked (``required``: the ones the caller needs,
+    default every column the schema does not mark optional); an optional column the file lacks comes
+    back empty (``UNKNOWN``, booleans NA). Every problem is a one-line :class:`UserError`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / schema.file
+    if not path.is_file():
+        raise UserError(f"{schema.what} file {path} does not exist")
     try:
-        frame = pd.read_csv(path, dtype=_TEXT_DTYPES)
-    except Exception as exc:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser and empty-file errors are ValueErrors
         raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in frame.columns]
+    needed = [c for c in schema.columns if c not in schema.optional] if required is None else list(required)
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise UserError(f"{path} lacks {what} columns {missing}")
-    return frame
+        raise UserError(f"{path} lacks {schema.what} columns {missing}")
+    for column in schema.optional:
+        if column not in frame.columns:
+            frame[column] = UNKNOWN
+    for column in schema.numeric & set(frame.columns):
+        try:
+            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
+        except (ValueError, TypeError):
+            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
+    for column in schema.boolean & set(frame.columns):
+        frame[column] = frame[column].map(lambda v: True if v in _TRUE else False if v in _FALSE else pd.NA)
+        frame[column] = frame[column].astype("boolean" if frame[column].isna().any() else bool)
+    order = [c for c in schema.columns if c in frame.columns]
+    return frame[order + [c for c in frame.columns if c not in order]]
 
 
 def read_results_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a results CSV written by a sweep (or the results folder holding it), checking its columns."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.is_file():
-        raise UserError(f"results file {path} does not exist")
-    return _read_sweep_csv(path, RESULT_COLUMNS, "result")
+    """``results.csv`` (or the results folder holding it): every :data:`RESULT_COLUMNS` column, those a 0.3
+    folder lacks empty (see :data:`DESCRIPTIVE_COLUMNS`)."""
+    return read_table(path, RESULTS)
 
 
 def read_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a per-example CSV written by a sweep, checking its columns."""
-    return _read_sweep_csv(Path(path), EXAMPLE_COLUMNS, "per-example")
+    """``per_example.csv`` (or the folder holding it), columns checked."""
+    return read_table(path, EXAMPLES)
+
+
+def read_transfer_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """``transfer.csv`` (or the folder holding it): every :data:`TRANSFER_COLUMNS` column, those a 0.3 folder
+    lacks empty (see :data:`TRANSFER_DESCRIPTIVE_COLUMNS`)."""
+    return read_table(path, TRANSFER)
+
+
+def read_transfer_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """``transfer_examples.csv`` (or the folder holding it), columns checked."""
+    return read_table(path, TRANSFER_EXAMPLES)
 
 
 def accuracy_table(frame: pd.DataFrame, attack: str, value: str = "accuracy") -> pd.DataFrame:
@@ -207,3 +365,20 @@ def read_run_log(folder: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError:
                 log.warning("skipping a damaged line of %s", path)
     return records
+
+
+def read_runs(folder: str | os.PathLike) -> list[dict[str, Any]]:
+    """The commands that wrote to a folder, in the order they started: each start record of its run log
+    with its end record's ``status`` and ``wall_seconds`` (None for a run that never ended: it crashed
+    or is still running)."""
+    starts: dict[str, dict] = {}
+    ends: dict[str, dict] = {}
+    for record in read_run_log(folder):
+        if not isinstance(record, dict) or "run_id" not in record:
+            continue
+        if record.get("event") == "start":
+            starts[str(record["run_id"])] = record
+        elif record.get("event") == "end":
+            ends[str(record["run_id"])] = record
+    return [{**s, "status": ends.get(k, {}).get("status"), "wall_seconds": ends.get(k, {}).get("wall_seconds")}
+            for k, s in starts.items()]

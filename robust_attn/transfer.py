@@ -15,19 +15,19 @@ explicitly that are not are an error; by default every checkpoint evaluated on t
 is a target. Only eps-bounded attacks that aim at misclassification transfer.
 
 Results folder (see /work/notes/transfer_contract.md): ``transfer.csv`` (one row per source x target
-x attack x eps), ``transfer_examples.csv`` (one row per example of each), ``runs.jsonl`` (the sweep's
+x attack x eps), ``transfer_examples.csv`` (one row per example of each), ``runs.jsonl`` (the run
 run log) and ``transfer_cells/`` (the resume store: one file per (source, attack, eps) holding every
 target's results, keyed by a hash of everything that can change its numbers).
 """
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,94 +35,30 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
-from .callable_module import make_callable
+from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg
 from .budget import exceeds_budget
+from .callable_module import make_callable
 from .checkpoints import Checkpoint
 from .data import ImageSet, get_dataset_cfg
-from .devices import resolve_device
 from .distributed import Ranks
-from .errors import UserError, require_int
-from .files import atomic_write_text, ensure_dir, remove_stale_temporaries
-from .results import rows_frame, wilson_interval, write_csv
-from .sweep.engine import Settings
-from .sweep.inputs import (
-    AttackSpec,
-    EvalData,
-    check_grid_norms,
-    evaluation_data,
-    load_models,
-    needs_gradient,
-    resolve_attacks,
+from .errors import UserError
+from .results import (
+    TRANSFER_COLUMNS, TRANSFER_DESCRIPTIVE_COLUMNS, TRANSFER_EXAMPLE_COLUMNS, TRANSFER_EXAMPLES_FILE, TRANSFER_FILE,
+    TransferExampleRow, TransferRow, read_transfer_csv, read_transfer_examples_csv, row_from_record, rows_frame,
+    wilson_interval, write_csv,
 )
-from .sweep.store import RunLog, _describe, cell_key, out_lock
-from .sweep.walks import (
-    Prepared,
-    attack_batch,
-    batches,
-    perturbation_norm,
-    predict,
-    prepare,
+from .run import (
+    AttackSpec, EvalData, KeyedStore, attack_facts, check_request, evaluation_data, load_models, locked, logged,
+    model_facts, needs_gradient, results_folder, start_record, versions,
 )
+from .sweep.walks import Prepared, attack_batch, batches, perturbation_norm, predict, prepare
 
 log = logging.getLogger(__name__)
 
-TRANSFER_FILE = "transfer.csv"
-TRANSFER_EXAMPLES_FILE = "transfer_examples.csv"
 TRANSFER_CELLS_DIR = "transfer_cells"
 DEFAULT_OUT = Path("results") / "transfer"
 # The settings that make two cells answer the same question; any other setting must agree.
 IDENTITY = ("source", "dataset", "n", "attack", "attack_params", "eps_label")
-
-
-@dataclass(frozen=True)
-class TransferRow:
-    """One target under one source's adversarial examples at one eps."""
-
-    source: str
-    source_sha256: str
-    target: str
-    target_sha256: str
-    dataset: str
-    n: int
-    attack: str
-    attack_params: str  # canonical JSON
-    norm: str
-    eps: float  # raw units
-    eps_label: str
-    n_correct: int  # target correct on the source's adversarial examples
-    accuracy: float
-    ci_low: float  # Wilson 95%
-    ci_high: float
-    clean_accuracy: float  # the target's, on the same images
-    white_box: bool  # source == target
-    seed: int
-    version: str
-    seconds: float  # the (source, attack, eps) cell's wall time: crafting once + every target's forwards
-
-
-@dataclass(frozen=True)
-class TransferExampleRow:
-    """One example of one row of transfer.csv (paired tests between sources or targets)."""
-
-    source: str
-    target: str
-    dataset: str
-    n: int
-    attack: str
-    attack_params: str
-    eps: float
-    eps_label: str
-    index: int  # position in the evaluation set
-    label: int
-    clean_pred: int  # the target on the clean image
-    adv_pred: int  # the target on the source's adversarial example
-    robust: int  # 1: adv_pred == label
-
-
-TRANSFER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferRow))
-TRANSFER_EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferExampleRow))
-_TEXT_DTYPES = {"source_sha256": str, "target_sha256": str, "eps_label": str, "attack_params": str}
 
 
 @dataclass(frozen=True)
@@ -173,42 +109,22 @@ def transfer(
     == target) equals ``sweep(..., fast_path=False)``'s ``accuracy`` for the same grid, seed, n and
     batch size. The caller's models are never modified.
     """
-    grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
-    specs = resolve_attacks([attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks), attack_args)
-    for spec in specs:
-        _check_transferable(spec.name)
-    check_grid_norms(grid, specs)
-    require_int("batch_size", batch_size, 1)
-    require_int("seed", seed, 0)
-    if n is not None:
-        require_int("n", n, 1)
-    dev = resolve_device(device)
-    if data is not None:
-        get_dataset_cfg(data)
-    plan = _plan(sources, targets, specs, grid, data, data_dir, models_dir, n, strict, seed, batch_size, dev)
-    out_path = None if out is None else ensure_dir(out, "--out")
-    if out_path is None:
-        return _run(plan, None, on_start, on_cell)
-    with out_lock(out_path):
-        for tmp in remove_stale_temporaries(out_path / TRANSFER_CELLS_DIR):
-            log.warning("removed %s, left by an interrupted write", tmp)
-        store = TransferStore(out_path)
-        for source in plan.sources:
-            for spec in specs:
-                for k in range(len(grid)):
-                    store.check_conflict(plan.cell_settings(source, spec, k), plan.target_shas(source))
-        run_log = RunLog(out_path)
-        run_id = run_log.start(plan.record(provenance, data_dir, n))
-        started, status = time.time(), "failed"
-        try:
-            frame = _run(plan, store, on_start, on_cell)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            run_log.end(run_id, status, time.time() - started)
-    return frame
+    request = check_request([attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks), eps,
+                            eps_unit=eps_unit, attack_args=attack_args, data=data, batch_size=batch_size, seed=seed,
+                            n=n, device=device, accept=_check_transferable)
+    plan = _plan(sources, targets, request.specs, request.grid, data, data_dir, models_dir, n, strict, seed,
+                 batch_size, request.device)
+    ranks = Ranks()  # one process: transfer is not distributed
+    out_path = results_folder(out, ranks)
+    with locked(out_path, ranks, [TRANSFER_CELLS_DIR]):
+        store = TransferStore(out_path) if out_path else None
+        if store:
+            for source in plan.sources:
+                for spec in plan.specs:
+                    for k in range(len(plan.grid)):
+                        store.check_conflict(plan.cell_settings(source, spec, k), plan.target_shas(source))
+        with logged(out_path, plan.record(provenance, data_dir, n)):
+            return _run(plan, store, on_start, on_cell)
 
 
 def _check_transferable(name: str) -> None:
@@ -263,26 +179,17 @@ class _Plan:
         }
 
     def record(self, provenance: Mapping[str, Any] | None, data_dir, n: int | None) -> dict[str, Any]:
-        return {
-            **dict(provenance or {}),
-            "kind": "transfer",
-            "settings": {"seed": self.seed, "batch_size": self.batch_size, "device": self.device.type,
-                         "channels_last": True, "n": n, "processes": 1, "threads": torch.get_num_threads(),
-                         "data_dir": None if data_dir is None else str(data_dir), "eps": list(self.grid.values),
-                         "eps_labels": list(self.grid.labels), "versions": self.versions},
-            "attacks": [{"name": a.name, "params": dict(a.params), "defaults": dict(get_attack_cfg(a.name).defaults)}
-                        for a in self.specs],
-            "checkpoints": [
-                {"name": m.name, "path": str(m.ckpt.path), "sha256": m.ckpt.sha256,
-                 "architecture": m.ckpt.metadata["architecture"], "width": m.ckpt.metadata["width"],
-                 "trained_on": m.ckpt.metadata["dataset"], "evaluated_on": m.ev.dataset, "data_sha256": m.ev.sha256,
-                 "image_shape": list(m.ev.images.x.shape[1:])}
-                for m in _unique([*self.sources, *(t for ts in self.targets.values() for t in ts)])
-            ],
-            "pairs": {s.name: [t.name for t in self.targets[s.name]] for s in self.sources},
-            "planned": [{"source": s.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
-                        for s in self.sources for a in self.specs for label in self.grid.labels],
-        }
+        models = _unique([*self.sources, *(t for ts in self.targets.values() for t in ts)])
+        return start_record(
+            provenance=provenance, kind="transfer",
+            settings={"seed": self.seed, "batch_size": self.batch_size, "device": self.device.type,
+                      "channels_last": True},
+            grid=self.grid, n=n, data_dir=data_dir, processes=1, specs=self.specs,
+            models=[(m.ckpt, m.ev) for m in models],
+            pairs={s.name: [t.name for t in self.targets[s.name]] for s in self.sources},
+            planned=[{"source": s.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
+                     for s in self.sources for a in self.specs for label in self.grid.labels],
+        )
 
 
 def _unique(models: Sequence[_Model]) -> list[_Model]:
@@ -349,9 +256,7 @@ def _plan(sources, targets, specs: list[AttackSpec], grid: EpsGrid, data: str | 
     names = [s.name for s in srcs]
     if len(set(names)) != len(names):
         raise UserError(f"source listed twice: {sorted({x for x in names if names.count(x) > 1})}")
-    versions = Settings(seed=seed, batch_size=batch_size, fast_path=False, amp=False, device=dev.type,
-                        channels_last=True).versions()
-    return _Plan(srcs, pairs, specs, grid, seed, batch_size, dev, versions)
+    return _Plan(srcs, pairs, specs, grid, seed, batch_size, dev, versions())
 
 
 def _is_default(models) -> bool:
@@ -365,61 +270,43 @@ def _shape(ev: EvalData) -> str:
 
 # ---------------------------------------------------------------- store
 
-class TransferStore:
+class TransferStore(KeyedStore[dict]):
     """Finished (source, attack, eps) cells under ``OUT/transfer_cells/<key>.json``: the settings, the
     labels, and per target its checkpoint hash, row, clean and adversarial predictions. A cell holds
     every target it was evaluated on; a rerun with new targets crafts again and adds them."""
 
     def __init__(self, out: Path):
-        self.dir = out / TRANSFER_CELLS_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._cells: dict[str, dict[str, Any]] = {}
-        for path in sorted(self.dir.glob("*.json")):
-            try:
-                blob = json.loads(path.read_text())
-                for entry in blob["targets"].values():
-                    entry["row"] = TransferRow(**entry["row"])
-                _identity(blob["settings"])  # a KeyError marks a file of another format
-                self._cells[path.stem] = blob
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("ignoring unreadable cell %s (%s)", path, exc)
-        self._by_identity = {_identity(b["settings"]): k for k, b in self._cells.items()}
+        super().__init__(out, TRANSFER_CELLS_DIR, IDENTITY)
 
-    def check_conflict(self, settings: Mapping[str, Any], target_shas: Mapping[str, str]) -> None:
+    def decode(self, blob: dict[str, Any]) -> dict[str, Any]:
+        for entry in blob["targets"].values():
+            entry["row"] = row_from_record(TransferRow, entry["row"], TRANSFER_DESCRIPTIVE_COLUMNS)
+        return blob
+
+    def check_conflict(self, settings: Mapping[str, Any], target_shas: Mapping[str, str]) -> None:  # type: ignore[override]
         """Refuse settings (or a target's checkpoint) that differ from a stored cell answering the
         same question."""
-        key = self._by_identity.get(_identity(settings))
-        if key is None:
+        what = f"{settings['source']} {settings['attack']} eps {settings['eps_label']}"
+        super().check_conflict(settings, what)
+        if self.stored_settings(settings) is None:
             return
-        where = (f"{self.dir.parent} already holds {settings['source']} {settings['attack']} "
-                 f"eps {settings['eps_label']}")
-        if key != cell_key(settings):
-            old = self._cells[key]["settings"]
-            differs = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-            what = "; ".join(f"{_describe(k, old.get(k))} there, {_describe(k, settings.get(k))} now" for k in differs[:2])
-            raise UserError(f"{where} computed with other settings ({what}); rerun with the same settings or use "
-                            f"another --out")
         for name, sha in target_shas.items():
-            entry = self._cells[key]["targets"].get(name)
+            entry = self.get(settings)["targets"].get(name)
             if entry is not None and entry["sha256"] != sha:
-                raise UserError(f"{where} evaluated on another checkpoint named {name} (sha256 {entry['sha256'][:12]} "
-                                f"there, {sha[:12]} now); rerun with the same checkpoints or use another --out")
-
-    def load(self, settings: Mapping[str, Any]) -> dict[str, Any] | None:
-        return self._cells.get(cell_key(settings))
+                raise UserError(f"{self.out} already holds {what} evaluated on another checkpoint named {name} "
+                                f"(sha256 {entry['sha256'][:12]} there, {sha[:12]} now); rerun with the same "
+                                f"checkpoints or use another --out")
 
     def save(self, settings: Mapping[str, Any], blob: dict[str, Any]) -> None:
-        key = cell_key(settings)
         on_disk = {**blob, "targets": {name: {**e, "row": vars(e["row"])} for name, e in blob["targets"].items()}}
-        atomic_write_text(self.dir / f"{key}.json", json.dumps(on_disk))
-        self._cells[key] = blob
-        self._by_identity[_identity(settings)] = key
+        on_disk.pop("settings", None)
+        self.put(settings, blob, on_disk)
 
     def rows(self) -> list[TransferRow]:
-        return [e["row"] for b in self._cells.values() for e in b["targets"].values()]
+        return [e["row"] for _, b in self.entries() for e in b["targets"].values()]
 
     def examples(self) -> Iterator[TransferExampleRow]:
-        for blob in self._cells.values():
+        for _, blob in self.entries():
             for entry in blob["targets"].values():
                 r = entry["row"]
                 for i, (label, clean, adv) in enumerate(zip(blob["label"], entry["clean_pred"], entry["adv_pred"])):
@@ -427,8 +314,16 @@ class TransferStore:
                                              r.eps_label, i, label, clean, adv, int(adv == label))
 
 
-def _identity(settings: Mapping[str, Any]) -> tuple:
-    return tuple(json.dumps(settings[k]) for k in IDENTITY)
+def _facts(source: _Model, target: _Model, spec: AttackSpec) -> dict[str, Any]:
+    """The descriptive columns of a transfer row (``results.TRANSFER_DESCRIPTIVE_COLUMNS``)."""
+    facts: dict[str, Any] = {}
+    for end, m in (("source", source), ("target", target)):
+        f = model_facts(m.ckpt)
+        facts.update({f"{end}_architecture": f.architecture, f"{end}_family": f.family, f"{end}_baseline": f.baseline,
+                      f"{end}_attention_maps": f.attention_maps,
+                      f"{end}_training_threat_model": f.training_threat_model})
+    a = attack_facts(spec.name)
+    return {**facts, "attack_kind": a.attack_kind, "ce_gradient": a.ce_gradient}
 
 
 # ---------------------------------------------------------------- run
@@ -451,7 +346,7 @@ def _run(plan: _Plan, store: TransferStore | None, on_start, on_cell) -> pd.Data
     total = len(plan.sources) * len(plan.specs) * len(grid)
     if on_start:
         on_start(total)
-    out_path = store.dir.parent if store else None
+    out_path = store.out if store else None
     images: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     rows: list[TransferRow] = []
     done = skipped = 0
@@ -461,8 +356,10 @@ def _run(plan: _Plan, store: TransferStore | None, on_start, on_cell) -> pd.Data
             for spec in plan.specs:
                 for k in range(len(grid)):
                     settings = plan.cell_settings(source, spec, k)
-                    blob = store.load(settings) if store else None
+                    blob = store.get(settings) if store else None
                     missing = [t for t in targets if blob is None or t.name not in blob["targets"]]
+                    if blob is not None and _refresh_facts(blob, source, targets, spec) and not missing:
+                        store.save(settings, blob)  # a cell stored by 0.3: its rows gain the descriptive columns
                     if missing:
                         blob = _compute(plan, source, spec, k, missing, blob, settings, images)
                         if store:
@@ -482,6 +379,20 @@ def _run(plan: _Plan, store: TransferStore | None, on_start, on_cell) -> pd.Data
             write_csv(_sorted(rows_frame(list(store.examples()), TRANSFER_EXAMPLE_COLUMNS), ["index"]),
                       out_path / TRANSFER_EXAMPLES_FILE)
     return rows_frame(rows, TRANSFER_COLUMNS)
+
+
+def _refresh_facts(blob: dict[str, Any], source: _Model, targets: Sequence[_Model], spec: AttackSpec) -> bool:
+    """Give a stored cell's rows this run's descriptive columns; whether any changed."""
+    changed = False
+    for t in targets:
+        entry = blob["targets"].get(t.name)
+        if entry is None:
+            continue
+        facts = _facts(source, t, spec)
+        if any(getattr(entry["row"], k) != v for k, v in facts.items()):
+            entry["row"] = dataclasses.replace(entry["row"], **facts)
+            changed = True
+    return changed
 
 
 def _compute(plan: _Plan, source: _Model, spec: AttackSpec, k: int, targets: list[_Model], stored: dict | None,
@@ -513,6 +424,7 @@ def _compute(plan: _Plan, source: _Model, spec: AttackSpec, k: int, targets: lis
         lo, hi = wilson_interval(n_correct, n)
         row = TransferRow(
             source=source.name, source_sha256=source.ckpt.sha256, target=t.name, target_sha256=t.ckpt.sha256,
+            **_facts(source, t, spec),
             dataset=source.ev.dataset, n=n, attack=spec.name, attack_params=spec.params_json, norm=cfg.norm.value,
             eps=eps, eps_label=label, n_correct=n_correct, accuracy=n_correct / n, ci_low=lo, ci_high=hi,
             clean_accuracy=int(p.clean_correct.sum()) / n, white_box=t.name == source.name, seed=plan.seed,
@@ -530,34 +442,6 @@ def _sorted(frame: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame
 
 def _write_results(store: TransferStore, out: Path) -> None:
     write_csv(_sorted(rows_frame(store.rows(), TRANSFER_COLUMNS)), out / TRANSFER_FILE)
-
-
-# ---------------------------------------------------------------- reading
-
-def _read(path: str | os.PathLike, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    path = Path(path)
-    if path.is_dir():
-        path = path / name
-    if not path.is_file():
-        raise UserError(f"transfer file {path} does not exist")
-    try:
-        frame = pd.read_csv(path, dtype={k: v for k, v in _TEXT_DTYPES.items() if k in columns})
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks transfer columns {missing}")
-    return frame
-
-
-def read_transfer_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """``transfer.csv`` (or the folder holding it), text columns kept as text, columns checked."""
-    return _read(path, TRANSFER_FILE, TRANSFER_COLUMNS)
-
-
-def read_transfer_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """``transfer_examples.csv`` (or the folder holding it), columns checked."""
-    return _read(path, TRANSFER_EXAMPLES_FILE, TRANSFER_EXAMPLE_COLUMNS)
 
 
 __all__ = ["DEFAULT_OUT", "TRANSFER_CELLS_DIR", "TRANSFER_COLUMNS", "TRANSFER_EXAMPLES_FILE", "TRANSFER_EXAMPLE_COLUMNS",

@@ -9,14 +9,12 @@ no finished result ever disappears.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,26 +22,24 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, parse_eps_grid
+from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg
 from ..attacks.attention_shift import attention_model
 from ..budget import exceeds_budget
 from ..checkpoints import Checkpoint
-from ..data import ImageSet, get_dataset_cfg, load_dataset
-from ..devices import resolve_device
+from ..data import ImageSet, load_dataset
 from ..distributed import Ranks
-from ..errors import UserError, require_int
-from ..files import ensure_dir
+from ..errors import UserError
 from ..results import (
     EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, ExampleRow, Outcome, ResultRow, rows_frame,
     wilson_interval, write_csv,
 )
-from ..user_models import is_user_checkpoint, probe
-from .inputs import (
-    AttackSpec, EvalData, Models, check_grid_norms, evaluation_data, load_models, needs_gradient,
-    resolve_attacks,
+from ..run import (
+    AttackSpec, EvalData, Models, attack_facts, check_request, evaluation_data, load_models, locked, logged,
+    model_facts, needs_gradient, results_folder, start_record, versions,
 )
+from ..user_models import is_user_checkpoint, probe
 from .panels import PanelSpec, artifact_path, maps_are_distributions, wants_panel, write_artifact
-from .store import CellStore, RunLog, out_lock
+from .store import CELLS_DIR, CellStore
 from .walks import Cell, Prepared, prepare, walk_bounded, walk_minimal
 
 log = logging.getLogger(__name__)
@@ -74,16 +70,9 @@ class Settings:
     device: str
     channels_last: bool
 
-    def versions(self) -> dict[str, str]:
-        import torchattacks
-
-        try:
-            import foolbox
-            foolbox_version = foolbox.__version__
-        except ImportError:  # pragma: no cover - foolbox is a dependency
-            foolbox_version = "absent"
-        return {"robust_attn": __version__, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
-                "foolbox": foolbox_version}
+    def as_record(self) -> dict[str, Any]:
+        return {"seed": self.seed, "batch_size": self.batch_size, "fast_path": self.fast_path, "amp": self.amp,
+                "device": self.device, "channels_last": self.channels_last}
 
 
 class _Autocast(nn.Module):
@@ -137,20 +126,13 @@ def sweep(
     The caller's models are never modified. ``strict``: with the default model set, a manifest entry
     whose checkpoint file is missing is an error instead of a warning that skips it.
     """
-    grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
-    specs = resolve_attacks(attacks, attack_args)
-    check_grid_norms(grid, specs)
-    require_int("batch_size", batch_size, 1)
-    require_int("seed", seed, 0)
-    if n is not None:
-        require_int("n", n, 1)
-    dev = resolve_device(device)
+    request = check_request(attacks, eps, eps_unit=eps_unit, attack_args=attack_args, data=data,
+                            batch_size=batch_size, seed=seed, n=n, device=device)
+    grid, specs, dev = request.grid, request.specs, request.device
     if amp and dev.type != "cuda":
         raise UserError("--amp needs a CUDA device (mixed precision is a GPU-only opt-in)")
     if amp:
         log.warning("AMP (bf16) changes the gradients the attacks follow: numbers may differ from float32 runs")
-    if data is not None:
-        get_dataset_cfg(data)
     cache: dict[str, ImageSet] = {}
     if data is not None:  # load it first: a missing dataset is the error, before any warning about models
         cache[data] = load_dataset(data, None if data_dir is None else str(data_dir)).test
@@ -166,45 +148,15 @@ def sweep(
                 attention_model(c.model, name=c.name)
     settings = Settings(seed, batch_size, fast_path, amp, dev.type, channels_last)
     ranks = Ranks.current()
-    out_path = None if out is None else ensure_dir(out, "--out") if ranks.is_writer else Path(out)
-    with _locked(out_path, ranks):
+    out_path = results_folder(out, ranks)
+    with locked(out_path, ranks, [CELLS_DIR]):
         store = CellStore(out_path) if out_path and ranks.is_writer else None
-        plan = _Plan(checkpoints, evals, specs, grid, settings, dev)
+        plan = _Plan(checkpoints, evals, specs, grid, settings, dev, versions())
         if store:
             for cell_settings in plan.all_settings():
                 store.check_conflict(cell_settings)
-        run_log = RunLog(out_path) if store else None
-        run_id = run_log.start(plan.record(provenance, data_dir, n, ranks.world)) if run_log else None
-        started, status = time.time(), "failed"
-        try:
-            frame = _run(plan, store, per_example, on_start, on_cell, ranks)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            if run_log:
-                run_log.end(run_id, status, time.time() - started)
-    return frame
-
-
-@contextlib.contextmanager
-def _locked(out: Path | None, ranks: Ranks) -> Iterator[None]:
-    """Rank 0 takes the lock on ``out``; every rank learns whether it got it."""
-    if out is None:
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        problem = None
-        if ranks.is_writer:
-            try:
-                stack.enter_context(out_lock(out))
-            except UserError as exc:
-                problem = str(exc)
-        problem = ranks.broadcast(problem)
-        if problem:
-            raise UserError(problem)
-        yield
+        with logged(store.out if store else None, plan.record(provenance, data_dir, n, ranks.world)):
+            return _run(plan, store, per_example, on_start, on_cell, ranks)
 
 
 @dataclass(frozen=True)
@@ -215,6 +167,7 @@ class _Plan:
     grid: EpsGrid
     settings: Settings
     device: torch.device
+    versions: dict[str, str]
 
     def cell_settings(self, ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, k: int) -> dict[str, Any]:
         s = self.settings
@@ -223,7 +176,7 @@ class _Plan:
             "n": len(ev.images), "seed": s.seed, "batch_size": s.batch_size, "attack": spec.name,
             "attack_params": spec.params_json, "eps_label": self.grid.labels[k],
             "eps": [repr(e) for e in self.grid.values[:k + 1]], "fast_path": s.fast_path, "amp": s.amp,
-            "device": s.device, "channels_last": s.channels_last, "versions": s.versions(),
+            "device": s.device, "channels_last": s.channels_last, "versions": self.versions,
         }
 
     def all_settings(self) -> Iterator[dict[str, Any]]:
@@ -233,25 +186,20 @@ class _Plan:
                     yield self.cell_settings(ckpt, ev, spec, k)
 
     def record(self, provenance: Mapping[str, Any] | None, data_dir, n: int | None, world: int) -> dict[str, Any]:
-        s = self.settings
-        return {
-            **dict(provenance or {}),
-            "settings": {"seed": s.seed, "batch_size": s.batch_size, "fast_path": s.fast_path, "amp": s.amp,
-                         "device": s.device, "channels_last": s.channels_last, "n": n, "processes": world,
-                         "threads": torch.get_num_threads(), "data_dir": None if data_dir is None else str(data_dir),
-                         "eps": list(self.grid.values), "eps_labels": list(self.grid.labels),
-                         "versions": s.versions()},
-            "attacks": [{"name": a.name, "params": dict(a.params), "defaults": dict(get_attack_cfg(a.name).defaults)}
-                        for a in self.specs],
-            "checkpoints": [
-                {"name": c.name, "path": str(c.path), "sha256": c.sha256, "architecture": c.metadata["architecture"],
-                 "width": c.metadata["width"], "trained_on": c.metadata["dataset"], "evaluated_on": e.dataset,
-                 "data_sha256": e.sha256, "image_shape": list(e.images.x.shape[1:])}
-                for c, e in zip(self.checkpoints, self.evals)
-            ],
-            "planned": [{"model": c.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
-                        for c in self.checkpoints for a in self.specs for label in self.grid.labels],
-        }
+        return start_record(
+            provenance=provenance, settings=self.settings.as_record(), grid=self.grid, n=n, data_dir=data_dir,
+            processes=world, specs=self.specs, models=zip(self.checkpoints, self.evals),
+            planned=[{"model": c.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
+                     for c in self.checkpoints for a in self.specs for label in self.grid.labels],
+        )
+
+
+def _facts(ckpt: Checkpoint, spec: AttackSpec) -> dict[str, Any]:
+    """The descriptive columns of a (model, attack)'s rows (``results.DESCRIPTIVE_COLUMNS``)."""
+    m, a = model_facts(ckpt), attack_facts(spec.name)
+    return {"model_family": m.family, "baseline": m.baseline, "attention_maps": m.attention_maps,
+            "training_threat_model": m.training_threat_model, "attack_kind": a.attack_kind,
+            "ce_gradient": a.ce_gradient}
 
 
 def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks) -> Prepared:
@@ -272,7 +220,7 @@ def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks) ->
 
 def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_cell, ranks: Ranks) -> pd.DataFrame:
     writer = ranks.is_writer
-    out_path = store.dir.parent if store else None
+    out_path = store.out if store else None
     on_start, on_cell = (on_start, on_cell) if writer else (None, None)
     grid = plan.grid
     total = len(plan.checkpoints) * len(plan.specs) * len(grid)
@@ -284,8 +232,9 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
         for ckpt, ev in zip(plan.checkpoints, plan.evals):
             prepared: Prepared | None = None
             for spec in plan.specs:
+                facts = _facts(ckpt, spec)
                 all_settings = [plan.cell_settings(ckpt, ev, spec, k) for k in range(len(grid))]
-                finished = ranks.broadcast([store.load(s) if store else None for s in all_settings])
+                finished = ranks.broadcast([store.load(s, facts) if store else None for s in all_settings])
                 start = next((k for k, f in enumerate(finished) if f is None), len(grid))
                 for k in range(start):
                     _check_budget(finished[k].row, spec)
@@ -308,7 +257,7 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                         seconds, t0 = time.perf_counter() - t0, time.perf_counter()
                         if not (prepared.panel and wants_panel(prepared.attention_model, spec)):
                             cell = Cell(**{**cell.__dict__, "panel": None})
-                        row = _make_row(ckpt, ev, spec, grid, k, cell, prepared, plan.settings.seed, seconds)
+                        row = _make_row(ckpt, ev, spec, grid, k, cell, prepared, plan.settings.seed, seconds, facts)
                         rows.append(row)
                         cells.append(cell)
                         if store:
@@ -320,7 +269,7 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                             on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k], row.accuracy, False))
                 if store and prepared is not None and prepared.panel and wants_panel(prepared.attention_model, spec) \
                         and all(c.panel is not None for c in cells):
-                    clean = prepared.panel.clean_panel(prepared)
+                    clean = prepared.panel.clean_panel(prepared.attention_model, prepared.x, prepared.clean_pred)
                     layers = [f"layer {j}" for j in getattr(ckpt.model.cfg, "attention_layers", ())]
                     write_artifact(artifact_path(out_path, ckpt.name, spec), ckpt.name, spec, grid, layers,
                                    ev.images.y, clean, [c.panel for c in cells],
@@ -349,7 +298,7 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _make_row(ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, grid: EpsGrid, k: int, cell: Cell, p: Prepared,
-              seed: int, seconds: float) -> ResultRow:
+              seed: int, seconds: float, facts: Mapping[str, Any]) -> ResultRow:
     n = len(ev.images.y)
     n_correct, worst = int(cell.robust.sum()), int(cell.worst_case.sum())
     lo, hi = wilson_interval(n_correct, n)
@@ -362,6 +311,7 @@ def _make_row(ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, grid: EpsGrid, k
         width=float(ckpt.metadata["width"]),
         trained_on=ckpt.metadata["dataset"],
         dataset=ev.dataset,
+        **facts,
         n=n,
         attack=spec.name,
         attack_params=spec.params_json,

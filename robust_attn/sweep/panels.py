@@ -13,7 +13,6 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,10 +22,7 @@ from ..attacks import EpsGrid, get_attack_cfg
 from ..distributed import Ranks
 from ..files import atomic_write_bytes
 from ..results import ATTENTION_DIR
-from .inputs import AttackSpec, slug
-
-if TYPE_CHECKING:
-    from .walks import Prepared
+from ..run.inputs import AttackSpec, slug
 
 SHIFT_IMAGES = 64
 PANEL_IMAGES = 8
@@ -39,11 +35,12 @@ class PanelSpec:
     shift: int = SHIFT_IMAGES
     shown: int = PANEL_IMAGES
 
-    def clean_panel(self, p: Prepared) -> Panel:
-        k = min(self.shift, len(p.y))
-        x = p.x[:k]
-        return Panel(attention_maps(p.attention_model, x), x[:min(self.shown, k)].detach().cpu().clone(),
-                     p.clean_pred[:k].clone(), torch.zeros(k, dtype=torch.bool))
+    def clean_panel(self, attention_model: nn.Module, x: torch.Tensor, clean_pred: torch.Tensor) -> Panel:
+        """The followed images clean: ``x`` the evaluation inputs, ``clean_pred`` the model's predictions on them."""
+        k = min(self.shift, len(x))
+        x = x[:k]
+        return Panel(attention_maps(attention_model, x), x[:min(self.shown, k)].detach().cpu().clone(),
+                     clean_pred[:k].clone(), torch.zeros(k, dtype=torch.bool))
 
 
 def wants_panel(model: nn.Module, spec: AttackSpec) -> bool:
@@ -79,14 +76,14 @@ class Panel:
         return Panel(tuple(m.clone() for m in self.maps), self.x_adv.clone(), self.pred.clone(),
                      torch.zeros_like(self.touched))
 
-    def update(self, p: Prepared, idx: torch.Tensor, x_adv: torch.Tensor) -> None:
+    def update(self, attention_model: nn.Module, idx: torch.Tensor, x_adv: torch.Tensor) -> None:
         """Take the attack's outputs for the followed images among ``idx`` (indices into the data)."""
         k = len(self.pred)
         sel = (idx < k).nonzero().flatten()
         if not len(sel):
             return
         rows, adv = idx[sel], x_adv[sel.to(x_adv.device)]
-        for m, new in zip(self.maps, attention_maps(p.attention_model, adv)):
+        for m, new in zip(self.maps, attention_maps(attention_model, adv)):
             m[rows] = new
         shown = rows < len(self.x_adv)
         self.x_adv[rows[shown]] = adv[shown.to(adv.device)].detach().float().cpu()

@@ -36,7 +36,7 @@ from ..attacks.attention_shift import attention_shift
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
-from .inputs import AttackSpec
+from ..run.inputs import AttackSpec
 from .panels import Panel, PanelSpec
 
 
@@ -151,7 +151,7 @@ def _clean_cell(p: Prepared, method: AccuracyMethod) -> Cell:
     """The state before any eps: every point as the clean pass saw it."""
     correct = p.clean_correct
     n = len(correct)
-    panel = None if p.panel is None else p.panel.clean_panel(p)
+    panel = None if p.panel is None else p.panel.clean_panel(p.attention_model, p.x, p.clean_pred)
     return Cell(p.clean_pred.clone(), torch.zeros(n), correct.clone(), correct.clone(), torch.zeros(n, dtype=torch.bool),
                 0.0, method, panel)
 
@@ -200,7 +200,7 @@ def walk_bounded(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, previ
                 shift[idx] = attention_shift(p.model, p.x[dev_idx], x_adv)
             touched[idx] = True
             if panel is not None:
-                panel.update(p, idx, x_adv)
+                panel.update(p.attention_model, idx, x_adv)
         adv_pred, norm = p.ranks.merge(adv_pred, touched), p.ranks.merge(norm, touched)
         shift = None if shift is None else p.ranks.merge(shift, touched)
         if panel is not None:

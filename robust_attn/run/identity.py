@@ -1,0 +1,66 @@
+"""What a run writes about the models and attacks it ran, looked up in the registries when it runs, so
+that rows describe themselves and a report decides nothing from a name.
+
+A registered architecture answers from its :class:`~robust_attn.models.config.ModelCfg`. A user's
+model (see :mod:`robust_attn.user_models`) has no registry entry: its family is its architecture string
+(its class name), it has no baseline, and its maps are ``gate`` when it exposes
+``forward_with_attention`` (maps not known to be distributions), ``none`` otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..attacks import get_attack_cfg, list_attacks
+from ..checkpoints import Checkpoint
+from ..models import AttentionMaps, get_model_cfg
+from ..results import STANDARD_TRAINING
+from ..user_models import is_user_checkpoint
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """A model as its result rows describe it (results.csv's columns; transfer.csv's with a prefix)."""
+
+    architecture: str
+    family: str
+    baseline: str  # '' for a backbone or a user's model
+    attention_maps: str  # an AttentionMaps value
+    training_threat_model: str
+
+
+@dataclass(frozen=True)
+class AttackFacts:
+    """An attack as its result rows describe it."""
+
+    attack_kind: str  # an AttackKind value
+    ce_gradient: bool
+
+
+def model_facts(ckpt: Checkpoint) -> ModelFacts:
+    """The facts of a checkpoint's model: from the model registry, or the user-model rules."""
+    architecture = str(ckpt.metadata["architecture"])
+    threat_model = str(ckpt.metadata.get("training_threat_model") or STANDARD_TRAINING)
+    if is_user_checkpoint(ckpt):
+        maps = AttentionMaps.GATE if callable(getattr(ckpt.model, "forward_with_attention", None)) else AttentionMaps.NONE
+        return ModelFacts(architecture, architecture, "", maps.value, threat_model)
+    cfg = get_model_cfg(architecture)
+    return ModelFacts(architecture, cfg.family, cfg.baseline or "", cfg.attention_maps.value, threat_model)
+
+
+def attack_facts(name: str) -> AttackFacts:
+    cfg = get_attack_cfg(name)
+    return AttackFacts(cfg.kind.value, cfg.ce_gradient)
+
+
+def attack_catalog() -> dict[str, dict[str, Any]]:
+    """Every registered attack as a run's start record lists it (``attack_catalog``), so a report can name
+    attacks that were not run (the non-CE-gradient ones to try when gradient masking is suspected)
+    without importing the attack registry."""
+    catalog = {}
+    for name in list_attacks():
+        cfg = get_attack_cfg(name)
+        catalog[name] = {"kind": cfg.kind.value, "norm": cfg.norm.value, "eps_bounded": cfg.eps_bounded,
+                         "uses_gradient": cfg.uses_gradient, "ce_gradient": cfg.ce_gradient,
+                         "objective": cfg.objective.value}
+    return catalog
