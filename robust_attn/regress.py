@@ -20,13 +20,14 @@ from .attacks import get_attack_cfg
 from .checkpoints import resolve_checkpoints
 from .errors import UserError
 from .files import atomic_write_text
-from .results import frame_to_csv
+from .results import Schema, frame_to_csv, read_table
 
 SUITE_FILE = "regress_suite.json"
 EXPECTED_FILE = "regress_expected.csv"
 KEY = ["model", "dataset", "n", "attack", "attack_params", "eps_label"]
 COUNTS = ("n_correct", "worst_case_n_correct")  # the per-eps number and the worst-case envelope
 EXPECTED_COLUMNS = [*KEY, "checkpoint_sha256", *COUNTS]
+EXPECTED = Schema(EXPECTED_FILE, "expected result", tuple(EXPECTED_COLUMNS), numeric=frozenset({"n", *COUNTS}))
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,7 @@ def read_expected(models_dir: str | os.PathLike) -> pd.DataFrame:
     path = Path(models_dir) / EXPECTED_FILE
     if not path.is_file():
         raise UserError(f"expected results {path} do not exist; create them with `robust-attn regress --update`")
-    try:
-        frame = pd.read_csv(path, dtype={"eps_label": str, "checkpoint_sha256": str, "attack_params": str})
-    except Exception as exc:
-        raise UserError(f"cannot read {path}: {exc}".splitlines()[0]) from None
-    missing = [c for c in EXPECTED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks columns {missing}")
-    return frame[EXPECTED_COLUMNS]
+    return read_table(path, EXPECTED)[EXPECTED_COLUMNS]
 
 
 def compare(expected: pd.DataFrame, actual: pd.DataFrame, suite: Suite) -> list[Diff]:

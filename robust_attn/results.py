@@ -207,6 +207,8 @@ TRANSFER_DESCRIPTIVE_COLUMNS: tuple[str, ...] = (
     *ATTACK_FACTS,
 )
 _STRING_COLUMNS = {f.name for f in fields(ResultRow) if f.type == "str"} | {"eps_label"}
+# booleans that a row read back from 0.3 leaves unknown (None): written as an empty field, not as 'None'
+_BOOLEAN_COLUMNS = {f.name for row in (ResultRow, TransferRow) for f in fields(row) if f.type == "bool"}
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -239,7 +241,7 @@ def rows_frame(rows: list, columns: tuple[str, ...]) -> pd.DataFrame:
     the sweep rebuilds results.csv after each cell, and asdict made that a third of a small sweep."""
     frame = pd.DataFrame([vars(r) for r in rows], columns=list(columns))
     for column in frame.columns:
-        if frame[column].dtype == object and column != "ce_gradient":  # unknown ce_gradient stays None
+        if frame[column].dtype == object and column not in _BOOLEAN_COLUMNS:
             frame[column] = frame[column].astype(str)
     return frame
 

@@ -15,7 +15,7 @@ explicitly that are not are an error; by default every checkpoint evaluated on t
 is a target. Only eps-bounded attacks that aim at misclassification transfer.
 
 Results folder (see /work/notes/transfer_contract.md): ``transfer.csv`` (one row per source x target
-x attack x eps), ``transfer_examples.csv`` (one row per example of each), ``runs.jsonl`` (the run
+x attack x eps), ``transfer_examples.csv`` (one row per example of each), ``runs.jsonl`` (the
 run log) and ``transfer_cells/`` (the resume store: one file per (source, attack, eps) holding every
 target's results, keyed by a hash of everything that can change its numbers).
 """
@@ -283,11 +283,11 @@ class TransferStore(KeyedStore[dict]):
             entry["row"] = row_from_record(TransferRow, entry["row"], TRANSFER_DESCRIPTIVE_COLUMNS)
         return blob
 
-    def check_conflict(self, settings: Mapping[str, Any], target_shas: Mapping[str, str]) -> None:  # type: ignore[override]
+    def check_conflict(self, settings: Mapping[str, Any], target_shas: Mapping[str, str]) -> None:
         """Refuse settings (or a target's checkpoint) that differ from a stored cell answering the
         same question."""
         what = f"{settings['source']} {settings['attack']} eps {settings['eps_label']}"
-        super().check_conflict(settings, what)
+        self.refuse_other_settings(settings, what)
         if self.stored_settings(settings) is None:
             return
         for name, sha in target_shas.items():

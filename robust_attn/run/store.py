@@ -89,7 +89,7 @@ class KeyedStore(Generic[Entry]):
         key = self._by_identity.get(self._identity(settings))
         return None if key is None else self._settings[key]
 
-    def check_conflict(self, settings: Mapping[str, Any], what: str) -> None:
+    def refuse_other_settings(self, settings: Mapping[str, Any], what: str) -> None:
         """Refuse ``settings`` that differ from a stored cell answering the same question (``what`` names
         that question in the refusal)."""
         old = self.stored_settings(settings)

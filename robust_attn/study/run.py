@@ -22,7 +22,7 @@ from ..checkpoints import load_checkpoint
 from ..devices import resolve_device
 from ..errors import UserError, require_int
 from ..files import atomic_write_text, ensure_dir, sha256_file
-from ..results import read_examples_csv, read_results_csv
+from ..results import CELL, read_examples_csv, read_results_csv
 from ..study_files import (
     EFFECTS_FILE,
     MEMBER_COLUMNS,
@@ -34,7 +34,6 @@ from ..study_files import (
     WITHIN_SEED_FILE,
 )
 from ..sweep import EXAMPLES_FILE, RESULTS_FILE, CellEvent, sweep
-from ..sweep.store import IDENTITY as CELL
 from . import stats
 from .members import Member, TrainingEvent, check_can_train, find_members, train_members
 from .spec import StudySpec, load_study

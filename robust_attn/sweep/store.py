@@ -56,9 +56,9 @@ class CellStore(KeyedStore[ResultRow]):
         """Every finished cell of the folder, whichever command computed it."""
         return [row for _, row in self.entries()]
 
-    def check_conflict(self, settings: Mapping[str, Any]) -> None:  # type: ignore[override]
+    def check_conflict(self, settings: Mapping[str, Any]) -> None:
         """Refuse settings that differ from a stored cell answering the same question."""
-        super().check_conflict(settings, f"{settings['model']} {settings['attack']} eps {settings['eps_label']}")
+        self.refuse_other_settings(settings, f"{settings['model']} {settings['attack']} eps {settings['eps_label']}")
 
     def load(self, settings: Mapping[str, Any], facts: Mapping[str, Any] | None = None) -> Stored | None:
         """The finished cell with these settings (None: not stored, or unreadable: computed again).

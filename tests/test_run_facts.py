@@ -1,0 +1,129 @@
+"""Rows that describe themselves: the run writes each model's family, baseline, attention maps and
+training threat model and each attack's kind and CE-gradient flag from the registries (results.csv,
+transfer.csv) and every registered attack into the run log; a folder written by 0.3, without those
+columns, still reads and resumes."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from robust_attn.attacks import get_attack_cfg, list_attacks
+from robust_attn.results import (
+    DESCRIPTIVE_COLUMNS, RESULT_COLUMNS, TRANSFER_DESCRIPTIVE_COLUMNS, UNKNOWN, read_results_csv, read_run_log,
+    read_runs, read_transfer_csv,
+)
+from robust_attn.run import model_facts
+from robust_attn.sweep import sweep
+from robust_attn.transfer import transfer
+
+N = 8
+
+
+def _as_0_3(out, cells_dir: str, columns, csv_name: str) -> None:
+    """Make a folder look written by 0.3: its CSV and its stored cells lack the descriptive columns."""
+    frame = pd.read_csv(out / csv_name, dtype=str, keep_default_na=False)
+    frame.drop(columns=list(columns)).to_csv(out / csv_name, index=False)
+    for path in (out / cells_dir).glob("*.json"):
+        blob = json.loads(path.read_text())
+        rows = [blob["row"]] if "row" in blob else [t["row"] for t in blob["targets"].values()]
+        for row in rows:
+            for c in columns:
+                del row[c]
+        path.write_text(json.dumps(blob))
+
+
+def test_sweep_rows_carry_the_registry_facts(shipped, tmp_path):
+    frame = sweep([shipped["resnet-cbam_c10s"], shipped["vgg-att3-concat-pc_c10s"], shipped["vgg_c10s"]],
+                  ["fgsm", "noise"], "0,2", n=N, batch_size=N, out=tmp_path)
+    assert list(frame.columns) == list(RESULT_COLUMNS)
+    by_model = frame.drop_duplicates("model").set_index("model")
+    assert by_model.loc["resnet-cbam_c10s", ["model_family", "baseline", "attention_maps"]].tolist() == \
+        ["resnet", "resnet", "gate"]
+    assert by_model.loc["vgg-att3-concat-pc_c10s", ["model_family", "baseline", "attention_maps"]].tolist() == \
+        ["vgg", "vgg", "distribution"]
+    assert by_model.loc["vgg_c10s", ["model_family", "baseline", "attention_maps"]].tolist() == ["vgg", "", "none"]
+    assert (frame["training_threat_model"] == "standard").all()
+    by_attack = frame.drop_duplicates("attack").set_index("attack")
+    assert by_attack.loc["fgsm", "attack_kind"] == "single-step" and bool(by_attack.loc["fgsm", "ce_gradient"])
+    assert by_attack.loc["noise", "attack_kind"] == "noise" and not bool(by_attack.loc["noise", "ce_gradient"])
+    back = read_results_csv(tmp_path)
+    pd.testing.assert_frame_equal(back[list(DESCRIPTIVE_COLUMNS)].sort_index(axis=1),
+                                  frame[list(DESCRIPTIVE_COLUMNS)].sort_index(axis=1), check_dtype=False,
+                                  check_like=True, check_index_type=False)
+    start = next(r for r in read_run_log(tmp_path) if r["event"] == "start")
+    assert set(start["attack_catalog"]) == set(list_attacks())
+    cw = get_attack_cfg("cw")
+    assert start["attack_catalog"]["cw"] == {"kind": cw.kind.value, "norm": cw.norm.value, "eps_bounded": False,
+                                             "uses_gradient": cw.uses_gradient, "ce_gradient": False,
+                                             "objective": "misclassify"}
+    assert [r["status"] for r in read_runs(tmp_path)] == ["finished"]
+
+
+def test_a_user_model_is_its_own_family_with_maps_only_if_it_shows_them():
+    class Plain(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :10]
+
+    class Shows(Plain):
+        def forward_with_attention(self, x):
+            raise NotImplementedError
+
+    from robust_attn.user_models import UserModel, as_checkpoint
+
+    plain = model_facts(as_checkpoint(UserModel("mine", Plain()), "cifar10-embedded"))
+    shows = model_facts(as_checkpoint(UserModel("mine", Shows()), "cifar10-embedded"))
+    assert (plain.family, plain.baseline, plain.attention_maps) == ("Plain", "", "none")
+    assert (shows.family, shows.attention_maps) == ("Shows", "gate")
+
+
+def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, tmp_path):
+    vgg = shipped["vgg_c10s"]
+    first = sweep([vgg], ["fgsm"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True)
+    _as_0_3(tmp_path, "cells", DESCRIPTIVE_COLUMNS, "results.csv")
+    old = read_results_csv(tmp_path)  # the reader gives every column; the ones 0.3 lacks are unknown
+    assert list(old.columns) == list(RESULT_COLUMNS)
+    assert (old["attack_kind"] == UNKNOWN).all() and old["ce_gradient"].isna().all()
+    events = []
+    again = sweep([vgg], ["fgsm", "noise"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True,
+                  on_cell=events.append)
+    assert [e.stored for e in events if e.attack == "fgsm"] == [True, True], "the 0.3 cells were computed again"
+    fgsm = again[again["attack"] == "fgsm"].reset_index(drop=True)
+    assert fgsm["n_correct"].tolist() == first["n_correct"].tolist()
+    rows = read_results_csv(tmp_path)
+    assert len(rows) == 4 and (rows["attack_kind"] != UNKNOWN).all() and rows["ce_gradient"].notna().all()
+    assert set(rows.loc[rows["attack"] == "fgsm", "attack_kind"]) == {"single-step"}
+    assert (rows["model_family"] == "vgg").all()
+
+
+def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_path):
+    sources = [shipped["resnet-cbam_c10s"], shipped["resnet_c10s"]]
+    frame = transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path)
+    row = frame[(frame["source"] == "resnet-cbam_c10s") & (frame["target"] == "resnet_c10s")].iloc[0]
+    assert (row["source_architecture"], row["source_family"], row["source_baseline"], row["source_attention_maps"]) \
+        == ("resnet-cbam", "resnet", "resnet", "gate")
+    assert (row["target_architecture"], row["target_baseline"], row["target_attention_maps"]) == ("resnet", "", "none")
+    assert row["source_training_threat_model"] == row["target_training_threat_model"] == "standard"
+    assert row["attack_kind"] == "single-step" and bool(row["ce_gradient"])
+    start = next(r for r in read_run_log(tmp_path) if r["event"] == "start")
+    assert start["kind"] == "transfer" and set(start["attack_catalog"]) == set(list_attacks())
+
+    _as_0_3(tmp_path, "transfer_cells", TRANSFER_DESCRIPTIVE_COLUMNS, "transfer.csv")
+    old = read_transfer_csv(tmp_path)
+    assert (old["source_family"] == UNKNOWN).all() and old["ce_gradient"].isna().all()
+    events = []
+    again = transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path, on_cell=events.append)
+    assert all(e.stored for e in events)
+    assert again["accuracy"].tolist() == frame["accuracy"].tolist()
+    back = read_transfer_csv(tmp_path)
+    assert (back["source_family"] == "resnet").all() and back["ce_gradient"].all()
+
+
+@pytest.mark.parametrize("value, expected", [("True", True), ("False", False)])
+def test_ce_gradient_reads_back_as_a_boolean(tmp_path, value, expected):
+    row = {c: "0" for c in RESULT_COLUMNS} | {"ce_gradient": value, "model": "NA"}
+    pd.DataFrame([row]).to_csv(tmp_path / "results.csv", index=False)
+    frame = read_results_csv(tmp_path)
+    assert frame["ce_gradient"].tolist() == [expected] and frame["model"].tolist() == ["NA"]
