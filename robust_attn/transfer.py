@@ -48,7 +48,7 @@ from .results import (
     wilson_interval, write_csv,
 )
 from .run import (
-    AttackSpec, EvalData, KeyedStore, attack_facts, check_request, evaluation_data, load_models, locked, logged,
+    AttackSpec, EvalData, KeyedStore, ModelFacts, attack_facts, check_request, evaluation_data, load_models, locked, logged,
     model_facts, needs_gradient, results_folder, start_record, versions,
 )
 from .sweep.walks import Prepared, attack_batch, batches, perturbation_norm, predict, prepare
@@ -144,6 +144,7 @@ class _Model:
     ckpt: Checkpoint
     ev: EvalData
     gradient: bool  # prepared with the clean input gradient (sources of gradient attacks)
+    facts: ModelFacts  # what its rows say about it
     prepared: Prepared | None = None
 
     @property
@@ -224,7 +225,7 @@ def _plan(sources, targets, specs: list[AttackSpec], grid: EpsGrid, data: str | 
             if is_source or not default_targets:
                 raise
             return None  # a default target that cannot be evaluated on --dataset (load_models left most out)
-        models[ckpt.name] = _Model(ckpt, ev, is_source and gradient)
+        models[ckpt.name] = _Model(ckpt, ev, is_source and gradient, model_facts(ckpt))
         return models[ckpt.name]
 
     srcs = [model(c, True) for c in source_ckpts]
@@ -318,7 +319,7 @@ def _facts(source: _Model, target: _Model, spec: AttackSpec) -> dict[str, Any]:
     """The descriptive columns of a transfer row (``results.TRANSFER_DESCRIPTIVE_COLUMNS``)."""
     facts: dict[str, Any] = {}
     for end, m in (("source", source), ("target", target)):
-        f = model_facts(m.ckpt)
+        f = m.facts
         facts.update({f"{end}_architecture": f.architecture, f"{end}_family": f.family, f"{end}_baseline": f.baseline,
                       f"{end}_attention_maps": f.attention_maps,
                       f"{end}_training_threat_model": f.training_threat_model})

@@ -54,7 +54,7 @@ def test_sweep_rows_carry_the_registry_facts(shipped, tmp_path):
                                   frame[list(DESCRIPTIVE_COLUMNS)].sort_index(axis=1), check_dtype=False,
                                   check_like=True, check_index_type=False)
     start = next(r for r in read_run_log(tmp_path) if r["event"] == "start")
-    assert set(start["attack_catalog"]) == set(list_attacks())
+    assert start["kind"] == "sweep" and set(start["attack_catalog"]) == set(list_attacks())
     cw = get_attack_cfg("cw")
     assert start["attack_catalog"]["cw"] == {"kind": cw.kind.value, "norm": cw.norm.value, "eps_bounded": False,
                                              "uses_gradient": cw.uses_gradient, "ce_gradient": False,

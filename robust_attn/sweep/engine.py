@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
@@ -69,10 +69,6 @@ class Settings:
     amp: bool
     device: str
     channels_last: bool
-
-    def as_record(self) -> dict[str, Any]:
-        return {"seed": self.seed, "batch_size": self.batch_size, "fast_path": self.fast_path, "amp": self.amp,
-                "device": self.device, "channels_last": self.channels_last}
 
 
 class _Autocast(nn.Module):
@@ -146,12 +142,13 @@ def sweep(
         if get_attack_cfg(spec.name).objective is Objective.ATTENTION:
             for c in checkpoints:
                 attention_model(c.model, name=c.name)
+    facts = {(c.name, a.name): _facts(c, a) for c in checkpoints for a in specs}  # a failed lookup: before any work
     settings = Settings(seed, batch_size, fast_path, amp, dev.type, channels_last)
     ranks = Ranks.current()
     out_path = results_folder(out, ranks)
     with locked(out_path, ranks, [CELLS_DIR]):
         store = CellStore(out_path) if out_path and ranks.is_writer else None
-        plan = _Plan(checkpoints, evals, specs, grid, settings, dev, versions())
+        plan = _Plan(checkpoints, evals, specs, grid, settings, dev, versions(), facts)
         if store:
             for cell_settings in plan.all_settings():
                 store.check_conflict(cell_settings)
@@ -168,6 +165,7 @@ class _Plan:
     settings: Settings
     device: torch.device
     versions: dict[str, str]
+    facts: Mapping[tuple[str, str], Mapping[str, Any]]  # per (model, attack): the rows' descriptive columns
 
     def cell_settings(self, ckpt: Checkpoint, ev: EvalData, spec: AttackSpec, k: int) -> dict[str, Any]:
         s = self.settings
@@ -187,7 +185,7 @@ class _Plan:
 
     def record(self, provenance: Mapping[str, Any] | None, data_dir, n: int | None, world: int) -> dict[str, Any]:
         return start_record(
-            provenance=provenance, settings=self.settings.as_record(), grid=self.grid, n=n, data_dir=data_dir,
+            provenance=provenance, kind="sweep", settings=asdict(self.settings), grid=self.grid, n=n, data_dir=data_dir,
             processes=world, specs=self.specs, models=zip(self.checkpoints, self.evals),
             planned=[{"model": c.name, "attack": a.name, "attack_params": a.params_json, "eps_label": label}
                      for c in self.checkpoints for a in self.specs for label in self.grid.labels],
@@ -232,7 +230,7 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
         for ckpt, ev in zip(plan.checkpoints, plan.evals):
             prepared: Prepared | None = None
             for spec in plan.specs:
-                facts = _facts(ckpt, spec)
+                facts = plan.facts[ckpt.name, spec.name]
                 all_settings = [plan.cell_settings(ckpt, ev, spec, k) for k in range(len(grid))]
                 finished = ranks.broadcast([store.load(s, facts) if store else None for s in all_settings])
                 start = next((k for k, f in enumerate(finished) if f is None), len(grid))
