@@ -24,7 +24,6 @@ Eps = Annotated[str, typer.Option("--eps", help="Grid: START:STOP:STEP (stop inc
 EpsUnit = Annotated[str, typer.Option("--eps-unit", help="255 (eps in 1/255, Linf) or raw (e.g. L2).")]
 AttackArgs = Annotated[Optional[list[str]], typer.Option("--attack-arg", help="Override an attack parameter, KEY=VALUE.")]
 EvalDataset = Annotated[Optional[str], typer.Option("--dataset", help="Evaluation dataset (default: each checkpoint's embedded set).")]
-Report = Annotated[bool, typer.Option("--report/--no-report", help="Build the report in OUT/report.")]
 ModelArgs = Annotated[Optional[list[str]], typer.Option(
     "--model-arg", help="An architecture's own option, KEY=VALUE (e.g. depth=56 for a ResNet); repeat for more.")]
 Depth = Annotated[Optional[int], typer.Option(
