@@ -30,11 +30,9 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
+    """Import the public name's module on first use. Nothing is cached here: ``sweep``, ``study`` and
+    ``transfer`` are also submodules, and importing one binds the (callable) module to this name,
+    which must then stay the module so that ``robust_attn.sweep.engine`` keeps working."""
     if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        # ``sweep``, ``study`` and ``transfer`` are also submodules: importing one binds the module
-        # to this name, so bind the function over it (later submodule imports do not rebind the
-        # name; and the ``transfer`` module, reached first through an import, is itself callable).
-        globals()[name] = value
-        return value
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'robust_attn' has no attribute {name!r}")

@@ -4,6 +4,11 @@ with their sha256 in a human-readable manifest (``models/manifest.json``).
 A checkpoint is one ``torch.save`` file holding ``{"format", "metadata", "state_dict"}`` with
 only tensors and plain values inside, read back with ``torch.load(weights_only=True)``: the
 restricted unpickler refuses any object that would run code.
+
+The metadata records the architecture's model arguments (``"model_args": {"depth": 56}``) and, as
+0.3 recorded ``depth``, each one under its own name too, so readers of either version find them. A
+checkpoint without ``model_args`` (0.3) is rebuilt from those top-level keys, or from the
+architecture's defaults when they are absent.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from torch import nn
 
 from .errors import UserError, unknown_name
 from .files import atomic_write_bytes, atomic_write_text, sha256_file
-from .models import create_model
+from .models import create_model, get_model_cfg
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metadata: dict[st
         "in_channels": model.in_channels,
         "mean": list(model.normalization[0]),
         "std": list(model.normalization[1]),
-        # only for architectures with a depth argument, so other checkpoints keep their metadata
-        **({"depth": model.depth} if getattr(model, "depth", None) is not None else {}),
+        "model_args": dict(model.model_args),
+        **model.model_args,  # as 0.3 wrote "depth": only architectures with model arguments get these keys
         **metadata,
     }
     json.dumps(meta)  # fail now, not at load time, if something is not a plain value
@@ -88,9 +93,19 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     return blob
 
 
+def recorded_model_args(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The model arguments a checkpoint was built with: its ``model_args``, or for a 0.3 checkpoint the
+    architecture's declared arguments found among its top-level keys (absent: the defaults)."""
+    if isinstance(metadata.get("model_args"), dict):
+        return dict(metadata["model_args"])
+    declared = get_model_cfg(metadata["architecture"]).model_args
+    return {key: metadata[key] for key in declared if key in metadata}
+
+
 def model_from_checkpoint(blob: dict[str, Any], path: Path) -> nn.Module:
     """Rebuild the architecture from the metadata alone and load the weights into it."""
     meta = blob["metadata"]
+    model_args = recorded_model_args(meta)
     model = create_model(
         meta["architecture"],
         width=meta["width"],
@@ -98,14 +113,14 @@ def model_from_checkpoint(blob: dict[str, Any], path: Path) -> nn.Module:
         in_channels=meta["in_channels"],
         mean=meta["mean"],
         std=meta["std"],
-        depth=meta.get("depth"),  # absent: the architecture's default (or none)
+        **model_args,
     )
     try:
         model.load_state_dict(blob["state_dict"], strict=True)
     except RuntimeError as exc:
-        depth = "" if meta.get("depth") is None else f" and depth {meta['depth']}"
+        args = "".join(f" and {key} {value}" for key, value in model_args.items())
         raise UserError(
-            f"{path}: weights do not fit {meta['architecture']} at width {meta['width']}{depth} "
+            f"{path}: weights do not fit {meta['architecture']} at width {meta['width']}{args} "
             f"({str(exc).splitlines()[0]})"
         ) from None
     return model.eval()

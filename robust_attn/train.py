@@ -13,11 +13,11 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum, StrEnum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -29,43 +29,48 @@ from .devices import resolve_device
 from .distributed import Ranks
 from .errors import UserError, require_int
 from .files import atomic_write_bytes
-from .models import create_model, get_model_cfg
+from .models import check_model_args, create_model
+from .train_defaults import TRAIN_DEFAULTS, Schedule
+
+__all__ = ["EpochStats", "Schedule", "TrainConfig", "augment_batch", "evaluate_accuracy", "train"]
 
 log = logging.getLogger(__name__)
-
-
-class Schedule(StrEnum):
-    ONECYCLE = "onecycle"
-    STEP = "step"  # the paper: lr x 0.5 every 25 epochs
+D = TRAIN_DEFAULTS
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training run. ``model_args``: the architecture's own options (a ResNet's ``{"depth": 56}``);
+    those not given take the architecture's defaults. A given one also reads as an attribute
+    (``cfg.depth``), as on the built model."""
+
     architecture: str
     dataset: str
     data_dir: str | None = None
-    epochs: int = 30
-    width: float = 0.125
-    seed: int = 0
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Schedule = Schedule.ONECYCLE
-    augment: bool = True
+    epochs: int = D.epochs
+    width: float = D.width
+    seed: int = D.seed
+    batch_size: int = D.batch_size
+    lr: float = D.lr
+    momentum: float = D.momentum
+    weight_decay: float = D.weight_decay
+    schedule: Schedule = D.schedule
+    augment: bool = D.augment
     device: str = "auto"
     download: bool = False
-    depth: int | None = None  # ResNets: None = the architecture's default depth; others take none
+    model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __getattr__(self, name: str) -> Any:
+        model_args = self.__dict__.get("model_args", {})
+        if name in model_args:
+            return model_args[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def validate(self) -> None:
-        arch = get_model_cfg(self.architecture)
-        if self.depth is not None:
-            if arch.default_depth is None:
-                raise UserError(f"{self.architecture} takes no depth (only architectures with a depth argument do, "
-                                f"e.g. resnet); got {self.depth!r}")
-            from .models.resnet import resnet_layout
-
-            resnet_layout(self.depth)
+        clash = sorted(set(self.model_args) & {f.name for f in fields(self)})
+        if clash:  # the training record holds model arguments beside the fields
+            raise UserError(f"{self.architecture}: model argument {clash[0]!r} has the name of a training setting")
+        check_model_args(self.architecture, self.model_args)
         require_int("epochs", self.epochs, 1)
         require_int("batch_size", self.batch_size, 1)
         for name in ("width", "lr"):
@@ -153,7 +158,7 @@ def train(
     dcfg = splits.cfg
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.architecture, width=cfg.width, num_classes=dcfg.num_classes,
-                         in_channels=dcfg.in_channels, mean=dcfg.mean, std=dcfg.std, depth=cfg.depth)
+                         in_channels=dcfg.in_channels, mean=dcfg.mean, std=dcfg.std, **cfg.model_args)
     # channels_last: about 1.25x faster training on CPU (measured at width 0.125), same function.
     model = model.to(device, memory_format=torch.channels_last)
     ranks = Ranks.current()
@@ -244,11 +249,12 @@ def train(
 
 
 def _config_record(cfg: TrainConfig) -> dict:
-    record = {k: (v.value if isinstance(v, Enum) else v) for k, v in vars(cfg).items()}
-    record.pop("data_dir")
-    record.pop("device")
-    if record["depth"] is None:  # records of architectures without a depth keep their former keys
-        record.pop("depth")
+    """The recorded training configuration: its fields but where the data and the device were, and the
+    model arguments given (unset ones left out) flat beside them, as 0.3 recorded ``depth``, so that
+    studies match checkpoints of either version and records without model arguments keep their keys."""
+    record = {k: (v.value if isinstance(v, Enum) else v) for k, v in vars(cfg).items()
+              if k not in ("data_dir", "device", "model_args")}
+    record.update({k: v for k, v in cfg.model_args.items() if v is not None})
     return record
 
 

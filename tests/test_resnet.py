@@ -68,7 +68,7 @@ def test_models_without_depth_reject_it():
     with pytest.raises(UserError, match="vgg takes no depth"):
         create_model("vgg", width=W, depth=20)
     with pytest.raises(UserError, match="takes no depth"):
-        TrainConfig("vgg-att3-concat-pc", "synthetic", depth=20).validate()
+        TrainConfig("vgg-att3-concat-pc", "synthetic", model_args={"depth": 20}).validate()
     result = run_cli("train", "vgg", "--dataset", "synthetic", "--depth", "20", "--out", "/tmp/never.pt")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "takes no depth" in result.stderr
 
@@ -149,7 +149,7 @@ def test_checkpoint_round_trip_keeps_the_depth(tmp_path):
 
 
 def test_training_records_the_depth(tmp_path):
-    cfg = TrainConfig("resnet-cbam", "synthetic", epochs=1, width=W, depth=20, batch_size=64)
+    cfg = TrainConfig("resnet-cbam", "synthetic", epochs=1, width=W, model_args={"depth": 20}, batch_size=64)
     ckpt = load_checkpoint(train(cfg, tmp_path / "c.pt"))
     assert ckpt.metadata["depth"] == 20 and ckpt.metadata["train_config"]["depth"] == 20
     assert "depth" not in _config_record(TrainConfig("vgg", "synthetic"))  # former records keep their keys

@@ -27,15 +27,36 @@ linear, so instead of projecting every position we use the identities
 
 which compute the same function at a fraction of the cost on the large early layers. ``add`` reads
 l_i directly through its own W_l, so it needs P only for g_a.
+
+:class:`AttentionClassifier` is the paper's head, shared by every backbone (VGG, ResNet, the next
+family): one block per attended layer, and a classifier on the attended descriptors g_a alone
+(concatenated, or one classifier per g_a with the logits averaged), or on g for a backbone without
+blocks.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .config import Compatibility
+from .config import Combine, Compatibility, ModelCfg
+
+
+class Features(NamedTuple):
+    """What a backbone hands the head."""
+
+    local_features: tuple[torch.Tensor, ...]  # the attended layers' outputs, N x C_l x H x W
+    global_feature: torch.Tensor  # g, N x C_g
+    gate_maps: tuple[torch.Tensor, ...] = ()  # CBAM's spatial gates, N x 1 x H x W in [0, 1]
+    gate_scores: tuple[torch.Tensor, ...] = ()  # the same before the sigmoid
+
+
+class HeadOutput(NamedTuple):
+    logits: torch.Tensor
+    attention_maps: tuple[torch.Tensor, ...]  # a per attended layer, N x 1 x H x W
+    compatibility: tuple[torch.Tensor, ...]  # c per attended layer, N x 1 x H x W
 
 
 class Attended(NamedTuple):
@@ -116,3 +137,47 @@ class AttentionBlock(nn.Module):
         c = self.compatibility(local, global_)
         a = torch.softmax(c.flatten(1), dim=1).view_as(c)
         return Attended(self.attend(local, a), a.unsqueeze(1), c.unsqueeze(1))
+
+
+class AttentionClassifier(nn.Module):
+    """Base of the networks classified by the paper's head; a backbone subclasses it, calls
+    :meth:`build_head` in its ``__init__`` and implements ``forward_features``.
+
+    The head's modules are the network's own ``attention`` and ``classifier`` attributes (not a
+    submodule), so the weights keep the names every shipped checkpoint has.
+    """
+
+    attention: nn.ModuleList
+    classifier: nn.Module
+
+    def build_head(self, cfg: ModelCfg, local_channels: Sequence[int], global_channels: int, num_classes: int) -> None:
+        """One attention block per attended layer (``local_channels``: their widths) when ``cfg`` has a
+        compatibility (CBAM's maps come from its gates, not from blocks), then the classifier."""
+        self.attention = nn.ModuleList(
+            AttentionBlock(channels, global_channels, cfg.compatibility) for channels in local_channels
+        ) if cfg.compatibility is not None else nn.ModuleList()
+        n_att = len(self.attention)
+        if n_att == 0:
+            self.classifier = nn.Linear(global_channels, num_classes)
+        elif cfg.combine is Combine.CONCAT:
+            self.classifier = nn.Linear(global_channels * n_att, num_classes)
+        else:
+            self.classifier = nn.ModuleList(nn.Linear(global_channels, num_classes) for _ in range(n_att))
+
+    def forward_features(self, x: torch.Tensor) -> Features:
+        raise NotImplementedError
+
+    def forward_head(self, features: Features) -> HeadOutput:
+        if not self.attention:  # backbones, SE and CBAM classify g; CBAM's maps are its spatial gates
+            return HeadOutput(self.classifier(features.global_feature), features.gate_maps, features.gate_scores)
+        outs = [block(l, features.global_feature) for block, l in zip(self.attention, features.local_features)]
+        # Classification uses the g_a alone: g reaches the logits only through the attention maps.
+        descriptors = [o.descriptor for o in outs]
+        if isinstance(self.classifier, nn.ModuleList):
+            logits = torch.stack([fc(d) for fc, d in zip(self.classifier, descriptors)]).mean(0)
+        else:
+            logits = self.classifier(torch.cat(descriptors, dim=1))
+        return HeadOutput(logits, tuple(o.attention for o in outs), tuple(o.compatibility for o in outs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x)).logits

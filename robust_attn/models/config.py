@@ -7,8 +7,10 @@ both depend on it rather than on each other.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from ..errors import UserError
 
@@ -86,8 +88,12 @@ class ModelCfg:
     SE or CBAM module gates the features. An SE model has gates but no spatial map, so its
     ``attention_layers`` is empty and ``has_attention`` false. ``baseline``: the registered name of the
     architecture a variant is compared against (its backbone without attention: ``vgg`` for
-    ``vgg-att3-concat-pc``); ``None`` for a backbone itself. ``default_depth``: the depth used
-    when ``create_model`` gets none; ``None`` means the architecture takes no ``depth``.
+    ``vgg-att3-concat-pc``); ``None`` for a backbone itself.
+
+    ``model_args``: the options particular to this architecture, with their defaults (a ResNet's
+    ``{"depth": 20}``); ``create_model`` takes them as keywords and hands them to the builder, as timm
+    does, so nothing between the command line and the builder names them. A default's type is the
+    argument's type. Treat the mapping as read-only (it is left out of the config's hash).
     """
 
     name: str
@@ -99,7 +105,7 @@ class ModelCfg:
     paper: str = JETLEY_2018
     gate: Gate | None = None
     gated_layers: tuple[int, ...] = ()
-    default_depth: int | None = None
+    model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
     layer_unit: str = "layer"
     baseline: str | None = None
 

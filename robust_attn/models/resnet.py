@@ -10,7 +10,8 @@ scaled by ``width``. ``depth`` picks the blocks:
 * depth >= 164: bottleneck blocks (BN-ReLU-conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1 to 4x),
   (depth - 2) / 9 per stage: 164 (the paper's ResNet-164), 1001.
 
-The default depth is 20 (CPU scale, like the CLI's default width 0.125); ``depth=164`` at ``width=1``
+``depth`` is the family's one model argument (``create_model("resnet", depth=56)``,
+``--model-arg depth=56``). The default depth is 20 (CPU scale, like the CLI's default width 0.125); ``depth=164`` at ``width=1``
 is the paper's network. A shortcut that changes shape is a 1x1 conv (stride 2) of the pre-activated
 input, as in He et al.'s code.
 
@@ -25,7 +26,8 @@ Choices where Jetley et al. leave details open (documented here and in the READM
   for the VGG. With ``pc`` g cancels in the softmax (see :mod:`.attention`): only the final
   BatchNorm feeds g alone, and it gets no gradient.
 * Local features narrower than g (stages 1 and 2) are mapped to g's dimension by the paper's 1x1
-  projection, inside :class:`~robust_attn.models.attention.AttentionBlock` (reused as is).
+  projection, inside :class:`~robust_attn.models.attention.AttentionBlock`; the head is the VGG's,
+  :class:`~robust_attn.models.attention.AttentionClassifier`.
 * SE / CBAM (timm's modules, see :mod:`.gates`) gate the residual branch of every block before the
   addition, as in Hu et al. and Woo et al. CBAM's spatial maps are reported one per stage: the
   spatial gate of the stage's last block (N x 1 x H x W, values in [0, 1]), so ``attention_layers``
@@ -39,7 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .attention import AttentionBlock
+from .attention import AttentionClassifier, Features
 from .config import (
     HE_2016_PREACT,
     HU_2018_SE,
@@ -53,22 +55,22 @@ from .config import (
 )
 from .gates import GateBlock
 from .registry import register_model
-from .vgg import Features, HeadOutput
 
 DEFAULT_DEPTH = 20
 BOTTLENECK_FROM = 164
 _STAGE_WIDTHS = (16, 32, 64)
 _ATTENTION_STAGES = {"att2": (2, 3), "att3": (1, 2, 3)}
+_MODEL_ARGS = {"depth": DEFAULT_DEPTH}
 _RN_ATT = f"{JETLEY_2018} (RN-att), on the pre-activation ResNet of {HE_2016_PREACT}"
 
 _CFGS: tuple[ModelCfg, ...] = (
-    ModelCfg(name="resnet", family="resnet", input_multiple=4, paper=HE_2016_PREACT, default_depth=DEFAULT_DEPTH,
+    ModelCfg(name="resnet", family="resnet", input_multiple=4, paper=HE_2016_PREACT, model_args=_MODEL_ARGS,
              layer_unit="stage"),
     *(
         ModelCfg(name=f"resnet-{att}-{combine.value}-{compat.value}", family="resnet", baseline="resnet",
                  attention_layers=stages,
                  combine=combine, compatibility=compat, input_multiple=4, paper=_RN_ATT,
-                 default_depth=DEFAULT_DEPTH, layer_unit="stage")
+                 model_args=_MODEL_ARGS, layer_unit="stage")
         for att, stages in _ATTENTION_STAGES.items()
         for combine in Combine
         for compat in (Compatibility.PC, Compatibility.DP)
@@ -76,12 +78,12 @@ _CFGS: tuple[ModelCfg, ...] = (
     ModelCfg(name="resnet-se", family="resnet", baseline="resnet", input_multiple=4, gate=Gate.SE,
              gated_layers=(1, 2, 3),
              paper=f"{HU_2018_SE}, on the pre-activation ResNet of {HE_2016_PREACT} (not in Jetley et al.)",
-             default_depth=DEFAULT_DEPTH, layer_unit="stage"),
+             model_args=_MODEL_ARGS, layer_unit="stage"),
     ModelCfg(name="resnet-cbam", family="resnet", baseline="resnet", attention_layers=(1, 2, 3), input_multiple=4,
              gate=Gate.CBAM,
              gated_layers=(1, 2, 3),
              paper=f"{WOO_2018_CBAM}, on the pre-activation ResNet of {HE_2016_PREACT} (not in Jetley et al.)",
-             default_depth=DEFAULT_DEPTH, layer_unit="stage"),
+             model_args=_MODEL_ARGS, layer_unit="stage"),
 )
 
 
@@ -144,7 +146,7 @@ class PreActBlock(nn.Module):
         return BlockOut(gated.features + shortcut, gated.gate_map, gated.scores)
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(AttentionClassifier):
     """Pre-activation CIFAR ResNet with zero or more of the paper's attention blocks on stage outputs,
     or SE / CBAM gates in every block; one class for all, so every variant shares the backbone code."""
 
@@ -168,16 +170,7 @@ class PreActResNet(nn.Module):
         # g: global average pooling of the final BN-ReLU, as the backbone classifies.
         self.final = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         g_dim = cin
-        self.attention = nn.ModuleList(
-            AttentionBlock(stage_channels[s - 1], g_dim, cfg.compatibility) for s in cfg.attention_layers
-        ) if cfg.compatibility is not None else nn.ModuleList()
-        n_att = len(self.attention)
-        if n_att == 0:
-            self.classifier = nn.Linear(g_dim, num_classes)
-        elif cfg.combine is Combine.CONCAT:
-            self.classifier = nn.Linear(g_dim * n_att, num_classes)
-        else:
-            self.classifier = nn.ModuleList(nn.Linear(g_dim, num_classes) for _ in range(n_att))
+        self.build_head(cfg, [stage_channels[s - 1] for s in cfg.attention_layers], g_dim, num_classes)
         in_gates = {id(m) for g in self.modules() if isinstance(g, GateBlock) for m in g.modules()}
         for m in self.modules():  # timm initialises its gates itself; u and P keep PyTorch's default
             if isinstance(m, nn.Conv2d) and id(m) not in in_gates and not _in_attention(self, m):
@@ -204,20 +197,6 @@ class PreActResNet(nn.Module):
                     gate_scores.append(out.scores)
         g = self.final(x)
         return Features(tuple(local), g, tuple(gate_maps), tuple(gate_scores))
-
-    def forward_head(self, features: Features) -> HeadOutput:
-        if not self.attention:
-            return HeadOutput(self.classifier(features.global_feature), features.gate_maps, features.gate_scores)
-        outs = [block(l, features.global_feature) for block, l in zip(self.attention, features.local_features)]
-        descriptors = [o.descriptor for o in outs]  # g reaches the logits only through the attention maps
-        if isinstance(self.classifier, nn.ModuleList):
-            logits = torch.stack([fc(d) for fc, d in zip(self.classifier, descriptors)]).mean(0)
-        else:
-            logits = self.classifier(torch.cat(descriptors, dim=1))
-        return HeadOutput(logits, tuple(o.attention for o in outs), tuple(o.compatibility for o in outs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x)).logits
 
 
 def _in_attention(net: PreActResNet, module: nn.Module) -> bool:

@@ -21,12 +21,10 @@ H x W in [0, 1]; 32, 32, 32, 16 and 8 pixels square at 32x32 inputs) are its att
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
-from .attention import AttentionBlock
+from .attention import AttentionClassifier, Features
 from .config import (
     HU_2018_SE,
     JETLEY_2018,
@@ -79,24 +77,11 @@ _GATE_CFGS: tuple[ModelCfg, ...] = (
 )
 
 
-class Features(NamedTuple):
-    local_features: tuple[torch.Tensor, ...]  # the attended layers' outputs, N x C_l x H x W
-    global_feature: torch.Tensor  # g, N x C_g
-    gate_maps: tuple[torch.Tensor, ...] = ()  # CBAM's spatial gates, N x 1 x H x W in [0, 1]
-    gate_scores: tuple[torch.Tensor, ...] = ()  # the same before the sigmoid
-
-
-class HeadOutput(NamedTuple):
-    logits: torch.Tensor
-    attention_maps: tuple[torch.Tensor, ...]  # a per attended layer, N x 1 x H x W
-    compatibility: tuple[torch.Tensor, ...]  # c per attended layer, N x 1 x H x W
-
-
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class VGGAttention(nn.Module):
+class VGGAttention(AttentionClassifier):
     """VGG-16 backbone with zero or more attention blocks; one class for baseline and variants,
     so both share their backbone code exactly."""
 
@@ -112,17 +97,7 @@ class VGGAttention(nn.Module):
         # that is a multiple of 32 work (at 32x32 the map is already 1x1).
         self.dense = nn.Linear(channels[-1], g_dim)
         # Every block reads g; for the paper's pc its term cancels in the softmax (see .attention).
-        self.attention = nn.ModuleList(
-            AttentionBlock(channels[layer - 1], g_dim, cfg.compatibility) for layer in cfg.attention_layers
-            if cfg.compatibility is not None  # CBAM's maps come from its gates, not from attention blocks
-        )
-        n_att = len(self.attention)
-        if n_att == 0:
-            self.classifier = nn.Linear(g_dim, num_classes)
-        elif cfg.combine is Combine.CONCAT:
-            self.classifier = nn.Linear(g_dim * n_att, num_classes)
-        else:
-            self.classifier = nn.ModuleList(nn.Linear(g_dim, num_classes) for _ in range(n_att))
+        self.build_head(cfg, [channels[layer - 1] for layer in cfg.attention_layers], g_dim, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -152,21 +127,6 @@ class VGGAttention(nn.Module):
                 x = self.pool(x)
         g = self.dense(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
         return Features(tuple(local), g, tuple(gate_maps), tuple(gate_scores))
-
-    def forward_head(self, features: Features) -> HeadOutput:
-        if not self.attention:  # the baseline, SE and CBAM classify g; CBAM's maps are its spatial gates
-            return HeadOutput(self.classifier(features.global_feature), features.gate_maps, features.gate_scores)
-        outs = [block(l, features.global_feature) for block, l in zip(self.attention, features.local_features)]
-        # Classification uses the g_a alone: g reaches the logits only through the attention maps.
-        descriptors = [o.descriptor for o in outs]
-        if isinstance(self.classifier, nn.ModuleList):
-            logits = torch.stack([fc(d) for fc, d in zip(self.classifier, descriptors)]).mean(0)
-        else:
-            logits = self.classifier(torch.cat(descriptors, dim=1))
-        return HeadOutput(logits, tuple(o.attention for o in outs), tuple(o.compatibility for o in outs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x)).logits
 
 
 def _build_vgg(cfg: ModelCfg, *, width: float, num_classes: int, in_channels: int) -> VGGAttention:

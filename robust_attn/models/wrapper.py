@@ -1,8 +1,8 @@
 """Normalisation inside the model, so every attack sees and perturbs [0, 1] pixels."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -36,6 +36,9 @@ class ModelWrapper(nn.Module):
 
     The normalisation buffers sit in a submodule rather than as ``mean``/``std`` attributes,
     because torchattacks would otherwise detect them and normalise a second time.
+
+    ``model_args`` are the architecture's own options as built (defaults filled in); each also reads
+    as an attribute (``model.depth`` for a ResNet), as 0.3's wrapper had ``depth``.
     """
 
     def __init__(
@@ -48,17 +51,26 @@ class ModelWrapper(nn.Module):
         in_channels: int,
         mean: Sequence[float],
         std: Sequence[float],
-        depth: int | None = None,
+        model_args: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.cfg = cfg
         self.width = width
-        self.depth = depth  # None for architectures without a depth argument
+        self.model_args: dict[str, Any] = dict(model_args or {})
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.normalization = (tuple(mean), tuple(std))
         self.normalize = Normalize(mean, std)
         self.net = net
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)  # parameters, buffers and submodules
+        except AttributeError:
+            model_args = self.__dict__.get("model_args", {})
+            if name in model_args:
+                return model_args[name]
+            raise
 
     def check_input(self, x: torch.Tensor) -> None:
         multiple = self.cfg.input_multiple

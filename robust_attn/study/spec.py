@@ -30,6 +30,9 @@ Example (``studies/attention-vs-baseline.toml``)::
 
     [evaluate.attack_args.pgd]
     steps = 10
+
+``[train] model_args = { depth = 56 }`` sets the architectures' own options (here a ResNet's depth),
+each for the architectures that declare it; 0.3's ``depth = 56`` is read as that.
 """
 from __future__ import annotations
 
@@ -49,17 +52,22 @@ from ..errors import UserError, require_int
 from ..models import get_model_cfg, list_models
 from ..sweep import AttackSpec
 from ..sweep.inputs import check_grid_norms
-from ..train import Schedule, TrainConfig
+from ..train import TrainConfig
+from ..train_defaults import TRAIN_DEFAULTS, Schedule
 
+D = TRAIN_DEFAULTS
 TOP_KEYS = ("name", "description", "architectures", "seeds", "checkpoints", "baselines", "train", "evaluate")
-TRAIN_KEYS = ("dataset", "data_dir", "epochs", "width", "depth", "batch_size", "lr", "momentum", "weight_decay",
-              "schedule", "augment")
+# ``depth = 56`` (0.3's key) is read as ``model_args = { depth = 56 }``.
+MODEL_ARG_ALIASES = ("depth",)
+TRAIN_KEYS = ("dataset", "data_dir", "epochs", "width", "model_args", *MODEL_ARG_ALIASES, "batch_size", "lr", "momentum",
+              "weight_decay", "schedule", "augment")
 EVALUATE_KEYS = ("dataset", "data_dir", "n", "attacks", "eps", "eps_unit", "attack_args", "seed", "batch_size")
 TOP_REQUIRED = ("name", "architectures", "seeds", "train", "evaluate")
 
 # The training-configuration fields that decide a checkpoint's weights (with the seed): a checkpoint
-# whose recorded ``train_config`` agrees on all of them is the study's member, whatever its file name.
-RECIPE_FIELDS = ("architecture", "dataset", "epochs", "width", "depth", "seed", "batch_size", "lr", "momentum",
+# whose recorded ``train_config`` agrees on all of them and on the architecture's model arguments is the
+# study's member, whatever its file name.
+RECIPE_FIELDS = ("architecture", "dataset", "epochs", "width", "seed", "batch_size", "lr", "momentum",
                  "weight_decay", "schedule", "augment")
 
 
@@ -69,21 +77,23 @@ class Recipe:
 
     dataset: str
     data_dir: Path | None = None
-    epochs: int = 30
-    width: float = 0.125
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Schedule = Schedule.ONECYCLE
-    augment: bool = True
-    depth: int | None = None  # for the architectures that take one (ResNets); None: their default
+    epochs: int = D.epochs
+    width: float = D.width
+    batch_size: int = D.batch_size
+    lr: float = D.lr
+    momentum: float = D.momentum
+    weight_decay: float = D.weight_decay
+    schedule: Schedule = D.schedule
+    augment: bool = D.augment
+    # the architectures' own options; each goes to the architectures that declare it (others: their defaults)
+    model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def train_config(self, architecture: str, seed: int, device: str = "auto") -> TrainConfig:
-        depth = self.depth if get_model_cfg(architecture).default_depth is not None else None
+        declared = get_model_cfg(architecture).model_args
         return TrainConfig(architecture, self.dataset, None if self.data_dir is None else str(self.data_dir),
                            self.epochs, self.width, seed, self.batch_size, self.lr, self.momentum,
-                           self.weight_decay, self.schedule, self.augment, device, depth=depth)
+                           self.weight_decay, self.schedule, self.augment, device,
+                           model_args={k: v for k, v in self.model_args.items() if k in declared})
 
 
 @dataclass(frozen=True)
@@ -133,12 +143,16 @@ class StudySpec:
 
 
 def recipe_key(train_config: Mapping[str, Any]) -> tuple:
-    """The part of a recorded training configuration that decides the weights (with the seed); an
-    architecture's default depth counts as that depth, whether it was given or not."""
+    """The part of a training configuration that decides the weights (with the seed): the recipe fields
+    and the architecture's model arguments, read from a ``model_args`` mapping (a :class:`TrainConfig`'s
+    fields) or from top-level keys (a recorded ``train_config``, either version). A model argument left
+    unset counts as its default, whether it was given or not."""
     record = dict(train_config)
-    if record.get("depth") is None and record.get("architecture") in list_models():
-        record["depth"] = get_model_cfg(record["architecture"]).default_depth
-    return tuple(record.get(k) for k in RECIPE_FIELDS)
+    arch = record.get("architecture")
+    declared = get_model_cfg(arch).model_args if arch in list_models() else {}
+    given = {**{k: record[k] for k in declared if k in record}, **dict(record.get("model_args") or {})}
+    args = tuple((k, default if given.get(k) is None else given[k]) for k, default in declared.items())
+    return tuple(record.get(k) for k in RECIPE_FIELDS) + args
 
 
 def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str, required: tuple[str, ...] = ()) -> None:
@@ -200,26 +214,40 @@ def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
     if not get_dataset_cfg(dataset).has_train:
         raise UserError(f"[train] dataset {dataset!r} has no training split")
     try:
-        schedule = Schedule(raw.get("schedule", Schedule.ONECYCLE.value))
+        schedule = Schedule(raw.get("schedule", D.schedule.value))
     except ValueError:
         raise UserError(f"[train] schedule must be one of {[s.value for s in Schedule]}, "
                         f"got {raw['schedule']!r}") from None
-    augment = raw.get("augment", True)
+    augment = raw.get("augment", D.augment)
     if not isinstance(augment, bool):
         raise UserError(f"[train] augment must be true or false, got {augment!r}")
     return Recipe(
         dataset=dataset,
         data_dir=_path(raw["data_dir"], base, "[train] data_dir") if "data_dir" in raw else None,
-        epochs=require_int("[train] epochs", raw.get("epochs", 30), 1),
-        width=_number(raw.get("width", 0.125), "[train] width"),
-        batch_size=require_int("[train] batch_size", raw.get("batch_size", 128), 1),
-        lr=_number(raw.get("lr", 0.1), "[train] lr"),
-        momentum=_number(raw.get("momentum", 0.9), "[train] momentum", strict=False),
-        weight_decay=_number(raw.get("weight_decay", 5e-4), "[train] weight_decay", strict=False),
+        epochs=require_int("[train] epochs", raw.get("epochs", D.epochs), 1),
+        width=_number(raw.get("width", D.width), "[train] width"),
+        batch_size=require_int("[train] batch_size", raw.get("batch_size", D.batch_size), 1),
+        lr=_number(raw.get("lr", D.lr), "[train] lr"),
+        momentum=_number(raw.get("momentum", D.momentum), "[train] momentum", strict=False),
+        weight_decay=_number(raw.get("weight_decay", D.weight_decay), "[train] weight_decay", strict=False),
         schedule=schedule,
         augment=augment,
-        depth=None if "depth" not in raw else require_int("[train] depth", raw["depth"], 1),
+        model_args=_model_args(raw),
     )
+
+
+def _model_args(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``[train] model_args`` with the 0.3 keys (``depth``) folded in; typed per architecture later."""
+    table = raw.get("model_args", {})
+    if not isinstance(table, dict):
+        raise UserError(f"[train] model_args must be a table, e.g. model_args = {{ depth = 56 }}, got {table!r}")
+    args = dict(table)
+    for key in MODEL_ARG_ALIASES:
+        if key in raw:
+            if key in args and args[key] != raw[key]:
+                raise UserError(f"[train] {key} = {raw[key]!r} and model_args {key} = {args[key]!r} disagree")
+            args[key] = raw[key]
+    return args
 
 
 def _attacks(raw: dict[str, Any]) -> tuple[AttackSpec, ...]:
@@ -295,8 +323,9 @@ def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
     for arch in architectures:
         get_model_cfg(arch)
     recipe = _recipe(_table(raw, "train", str(file)), base)
-    if recipe.depth is not None and all(get_model_cfg(a).default_depth is None for a in architectures):
-        raise UserError(f"[train] depth {recipe.depth}: none of {list(architectures)} takes a depth")
+    for key, value in recipe.model_args.items():
+        if all(key not in get_model_cfg(a).model_args for a in architectures):
+            raise UserError(f"[train] {key} {value!r}: none of {list(architectures)} takes a {key}")
     for arch in architectures:
         try:
             recipe.train_config(arch, 0).validate()
