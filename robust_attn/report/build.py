@@ -11,96 +11,85 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..errors import require_int
 from ..files import atomic_write_text, ensure_dir
-from ..results import RESULT_COLUMNS, write_csv
+from ..results import write_csv
 from . import plots
 from .attention import attention_section, robustness_section
-from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug, variant_models
-from .inputs import NO_END, RunInputs, describe_missing, read_runs
+from .inputs import COLUMNS, RunInputs, describe_missing, image_shapes, read_runs
+from .kit.inputs import NO_END, non_ce_gradient_attacks
+from .kit.labels import slug
+from .kit.pairing import is_variant
+from .kit.provenance import page_header, run_rows
+from .kit.render import render_page
 from .sanity import Check, Status, run_checks
 from .tables import across_attacks, ambiguous_baselines, attention_vs_baseline, html_tables, shown_models, summary_table
 
 log = logging.getLogger(__name__)
 
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
+SETTINGS = ("n", "seed", "batch_size", "device", "processes", "threads", "channels_last", "amp", "fast_path", "data_dir")
 
 
-def _image_shapes(inputs: RunInputs) -> dict[str, tuple[int, ...]]:
-    """Image shape (C, H, W) per evaluation dataset, where a run log or an artifact records it."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for run in inputs.runs:
-        for c in run.checkpoints:
-            shape = c.get("image_shape") if isinstance(c, dict) else None
-            if isinstance(shape, list) and len(shape) == 3:
-                shapes[str(c.get("evaluated_on"))] = tuple(int(v) for v in shape)
-    datasets = inputs.results.drop_duplicates("model").set_index("model")["dataset"]
-    for art in inputs.artifacts:
-        if art.model in datasets.index and datasets[art.model] not in shapes:
-            try:
-                with np.load(art.path, allow_pickle=False) as z:
-                    shapes[datasets[art.model]] = tuple(int(v) for v in z["x"].shape[1:])
-            except Exception:  # the check falls back to the dataset's registered channels
-                pass
-    return shapes
+def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) -> set[str]:
+    """Models with spatial attention maps: those whose rows record maps (``attention_maps`` other than
+    ``none``) and those the sweep saved attention artifacts for."""
+    maps = frame["attention_maps"].astype(str).str.strip().str.lower()
+    recorded = set(frame.loc[~maps.isin(["none", "", "nan"]), "model"])
+    return recorded | (set(with_artifacts) & set(frame["model"]))
+
+
+def variant_models(frame: pd.DataFrame) -> set[str]:
+    """Models whose rows record a baseline architecture: attention variants of a backbone, maps or not."""
+    return set(frame.loc[is_variant(frame["baseline"]).to_numpy(), "model"])
+
+
+def masking_attacks(catalog: dict[str, dict[str, Any]], norm: str) -> list[str]:
+    """The attacks a gradient-masking FAIL suggests running next: of the non-CE-gradient label attacks
+    of ``norm`` in the catalog, the first (by name) of each kind (a gradient attack on another loss, a
+    score-based search, a minimal-perturbation attack)."""
+    firsts: dict[str, str] = {}
+    for name in non_ce_gradient_attacks(catalog):
+        entry = catalog[name]
+        if entry.get("norm") == norm:
+            firsts.setdefault(str(entry.get("kind")), name)
+    return sorted(firsts.values())
 
 
 def _next_attacks(checks: Sequence[Check], inputs: RunInputs) -> dict[str, Any] | None:
-    """For gradient-masking FAILs: the attacks that do not depend on the cross-entropy gradient's
-    scale, and a command that runs them on the models concerned (by checkpoint path where the run
-    log records one)."""
+    """For gradient-masking FAILs: the attacks of the run logs' catalogs that do not depend on the
+    cross-entropy gradient's scale, and a command that runs them on the models concerned (by checkpoint
+    path where the run log records one)."""
     masking = [c for c in checks if c.status is Status.FAIL and c.masking]
     if not masking:
         return None
-    paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints if isinstance(c, dict)}
+    paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints}
     models = list(dict.fromkeys(m for c in masking for m in c.models))
     frame = inputs.results
     linf = bool((frame[frame["model"].isin(models)]["norm"] == "Linf").any()) or not models
-    attacks = [a for a in (("apgd-dlr", "square") if linf else ("cw", "deepfool")) if a in NON_CE_GRADIENT_ATTACKS]
+    attacks = masking_attacks(inputs.catalog, "Linf" if linf else "L2")
     grid = "--eps 0:8:1" if linf else "--eps-unit raw --eps 0:1:0.25"
     command = (f"robust-attn sweep --models {','.join(str(paths.get(m) or m) for m in models)} "
-               f"--attack {','.join(attacks)} {grid}" if models else None)
-    return {"attacks": list(NON_CE_GRADIENT_ATTACKS), "command": command, "checks": [c.name for c in masking]}
+               f"--attack {','.join(attacks)} {grid}" if models and attacks else None)
+    return {"attacks": non_ce_gradient_attacks(inputs.catalog), "command": command, "checks": [c.name for c in masking]}
 
 
 def _provenance(inputs: RunInputs) -> list[dict[str, Any]]:
     """Per results folder, every run that wrote to it (oldest first)."""
     out = []
     for folder in inputs.folders:
-        runs = []
-        for r in sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or ""):
-            s = r.settings
-            versions = s.get("versions") or {}
-            runs.append({
-                "run_id": r.run_id, "time": r.time, "command": r.command, "status": r.status,
-                "ok": r.status == "finished", "wall_seconds": r.wall_seconds,
-                "cells": len(r.planned), "missing": len(r.missing),
-                "attacks": ", ".join(_label(inputs, a) for a in r.attacks if isinstance(a, dict)),
-                "settings": ", ".join(f"{k} {s[k]}" for k in ("n", "seed", "batch_size", "device", "processes", "threads",
-                                                              "channels_last", "amp", "fast_path", "data_dir")
-                                      if k in s),
-                "eps": ", ".join(map(str, s.get("eps_labels") or [])),
-                "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
-                "models": ", ".join(str(c.get("name")) for c in r.checkpoints if isinstance(c, dict)),
-            })
-        out.append({"folder": folder, "runs": runs})
+        runs = sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or "")
+        rows = run_rows(runs, SETTINGS)
+        for row, r in zip(rows, runs):
+            row.update(cells=len(r.planned), eps=", ".join(map(str, r.settings.get("eps_labels") or [])),
+                       attacks=", ".join(_label(inputs, a) for a in r.attacks))
+        out.append({"folder": folder, "runs": rows})
     return out
 
 
@@ -130,11 +119,11 @@ def build_report(
     frame = inputs.results
     attention = attention_models(frame, (a.model for a in inputs.artifacts))  # with spatial maps
     variants = attention | variant_models(frame)  # attention of any kind: maps or channel gates (SE)
-    write_csv(frame[[*RESULT_COLUMNS, "attack_label"]], out / "results.csv")
+    write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
     across = across_attacks(frame, inputs.examples)
     summary = summary_table(frame, across)
     write_csv(summary, out / "summary.csv")
-    checks = run_checks(frame, inputs.examples, _image_shapes(inputs))
+    checks = run_checks(frame, inputs.examples, image_shapes(inputs))
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks]), out / "sanity.csv")
     labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
@@ -152,9 +141,7 @@ def build_report(
     incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
                    "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
     context = {
-        "version": __version__,
-        "git_commit": _git_commit(),
-        "command": command,
+        **page_header(command),
         "provenance": _provenance(inputs),
         "no_end": NO_END,
         "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
@@ -184,13 +171,8 @@ def build_report(
 
 
 def render(context: dict[str, Any]) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = lambda v: "n/a" if v is None or v != v else f"{100 * v:.1f}"
-    env.filters["pval"] = lambda v: "n/a" if v is None or v != v else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
-    return env.get_template("index.html.j2").render(**context, Status=Status)
+    """The page from its context (autoescaped: model names and commands are user-controlled)."""
+    return render_page("index.html.j2", context, Status=Status)
 
 
 __all__ = ["Check", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]

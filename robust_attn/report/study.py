@@ -22,16 +22,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..errors import UserError
 from ..files import atomic_write_text, ensure_dir
 from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, MIN_SEEDS,
                            PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
                            VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
 from . import study_plots
-from .build import _image_shapes
-from .common import attack_labels, render_page, slug
-from .inputs import describe_missing, read_runs
+from .inputs import describe_missing, image_shapes, read_runs
+from .kit.inputs import read_table
+from .kit.labels import attack_labels, slug
+from .kit.provenance import page_header, versions_text
+from .kit.render import render_page
 from .sanity import Status, run_checks
 
 log = logging.getLogger(__name__)
@@ -64,22 +65,8 @@ class StudyInputs:
 
 # ------------------------------------------------------------------ reading
 
-def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A study CSV with its declared columns checked: text stays text (an architecture named 'NA' is
-    not a missing value), declared numeric columns become numbers; one-line errors."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
-        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {missing} of a study table")
-    for column in _NUMERIC & set(frame.columns):
-        try:
-            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
-        except (ValueError, TypeError):
-            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
-    return frame
+def _read(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    return read_table(path, columns, "a study table", _NUMERIC)
 
 
 def _provenance(path: Path, notes: list[str]) -> dict[str, Any]:
@@ -112,14 +99,14 @@ def read_study(study_dir: str | os.PathLike) -> StudyInputs:
     if absent:
         raise UserError(f"{folder} is not a study output folder: it lacks {', '.join(absent)} "
                         "(written by robust-attn study STUDY.toml --out DIR)")
-    study, effects, per_seed = (read_table(folder / name, cols) for name, cols in REQUIRED.items())
+    study, effects, per_seed = (_read(folder / name, cols) for name, cols in REQUIRED.items())
     if study.empty:
         raise UserError(f"{folder / STUDY_FILE} holds no rows: nothing to report")
     notes: list[str] = []
     optional = []
     for name, cols in ((WITHIN_SEED_FILE, WITHIN_SEED_COLUMNS), (MEMBERS_FILE, MEMBER_COLUMNS)):
         if (folder / name).is_file():
-            optional.append(read_table(folder / name, cols))
+            optional.append(_read(folder / name, cols))
         else:
             optional.append(None)
             notes.append(f"{name} is missing from {folder}")
@@ -265,7 +252,7 @@ def member_sanity(study_dir: Path, out: Path) -> dict[str, Any]:
         inputs = read_runs([sweep_dir])
     except UserError as exc:
         return {"present": False, "message": f"the member sweeps are missing: {exc}", "checks": [], "link": link}
-    checks = run_checks(inputs.results, inputs.examples, _image_shapes(inputs))
+    checks = run_checks(inputs.results, inputs.examples, image_shapes(inputs))
     incomplete = [f"{r.command or 'Python API'} ({r.status}): {describe_missing(r, inputs.labels)}"
                   for r in inputs.incomplete]
     return {"present": True, "message": None, "checks": checks, "link": link, "notes": [*inputs.notes, *incomplete],
@@ -292,7 +279,7 @@ def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
     return {"study": p.get("study"), "file": p.get("file"), "sha256": p.get("sha256"),
             "description": p.get("description"), "command": p.get("command"), "started": p.get("started"),
             "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
-            "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "versions": versions_text(versions),
             "baselines": sorted((str(k), str(v)) for k, v in baselines.items()),
             "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members}
 
@@ -314,8 +301,7 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
     out_dir = ensure_dir(folder / REPORT_DIR if out is None else out, "report directory")
     curves, scatter = _figures(inputs, out_dir)
     context = {
-        "version": __version__,
-        "command": command,
+        **page_header(command),
         "verdicts": verdict_rows(inputs.study, inputs.effects),
         "refusals": refusals(inputs.effects),
         "verdict_rule": VERDICT_RULE,
