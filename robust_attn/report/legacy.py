@@ -152,17 +152,19 @@ def describe_transfer(cells: pd.DataFrame) -> pd.DataFrame:
     """Transfer cells with ``source_*``/``target_*`` model descriptions and ``attack_kind``/``ce_gradient``:
     missing ones from 0.3's naming of transfer models, ``ARCH_SUFFIX`` (the suffix names training data and
     seed, so it stands in for ``trained_on``: ``vgg-att3-concat-pc_c10s_seed1`` pairs with
-    ``vgg_c10s_seed1`` and no other; a name without a suffix matches nothing)."""
+    ``vgg_c10s_seed1`` and no other; a name without a suffix matches nothing). A folder whose run
+    described its models but not their training data gets an empty ``trained_on``."""
     out = cells.copy()
     for role in ROLES:
         names = out[role].astype(str)
+        written_by_0_3 = f"{role}_architecture" not in out.columns
         for column in MODEL_DESCRIPTION:
             if f"{role}_{column}" in out.columns:
                 continue
             if column == "architecture":
                 values = [split_name(n)[0] for n in names]
-            elif column == "trained_on":
-                values = [split_name(n)[1] or n for n in names]
+            elif column == "trained_on":  # unknown where the run described its models: it matches everything
+                values = [split_name(n)[1] or n for n in names] if written_by_0_3 else [""] * len(names)
             else:
                 key = "model_family" if column == "family" else column
                 values = [describe_architecture(split_name(n)[0])[key] for n in names]
