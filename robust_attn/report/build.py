@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .kit.inputs import NO_END, non_ce_gradient_attacks
 from .kit.labels import slug
 from .kit.pairing import is_variant
 from .kit.provenance import page_header, run_rows
-from .kit.render import render_page
+from .kit.render import Section, build_sections, render_page
 from .sanity import Check, Status, run_checks
 from .tables import across_attacks, ambiguous_baselines, attention_vs_baseline, html_tables, shown_models, summary_table
 
@@ -99,6 +100,89 @@ def _label(inputs: RunInputs, attack: dict[str, Any]) -> str:
     return inputs.labels.get((str(attack.get("name")), params), str(attack.get("name")))
 
 
+@dataclass(frozen=True)
+class SweepPage:
+    """What the sections of the sweep page read: the folders as read and what the page computed once."""
+
+    inputs: RunInputs
+    out: Path
+    attention: set[str]  # models with spatial maps
+    variants: set[str]  # attention of any kind: maps or channel gates (SE)
+    summary: pd.DataFrame
+    checks: list[Check]
+    panel_images: int
+    shift_images: int
+    panel_attack: str | None
+    panel_eps: float | None
+
+
+def provenance_section(page: SweepPage) -> dict[str, Any]:
+    frame = page.inputs.results
+    return {"provenance": _provenance(page.inputs), "no_end": NO_END,
+            "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
+                ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n", "clean_accuracy",
+                 "seed"]].to_dict("records")}
+
+
+def accuracy_section(page: SweepPage) -> dict[str, Any]:
+    summary = page.summary
+    labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
+    return {"accuracy_plots": [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, page.variants,
+                                                         page.out, f"accuracy_{slug(lab)}")) for lab in labels]}
+
+
+def summary_section(page: SweepPage) -> dict[str, Any]:
+    return {"tables": html_tables(page.summary, page.variants)}
+
+
+def baseline_section(page: SweepPage) -> dict[str, Any]:
+    diffs = attention_vs_baseline(page.inputs.results, page.inputs.examples, page.attention)
+    write_csv(diffs, page.out / "attention_vs_baseline.csv")
+    shown = shown_models(diffs)
+    return {"diffs": shown.to_dict("records"), "has_examples": page.inputs.examples is not None,
+            "diff_plot": plots.difference_plot(shown, page.out, "attention_minus_baseline") if len(diffs) else None}
+
+
+def under_attack_section(page: SweepPage) -> dict[str, Any]:
+    section = attention_section(page.inputs, page.out, page.panel_images, page.shift_images, page.panel_attack,
+                                page.panel_eps, page.attention)
+    return {"panels": section.panels, "shift_png": section.shift_png, "panel_note": section.note,
+            "mapless": sorted(page.variants - page.attention), "panel_attack": section.attack_label}
+
+
+def robustness_of_attention_section(page: SweepPage) -> dict[str, Any]:
+    robustness = robustness_section(page.inputs, page.out, page.panel_images, page.shift_images, page.attention)
+    return {"robustness": robustness.models, "robustness_csv": robustness.csv, "robustness_note": robustness.note}
+
+
+def sanity_section(page: SweepPage) -> dict[str, Any]:
+    return {"checks": page.checks}
+
+
+# The sweep page's sections, in page order (each renders templates/sweep_ID.html.j2).
+SECTIONS: tuple[Section[SweepPage], ...] = (
+    Section("provenance", provenance_section),
+    Section("accuracy", accuracy_section),
+    Section("summary", summary_section),
+    Section("attention-vs-baseline", baseline_section),
+    Section("attention-under-attack", under_attack_section),
+    Section("attention-robustness", robustness_of_attention_section),
+    Section("sanity", sanity_section),
+)
+
+
+def banner(page: SweepPage) -> dict[str, Any]:
+    """What the page says above everything else: failed checks, what to run next, incomplete folders, notes."""
+    inputs, checks = page.inputs, page.checks
+    ambiguous = [f"{model} (evaluated on {dataset}, n={n}) is not compared with a baseline: {len(names)} models could "
+                 f"be its baseline ({', '.join(names)}); compare architectures across such seeds with a study"
+                 for (model, dataset, n), names in ambiguous_baselines(inputs.results).items()]
+    return {"failures": [c for c in checks if c.status is Status.FAIL], "next_attacks": _next_attacks(checks, inputs),
+            "incomplete": [{"folder": r.folder, "command": r.command, "status": r.status,
+                            "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete],
+            "notes": [*inputs.notes, *ambiguous]}
+
+
 def build_report(
     result_dirs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -117,62 +201,23 @@ def build_report(
     inputs = read_runs(result_dirs)
     out = ensure_dir(out_dir, "report directory")
     frame = inputs.results
-    attention = attention_models(frame, (a.model for a in inputs.artifacts))  # with spatial maps
-    variants = attention | variant_models(frame)  # attention of any kind: maps or channel gates (SE)
+    attention = attention_models(frame, (a.model for a in inputs.artifacts))
     write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
-    across = across_attacks(frame, inputs.examples)
-    summary = summary_table(frame, across)
+    summary = summary_table(frame, across_attacks(frame, inputs.examples))
     write_csv(summary, out / "summary.csv")
     checks = run_checks(frame, inputs.examples, image_shapes(inputs))
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks]), out / "sanity.csv")
-    labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
-    accuracy_plots = [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, variants, out,
-                                                f"accuracy_{slug(lab)}")) for lab in labels]
-    diffs = attention_vs_baseline(frame, inputs.examples, attention)
-    write_csv(diffs, out / "attention_vs_baseline.csv")
-    shown = shown_models(diffs)
-    diff_plot = plots.difference_plot(shown, out, "attention_minus_baseline") if len(diffs) else None
-    ambiguous = [f"{model} (evaluated on {dataset}, n={n}) is not compared with a baseline: {len(names)} models could "
-                 f"be its baseline ({', '.join(names)}); compare architectures across such seeds with a study"
-                 for (model, dataset, n), names in ambiguous_baselines(frame).items()]
-    section = attention_section(inputs, out, panel_images, shift_images, panel_attack, panel_eps, attention)
-    robustness = robustness_section(inputs, out, panel_images, shift_images, attention)
-    incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
-                   "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
-    context = {
-        **page_header(command),
-        "provenance": _provenance(inputs),
-        "no_end": NO_END,
-        "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
-            ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n", "clean_accuracy", "seed"]
-        ].to_dict("records"),
-        "checks": checks,
-        "failures": [c for c in checks if c.status is Status.FAIL],
-        "next_attacks": _next_attacks(checks, inputs),
-        "incomplete": incomplete,
-        "notes": [*inputs.notes, *ambiguous],
-        "accuracy_plots": accuracy_plots,
-        "tables": html_tables(summary, variants),
-        "diffs": shown.to_dict("records"),
-        "diff_plot": diff_plot,
-        "has_examples": inputs.examples is not None,
-        "panels": section.panels,
-        "shift_png": section.shift_png,
-        "panel_note": section.note,
-        "mapless": sorted(variants - attention),
-        "panel_attack": section.attack_label,
-        "robustness": robustness.models,
-        "robustness_csv": robustness.csv,
-        "robustness_note": robustness.note,
-    }
+    page = SweepPage(inputs, out, attention, attention | variant_models(frame), summary, checks, panel_images,
+                     shift_images, panel_attack, panel_eps)
+    context = {**page_header(command), **banner(page), **build_sections("sweep", SECTIONS, page)}
     context["render_seconds"] = round(time.perf_counter() - started, 1)
     return atomic_write_text(out / "index.html", render(context))
 
 
 def render(context: dict[str, Any]) -> str:
     """The page from its context (autoescaped: model names and commands are user-controlled)."""
-    return render_page("index.html.j2", context, Status=Status)
+    return render_page("sweep.html.j2", context, Status=Status)
 
 
-__all__ = ["Check", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]
+__all__ = ["SECTIONS", "Check", "SweepPage", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]

@@ -32,7 +32,7 @@ from .inputs import describe_missing, image_shapes, read_runs
 from .kit.inputs import read_table
 from .kit.labels import attack_labels, slug
 from .kit.provenance import page_header, versions_text
-from .kit.render import render_page
+from .kit.render import Section, build_sections, render_page
 from .sanity import Status, run_checks
 
 log = logging.getLogger(__name__)
@@ -291,6 +291,57 @@ def _csv_links(folder: Path, out: Path, names: Iterable[str]) -> dict[str, str]:
     return {n: Path(os.path.relpath(folder / n, out)).as_posix() for n in names if (folder / n).is_file()}
 
 
+@dataclass(frozen=True)
+class StudyPage:
+    """What the sections of the study page read: the folder as read and the figures drawn once."""
+
+    inputs: StudyInputs
+    out: Path
+    curves: list[dict[str, Any]]  # per attack x metric: curves and difference plots
+    scatter: list[dict[str, Any]]  # per attack: clean vs robust
+
+
+def verdicts_section(page: StudyPage) -> dict[str, Any]:
+    effects = page.inputs.effects
+    return {"verdicts": verdict_rows(page.inputs.study, effects), "refusals": refusals(effects),
+            "verdict_rule": VERDICT_RULE, "min_seeds": MIN_SEEDS}
+
+
+def curves_section(page: StudyPage) -> dict[str, Any]:
+    return {"curves": page.curves}
+
+
+def scatter_section(page: StudyPage) -> dict[str, Any]:
+    return {"scatter": page.scatter}
+
+
+def per_eps_section(page: StudyPage) -> dict[str, Any]:
+    return {"per_eps": per_eps_tables(page.inputs.effects)}
+
+
+def within_seed_section(page: StudyPage) -> dict[str, Any]:
+    within = page.inputs.within_seed
+    return {"within": within_seed_tables(within), "has_within": within is not None}
+
+
+def provenance_section(page: StudyPage) -> dict[str, Any]:
+    return {"provenance": provenance_context(page.inputs)}
+
+
+# The study page's sections, in page order (each renders templates/study_ID.html.j2). The member sweeps'
+# sanity checks and the CSV links are the page's: the verdicts section cites them too.
+SECTIONS: tuple[Section[StudyPage], ...] = (
+    Section("verdicts", verdicts_section),
+    Section("curves", curves_section),
+    Section("differences", curves_section),
+    Section("clean-vs-robust", scatter_section),
+    Section("per-eps", per_eps_section),
+    Section("within-seed", within_seed_section),
+    Section("sanity", lambda page: {}),
+    Section("provenance", provenance_section),
+)
+
+
 def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                        command: str | None = None) -> Path:
     """Write the study report (``index.html`` and its PNG + SVG plots) into ``out`` (default
@@ -299,22 +350,13 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
     inputs = read_study(study_dir)  # before anything is written: a wrong folder leaves no report behind
     folder = inputs.folder
     out_dir = ensure_dir(folder / REPORT_DIR if out is None else out, "report directory")
-    curves, scatter = _figures(inputs, out_dir)
+    page = StudyPage(inputs, out_dir, *_figures(inputs, out_dir))
     context = {
         **page_header(command),
-        "verdicts": verdict_rows(inputs.study, inputs.effects),
-        "refusals": refusals(inputs.effects),
-        "verdict_rule": VERDICT_RULE,
-        "min_seeds": MIN_SEEDS,
-        "curves": curves,
-        "scatter": scatter,
-        "per_eps": per_eps_tables(inputs.effects),
-        "within": within_seed_tables(inputs.within_seed),
-        "has_within": inputs.within_seed is not None,
         "sanity": member_sanity(folder, out_dir),
-        "provenance": provenance_context(inputs),
         "notes": inputs.notes,
         "csv": _csv_links(folder, out_dir, (STUDY_FILE, EFFECTS_FILE, PER_SEED_FILE, WITHIN_SEED_FILE, MEMBERS_FILE)),
+        **build_sections("study", SECTIONS, page),
     }
     context["render_seconds"] = round(time.perf_counter() - started, 1)
     path = atomic_write_text(out_dir / "index.html", render(context))
@@ -327,4 +369,4 @@ def render(context: dict[str, Any]) -> str:
     return render_page("study.html.j2", context, missing_integer="?", Status=Status)
 
 
-__all__ = ["StudyInputs", "build_study_report", "read_study"]
+__all__ = ["SECTIONS", "StudyInputs", "StudyPage", "build_study_report", "read_study"]

@@ -39,7 +39,7 @@ from .kit.inputs import Run, attack_catalog, attack_defaults, non_ce_gradient_at
 from .kit.labels import attack_labels, slug
 from .kit.pairing import is_variant, match_baselines
 from .kit.provenance import page_header, run_rows
-from .kit.render import absent, render_page
+from .kit.render import Section, absent, build_sections, render_page
 from .kit.stats import discordant, holm, mcnemar_exact
 from .legacy import MODEL_DESCRIPTION, ROLES, describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
@@ -447,6 +447,59 @@ def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ page
 
+@dataclass(frozen=True)
+class TransferPage:
+    """What the sections of the transfer page read: the folder as read and what the page computed once."""
+
+    inputs: TransferInputs
+    out: Path
+    pairs: Pairing
+    asymmetry: pd.DataFrame
+    comparisons: pd.DataFrame
+    check: Check
+
+
+def heatmaps_section(page: TransferPage) -> dict[str, Any]:
+    models = page.inputs.models
+    attention = set(models.loc[is_variant(models["baseline"]).to_numpy(), "model"])
+    return {"heatmaps": _figures(page.inputs.cells, models, page.out, attention)}
+
+
+def asymmetry_section(page: TransferPage) -> dict[str, Any]:
+    write_csv(page.asymmetry, page.out / ASYMMETRY_FILE)
+    return {"asymmetry": _asymmetry_groups(page.asymmetry, page.out), "pairing": page.pairs, "rule": ATTENTION_RULE,
+            "has_examples": page.inputs.examples is not None, "asymmetry_file": ASYMMETRY_FILE}
+
+
+def sanity_section(page: TransferPage) -> dict[str, Any]:
+    cells = page.inputs.cells
+    write_csv(summary_table(cells, page.comparisons, page.inputs.models), page.out / SUMMARY_FILE)
+    return {"alpha": ALPHA, "tolerance": UNPAIRED_TOLERANCE, "summary_file": SUMMARY_FILE}
+
+
+def provenance_section(page: TransferPage) -> dict[str, Any]:
+    return {"models": _models(page.inputs.cells, page.inputs.models, page.pairs),
+            "provenance": provenance_context(page.inputs), "folder": str(page.inputs.folder)}
+
+
+# The transfer page's sections, in page order (each renders templates/transfer_ID.html.j2).
+SECTIONS: tuple[Section[TransferPage], ...] = (
+    Section("heatmaps", heatmaps_section),
+    Section("asymmetry", asymmetry_section),
+    Section("sanity", sanity_section),
+    Section("provenance", provenance_section),
+)
+
+
+def banner(page: TransferPage) -> dict[str, Any]:
+    """What the page says first: the check's FAIL with the transfers that beat the white box, and notes."""
+    cells, comparisons = page.inputs.cells, page.comparisons
+    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
+    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
+               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
+    return {"check": page.check, "flagged": flagged, "notes": page.inputs.notes, "folder": str(page.inputs.folder)}
+
+
 def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | None = None,
                           command: str | None = None) -> Path:
     """Write the transfer report (``index.html``, ``transfer_summary.csv``, ``transfer_asymmetry.csv``
@@ -457,35 +510,11 @@ def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | No
     out_dir = ensure_dir(inputs.folder / REPORT_DIR if out is None else out, "report directory")
     cells = inputs.cells
     outcomes = Outcomes(inputs.examples)
-    models = inputs.models
-    attention = set(models.loc[is_variant(models["baseline"]).to_numpy(), "model"])
-    pairs = pairing(cells, models)
-    asymmetry = asymmetry_table(cells, outcomes, pairs.pairs)
+    pairs = pairing(cells, inputs.models)
     comparisons = white_box_comparisons(cells, outcomes)
     check = check_transfer_vs_white_box(cells, comparisons, non_ce_gradient_attacks(inputs.catalog))
-    write_csv(summary_table(cells, comparisons, models), out_dir / SUMMARY_FILE)
-    write_csv(asymmetry, out_dir / ASYMMETRY_FILE)
-    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
-    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
-               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
-    context = {
-        **page_header(command),
-        "folder": str(inputs.folder),
-        "notes": inputs.notes,
-        "heatmaps": _figures(cells, models, out_dir, attention),
-        "asymmetry": _asymmetry_groups(asymmetry, out_dir),
-        "pairing": pairs,
-        "rule": ATTENTION_RULE,
-        "has_examples": inputs.examples is not None,
-        "check": check,
-        "flagged": flagged,
-        "alpha": ALPHA,
-        "tolerance": UNPAIRED_TOLERANCE,
-        "models": _models(cells, models, pairs),
-        "provenance": provenance_context(inputs),
-        "summary_file": SUMMARY_FILE,
-        "asymmetry_file": ASYMMETRY_FILE,
-    }
+    page = TransferPage(inputs, out_dir, pairs, asymmetry_table(cells, outcomes, pairs.pairs), comparisons, check)
+    context = {**page_header(command), **banner(page), **build_sections("transfer", SECTIONS, page)}
     context["render_seconds"] = round(time.perf_counter() - started, 1)
     path = atomic_write_text(out_dir / "index.html", render(context))
     log.info("transfer report written to %s", path)
@@ -497,5 +526,5 @@ def render(context: dict[str, Any]) -> str:
     return render_page("transfer.html.j2", context, Status=Status)
 
 
-__all__ = ["TransferInputs", "asymmetry_table", "build_transfer_report", "model_descriptions", "pairing",
-           "read_transfer", "white_box_comparisons"]
+__all__ = ["SECTIONS", "TransferInputs", "TransferPage", "asymmetry_table", "build_transfer_report",
+           "model_descriptions", "pairing", "read_transfer", "white_box_comparisons"]

@@ -2,8 +2,9 @@
 commands are user-controlled), with the number filters every page uses."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
@@ -13,13 +14,34 @@ def absent(value: Any) -> bool:
     return value is None or bool(pd.isna(value))
 
 
+State = TypeVar("State")
+
+
+@dataclass(frozen=True)
+class Section(Generic[State]):
+    """One part of a page, so that adding one is its code and its partial: ``id`` is its anchor and names
+    its partial, ``templates/PAGE_ID.html.j2``; ``build`` turns what the page read and computed into the
+    names that partial reads (writing the files it links: CSVs, figures)."""
+
+    id: str
+    build: Callable[[State], Mapping[str, Any]]
+
+
+def build_sections(page: str, sections: Sequence[Section[State]], state: State) -> dict[str, Any]:
+    """Every section's context, merged, and ``sections``: the partials the page template includes, in order."""
+    context: dict[str, Any] = {}
+    for section in sections:
+        context.update(section.build(state))
+    return {**context, "sections": [f"{page}_{section.id}.html.j2" for section in sections]}
+
+
 def render_page(template: str, context: Mapping[str, Any], missing_integer: str = "n/a", **extra: Any) -> str:
-    """A page from its template (in ``robust_attn/report/templates``) and context; the templates'
-    section partials are included from ``sections/``."""
+    """A page from its template (in ``robust_attn/report/templates``; each extends ``page.html.j2``, which
+    includes the page's section partials) and context."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["pct"] = lambda v: "n/a" if absent(v) else f"{100 * v:.1f}"
     env.filters["points"] = lambda v: "n/a" if absent(v) else f"{100 * v:+.1f}"
     env.filters["pval"] = lambda v: "n/a" if absent(v) else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
@@ -27,4 +49,4 @@ def render_page(template: str, context: Mapping[str, Any], missing_integer: str 
     return env.get_template(template).render(**context, **extra)
 
 
-__all__ = ["absent", "render_page"]
+__all__ = ["Section", "absent", "build_sections", "render_page"]
