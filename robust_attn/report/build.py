@@ -9,7 +9,6 @@ with different parameters are two curves.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import require_int
-from ..files import atomic_write_text, ensure_dir
+from ..files import ensure_dir
 from ..results import write_csv
 from . import plots
 from .attention import attention_section, robustness_section
@@ -29,11 +28,9 @@ from .kit.inputs import NO_END, non_ce_gradient_attacks
 from .kit.labels import slug
 from .kit.pairing import is_variant
 from .kit.provenance import page_header, run_rows
-from .kit.render import Section, build_sections, render_page
+from .kit.render import Section, build_sections, write_page
 from .sanity import Check, Status, run_checks
 from .tables import across_attacks, ambiguous_baselines, attention_vs_baseline, html_tables, shown_models, summary_table
-
-log = logging.getLogger(__name__)
 
 SETTINGS = ("n", "seed", "batch_size", "device", "processes", "threads", "channels_last", "amp", "fast_path", "data_dir")
 
@@ -211,13 +208,7 @@ def build_report(
     page = SweepPage(inputs, out, attention, attention | variant_models(frame), summary, checks, panel_images,
                      shift_images, panel_attack, panel_eps)
     context = {**page_header(command), **banner(page), **build_sections("sweep", SECTIONS, page)}
-    context["render_seconds"] = round(time.perf_counter() - started, 1)
-    return atomic_write_text(out / "index.html", render(context))
-
-
-def render(context: dict[str, Any]) -> str:
-    """The page from its context (autoescaped: model names and commands are user-controlled)."""
-    return render_page("sweep.html.j2", context, Status=Status)
+    return write_page(out / "index.html", "sweep.html.j2", context, started, Status=Status)
 
 
 __all__ = ["SECTIONS", "Check", "SweepPage", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..results import (
     ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, RUNS_FILE, read_examples_csv, read_results_csv,
 )
-from .kit.inputs import Run, attack_catalog, attack_defaults, read_runs_log
+from .kit.inputs import Run, attack_catalog, attack_defaults, read_runs_log, require_folder
 from .kit.labels import CURVE, attack_labels, with_labels
 from .legacy import RESULT_DESCRIPTION, describe_results
 
@@ -89,9 +89,7 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
         raise UserError("no results directory given")
     frames, examples, runs, artifacts, notes = [], [], [], {}, []
     folders = []
-    for order, d in enumerate(map(Path, dirs)):
-        if not d.is_dir():
-            raise UserError(f"results directory {d} does not exist")
+    for order, d in enumerate(require_folder(d, "results directory") for d in dirs):
         folders.append(str(d))
         if not (d / RESULTS_FILE).is_file() and (d / RUNS_FILE).is_file():
             results = describe_results(pd.DataFrame({c: pd.Series(dtype=float if c in _NUMERIC else str)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..budget import BUDGET_ABS_SLACK, BUDGET_REL_SLACK, exceeds_budget
 from .kit.labels import CURVE, ITERATIVE, MODEL, NOISE, SINGLE_STEP, attention_objective, eps_key, of_kind
-from .kit.stats import discordant, holm, mcnemar_exact
+from .kit.stats import discordant, holm, mcnemar_exact, p_text
 
 ALPHA = 0.01  # family-wise error rate of one check's paired tests
 UNPAIRED_TOLERANCE = 0.01  # accuracy points, when a comparison has no per-example outcomes
@@ -93,11 +93,7 @@ class Comparison:
         if self.p is None:
             return base + ", no per-example data)"
         return base + (f"; {self.gained} points robust only under {self.low_tag}, {self.lost} only under {self.high_tag}; "
-                       f"one-sided p {_p(self.p)})")
-
-
-def _p(p: float) -> str:
-    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
+                       f"one-sided p {p_text(self.p)})")
 
 
 def compare(low, high, outcomes: Outcomes, text: str, low_tag: str, high_tag: str) -> Comparison:

@@ -11,7 +11,6 @@ sanity checks of the member sweeps and the study's provenance.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -23,19 +22,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..files import atomic_write_text, ensure_dir
+from ..files import ensure_dir
 from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, MIN_SEEDS,
                            PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
                            VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
 from . import study_plots
 from .inputs import describe_missing, image_shapes, read_runs
-from .kit.inputs import read_table
+from .kit.inputs import read_table, require_folder
 from .kit.labels import attack_labels, slug
 from .kit.provenance import page_header, versions_text
-from .kit.render import Section, build_sections, render_page
+from .kit.render import Section, build_sections, write_page
 from .sanity import Status, run_checks
-
-log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 REQUIRED = {STUDY_FILE: STUDY_COLUMNS, EFFECTS_FILE: EFFECT_COLUMNS, PER_SEED_FILE: PER_SEED_COLUMNS}
@@ -92,9 +89,7 @@ def _labelled(frames: Sequence[pd.DataFrame | None]) -> list[pd.DataFrame | None
 
 def read_study(study_dir: str | os.PathLike) -> StudyInputs:
     """Read a study output folder; :class:`UserError` if it is not one (missing folder or CSVs)."""
-    folder = Path(study_dir)
-    if not folder.is_dir():
-        raise UserError(f"study folder {folder} does not exist")
+    folder = require_folder(study_dir, "study folder")
     absent = [name for name in REQUIRED if not (folder / name).is_file()]
     if absent:
         raise UserError(f"{folder} is not a study output folder: it lacks {', '.join(absent)} "
@@ -358,15 +353,7 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
         "csv": _csv_links(folder, out_dir, (STUDY_FILE, EFFECTS_FILE, PER_SEED_FILE, WITHIN_SEED_FILE, MEMBERS_FILE)),
         **build_sections("study", SECTIONS, page),
     }
-    context["render_seconds"] = round(time.perf_counter() - started, 1)
-    path = atomic_write_text(out_dir / "index.html", render(context))
-    log.info("study report written to %s", path)
-    return path
-
-
-def render(context: dict[str, Any]) -> str:
-    """The page from its context (autoescaped: architecture names and commands are user-controlled)."""
-    return render_page("study.html.j2", context, missing_integer="?", Status=Status)
+    return write_page(out_dir / "index.html", "study.html.j2", context, started, missing_integer="?", Status=Status)
 
 
 __all__ = ["SECTIONS", "StudyInputs", "StudyPage", "build_study_report", "read_study"]

@@ -20,7 +20,6 @@ Folders written by 0.3 lack these columns; :mod:`.legacy` fills them from the mo
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -32,19 +31,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..files import atomic_write_text, ensure_dir
+from ..files import ensure_dir
 from ..results import RUNS_FILE, write_csv
 from . import transfer_plots
-from .kit.inputs import Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, read_table
+from .kit.inputs import (Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, read_table,
+                         require_folder)
 from .kit.labels import attack_labels, slug
 from .kit.pairing import is_variant, match_baselines
 from .kit.provenance import page_header, run_rows
-from .kit.render import Section, absent, build_sections, render_page
-from .kit.stats import discordant, holm, mcnemar_exact
+from .kit.render import Section, absent, build_sections, write_page
+from .kit.stats import discordant, holm, mcnemar_exact, p_text
 from .legacy import MODEL_DESCRIPTION, ROLES, describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
-
-log = logging.getLogger(__name__)
 
 TRANSFER_FILE = "transfer.csv"
 EXAMPLES_FILE = "transfer_examples.csv"
@@ -122,9 +120,7 @@ def _read(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
 
 def read_transfer(folder: str | os.PathLike) -> TransferInputs:
     """Read a transfer output folder; one-line :class:`UserError` when it is not one."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"transfer folder {folder} does not exist")
+    folder = require_folder(folder, "transfer folder")
     path = folder / TRANSFER_FILE
     if not path.is_file():
         raise UserError(f"{folder} is not a transfer output folder: it lacks {TRANSFER_FILE} "
@@ -318,11 +314,7 @@ def _describe(r: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
     if absent(r["p"]):
         return text + ", no per-example data)"
     return text + (f"; {int(r['gained'])} images fooled only by the transfer, {int(r['lost'])} only by the white-box "
-                   f"attack; one-sided p {_p(r['p'])}, Holm p {_p(r['p_holm'])})")
-
-
-def _p(p: float) -> str:
-    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
+                   f"attack; one-sided p {p_text(r['p'])}, Holm p {p_text(r['p_holm'])})")
 
 
 def check_transfer_vs_white_box(cells: pd.DataFrame, comparisons: pd.DataFrame, attacks: Sequence[str] = ()) -> Check:
@@ -515,15 +507,7 @@ def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | No
     check = check_transfer_vs_white_box(cells, comparisons, non_ce_gradient_attacks(inputs.catalog))
     page = TransferPage(inputs, out_dir, pairs, asymmetry_table(cells, outcomes, pairs.pairs), comparisons, check)
     context = {**page_header(command), **banner(page), **build_sections("transfer", SECTIONS, page)}
-    context["render_seconds"] = round(time.perf_counter() - started, 1)
-    path = atomic_write_text(out_dir / "index.html", render(context))
-    log.info("transfer report written to %s", path)
-    return path
-
-
-def render(context: dict[str, Any]) -> str:
-    """The page from its context (autoescaped: model names and commands are user-controlled)."""
-    return render_page("transfer.html.j2", context, Status=Status)
+    return write_page(out_dir / "index.html", "transfer.html.j2", context, started, Status=Status)
 
 
 __all__ = ["SECTIONS", "TransferInputs", "TransferPage", "asymmetry_table", "build_transfer_report",

@@ -18,8 +18,17 @@ import pandas as pd
 from ...errors import UserError
 from ...results import read_run_log
 from ..legacy import describe_catalog
+from .labels import NOISE
 
 NO_END = "no end record (crashed, killed, or still running)"
+
+
+def require_folder(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path; a one-line :class:`UserError` naming ``what`` it should be when it is no folder."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"{what} {folder} does not exist")
+    return folder
 
 
 def read_table(path: Path, columns: Sequence[str], what: str, numeric: Collection[str], *,
@@ -130,9 +139,9 @@ def non_ce_gradient_attacks(catalog: dict[str, dict[str, Any]]) -> list[str]:
     """The label attacks whose strength does not depend on the cross-entropy gradient's scale (random
     noise aside): what to run when a check suggests gradient masking."""
     return sorted(name for name, a in catalog.items()
-                  if not a.get("ce_gradient") and a.get("kind") not in ("noise", "")
+                  if not a.get("ce_gradient") and a.get("kind") not in (NOISE, "")
                   and a.get("objective", "misclassify") == "misclassify")
 
 
 __all__ = ["NO_END", "Run", "attack_catalog", "attack_defaults", "non_ce_gradient_attacks", "read_runs_log",
-           "read_table"]
+           "read_table", "require_folder"]

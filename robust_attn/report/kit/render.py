@@ -2,11 +2,18 @@
 commands are user-controlled), with the number filters every page uses."""
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
+
+from ...files import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 
 def absent(value: Any) -> bool:
@@ -49,4 +56,14 @@ def render_page(template: str, context: Mapping[str, Any], missing_integer: str 
     return env.get_template(template).render(**context, **extra)
 
 
-__all__ = ["Section", "absent", "build_sections", "render_page"]
+def write_page(path: Path, template: str, context: Mapping[str, Any], started: float, *,
+               missing_integer: str = "n/a", **extra: Any) -> Path:
+    """Render a page (saying how long the report took since ``started``, a ``time.perf_counter()``) and
+    write it atomically to ``path``; return ``path``."""
+    context = {**context, "render_seconds": round(time.perf_counter() - started, 1)}
+    written = atomic_write_text(path, render_page(template, context, missing_integer, **extra))
+    log.info("report written to %s", written)
+    return written
+
+
+__all__ = ["Section", "absent", "build_sections", "render_page", "write_page"]

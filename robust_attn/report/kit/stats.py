@@ -33,4 +33,9 @@ def holm(pvalues: Sequence[float], alpha: float) -> tuple[list[bool], list[float
     return [bool(r) for r in reject], [float(p) for p in adjusted]
 
 
-__all__ = ["discordant", "holm", "mcnemar_exact"]
+def p_text(p: float) -> str:
+    """A p-value as a sentence reads it: '= 0.031', '< 1e-4'."""
+    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
+
+
+__all__ = ["discordant", "holm", "mcnemar_exact", "p_text"]
