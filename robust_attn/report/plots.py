@@ -56,12 +56,12 @@ def accuracy_plot(rows: pd.DataFrame, label: str, attention: set[str], out_dir: 
     return save_figure(fig, out_dir, stem)
 
 
-def finish_percent_axes(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
+def finish_percent_axes(ax, xlabel: str, ylabel: str, heading: str, **legend) -> None:
     """What every accuracy-vs-eps plot of the report pages has: labels, a 0-100% y range, a light grid and
-    the legend in the upper right (``legend``: more legend options)."""
+    the legend in the upper right (``legend``: more legend options, e.g. the legend's ``title``)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(heading, fontsize=10)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right", **legend)
