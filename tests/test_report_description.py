@@ -226,3 +226,13 @@ def test_the_report_reads_the_description_columns_beside_the_result_columns():
     from robust_attn.report.inputs import COLUMNS
 
     assert COLUMNS[:len(RESULT_COLUMNS)] == list(RESULT_COLUMNS) and set(RESULT_DESCRIPTION) <= set(COLUMNS)
+
+
+def test_importing_every_report_page_loads_no_registry_sweep_or_transfer():
+    import subprocess
+    import sys
+
+    code = ("import sys, robust_attn.report, robust_attn.report.study, robust_attn.report.transfer; "
+            f"print([m for m in sys.modules if m.startswith({FORBIDDEN!r})])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
