@@ -18,7 +18,8 @@ from robust_attn.report.attention import (
     argmax_moved,
     robustness_rows,
 )
-from robust_attn.report.common import attention_objective
+from robust_attn.report.kit.labels import attention_objective
+from robust_attn.report.legacy import describe_results
 from robust_attn.report.sanity import Status, run_checks
 from robust_attn.sweep import sweep
 
@@ -115,7 +116,7 @@ def test_sanity_checks_do_not_fail_because_of_attention_shift(report, swept):
     assert (sanity["status"] != Status.FAIL.value).all(), sanity
     assert sanity["detail"].str.contains("attention-shift").any() and sanity["detail"].str.contains("left out").any()
     # without the exclusion, 'noise weaker' / 'large eps' style label checks would see accuracy that never falls
-    frame = pd.read_csv(swept / "results.csv").assign(attack_label=lambda f: f["attack"])
+    frame = describe_results(pd.read_csv(swept / "results.csv")).assign(attack_label=lambda f: f["attack"])
     shift = frame[frame["attack"] == "attention-shift"]
     fake_large = shift.assign(eps=32 / 255, eps_label="32/255")
     checks = {c.name: c for c in run_checks(pd.concat([frame, fake_large], ignore_index=True))}
@@ -125,9 +126,9 @@ def test_sanity_checks_do_not_fail_because_of_attention_shift(report, swept):
 
 def test_attention_objective_reads_the_column_and_falls_back_to_the_name():
     frame = pd.DataFrame({"attack": ["attention-shift", "pgd", "my-map-attack", "attention-shift"]})
-    assert attention_objective(frame).tolist() == [True, False, False, True]
+    assert attention_objective(describe_results(frame)).tolist() == [True, False, False, True]
     with_column = frame.assign(objective=["attention", "misclassify", "attention", None])
-    assert attention_objective(with_column).tolist() == [True, False, True, True]
+    assert attention_objective(describe_results(with_column)).tolist() == [True, False, True, True]
 
 
 def test_only_one_attack_is_shown_alone_with_the_command_to_add_the_other(swept, tmp_path):

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from robust_attn.report import build_report
+from robust_attn.report.legacy import describe_results
 from robust_attn.results import RUNS_FILE, read_examples_csv, read_results_csv
 from robust_attn.sweep import AttackSpec, sweep
 
@@ -250,7 +251,7 @@ def test_each_variant_is_compared_with_its_own_backbone():
                      "dataset": "cifar10-embedded", "n": 100, "attack": "fgsm", "attack_params": "{}",
                      "attack_label": "fgsm", "norm": "Linf", "eps": 1 / 255, "eps_label": "1/255", "accuracy": acc,
                      "worst_case_accuracy": acc})
-    diffs = attention_vs_baseline(pd.DataFrame(rows), None, set()).set_index("model")
+    diffs = attention_vs_baseline(describe_results(pd.DataFrame(rows)), None, set()).set_index("model")
     assert diffs["baseline"].to_dict() == {"vgg-att3-concat-pc_c10s": "vgg_c10s", "resnet-att2-concat-pc_c10s": "resnet_c10s",
                                            "resnet-se_c10s": "resnet_c10s"}
     assert diffs.loc["resnet-att2-concat-pc_c10s", "difference"] == pytest.approx(0.06)
@@ -268,9 +269,9 @@ def test_a_variant_with_several_possible_baselines_is_compared_with_none():
     could each be the baseline: an arbitrary pick would be a join that matches two."""
     from robust_attn.report.tables import ambiguous_baselines, attention_vs_baseline
 
-    frame = pd.DataFrame(_cells(("vgg_c10s", "vgg", 0.30), ("vgg_c10s_seed1", "vgg", 0.20),
+    frame = describe_results(pd.DataFrame(_cells(("vgg_c10s", "vgg", 0.30), ("vgg_c10s_seed1", "vgg", 0.20),
                                 ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.35),
-                                ("vgg-att3-concat-pc_c10s_seed1", "vgg-att3-concat-pc", 0.33)))
+                                ("vgg-att3-concat-pc_c10s_seed1", "vgg-att3-concat-pc", 0.33))))
     assert attention_vs_baseline(frame, None, set()).empty
     assert ambiguous_baselines(frame) == {
         (m, "cifar10-embedded", 100): ["vgg_c10s", "vgg_c10s_seed1"]
@@ -284,9 +285,9 @@ def test_two_n_in_one_folder_are_two_comparisons_each_with_its_own_cells():
     and the report names the evaluation in each row."""
     from robust_attn.report.tables import attention_vs_baseline, shown_models
 
-    frame = pd.DataFrame(_cells(("vgg_c10s", "vgg", 0.30), ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.36), n=50)
-                         + _cells(("vgg_c10s", "vgg", 0.20), ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.22),
-                                  n=60))
+    frame = describe_results(pd.DataFrame(
+        _cells(("vgg_c10s", "vgg", 0.30), ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.36), n=50)
+        + _cells(("vgg_c10s", "vgg", 0.20), ("vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc", 0.22), n=60)))
     diffs = attention_vs_baseline(frame, None, set()).set_index("n")
     assert diffs["difference"].to_dict() == pytest.approx({50: 0.06, 60: 0.02})
     assert sorted(shown_models(diffs.reset_index())["model"]) == [

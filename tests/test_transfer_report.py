@@ -17,11 +17,8 @@ import pytest
 from markupsafe import escape
 
 from robust_attn.errors import UserError
-from robust_attn.report.transfer import (
-    baseline_name,
-    build_transfer_report,
-    is_attention,
-)
+from robust_attn.report.legacy import baseline_name, is_attention
+from robust_attn.report.transfer import build_transfer_report
 from robust_attn.results import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ from scipy.spatial.distance import jensenshannon
 from ..errors import UserError
 from ..results import write_csv
 from . import plots
-from .common import NOISE, attention_objective, slug
+from .kit.labels import NOISE, SINGLE_STEP, attention_objective, slug
 from .inputs import Artifact, RunInputs
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,11 @@ class Section:
 def _pick_attack(inputs: RunInputs, artifacts: list[Artifact], requested: str | None) -> tuple[str, str] | None:
     """The (attack, attack_params) for the panels, among those with artifacts: ``requested`` may be an
     attack name or a label like ``pgd (steps=20)``; by default fgsm, else the first label attack by
-    label (an attack on the maps only when there is nothing else: it has its own section)."""
+    label (an attack on the maps only when there is nothing else: it has its own section). Kinds and
+    objectives as the rows and the run logs' catalogs record them."""
+    kinds = _kinds(inputs)
     candidates = {(a.attack, a.attack_params): inputs.labels.get((a.attack, a.attack_params), a.attack)
-                  for a in artifacts if a.attack not in NOISE.values()}
+                  for a in artifacts if kinds.get(a.attack) != NOISE}
     ordered = sorted(candidates, key=lambda k: candidates[k])
     if requested:
         chosen = [k for k in ordered if requested in (k[0], candidates[k])]
@@ -75,13 +77,23 @@ def _pick_attack(inputs: RunInputs, artifacts: list[Artifact], requested: str | 
     if not ordered:
         return None
     aimed = _aimed_attacks(inputs)
-    return next((k for k in ordered if k[0] == "fgsm"), next((k for k in ordered if k[0] not in aimed), ordered[0]))
+    return next((k for k in ordered if kinds.get(k[0]) == SINGLE_STEP),
+                next((k for k in ordered if k[0] not in aimed), ordered[0]))
+
+
+def _kinds(inputs: RunInputs) -> dict[str, str]:
+    """Each attack's recorded kind: the run logs' catalogs, overridden by the rows."""
+    kinds = {name: str(entry.get("kind", "")) for name, entry in inputs.catalog.items()}
+    kinds.update(zip(inputs.results["attack"].astype(str), inputs.results["attack_kind"].astype(str)))
+    return kinds
 
 
 def _aimed_attacks(inputs: RunInputs) -> set[str]:
-    """The attacks of these results that aim at the attention maps (see :func:`.common.attention_objective`)."""
+    """The attacks that aim at the attention maps (see :func:`.kit.labels.attention_objective`): in the rows,
+    or in the run logs' catalogs."""
     frame = inputs.results
-    return set(frame.loc[attention_objective(frame).to_numpy(), "attack"].astype(str)) | {SHIFT_ATTACK}
+    catalog = {name for name, entry in inputs.catalog.items() if entry.get("objective") == "attention"}
+    return set(frame.loc[attention_objective(frame).to_numpy(), "attack"].astype(str)) | catalog
 
 
 def _pick_eps(eps_values: np.ndarray, requested: float | None) -> int:

@@ -9,98 +9,85 @@ with different parameters are two curves.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..errors import require_int
-from ..files import atomic_write_text, ensure_dir
-from ..results import RESULT_COLUMNS, write_csv
+from ..files import ensure_dir
+from ..results import write_csv
 from . import plots
 from .attention import attention_section, robustness_section
-from .common import NON_CE_GRADIENT_ATTACKS, attention_models, slug, variant_models
-from .inputs import NO_END, RunInputs, describe_missing, read_runs
+from .inputs import COLUMNS, RunInputs, describe_missing, image_shapes, read_runs
+from .kit.inputs import NO_END, non_ce_gradient_attacks
+from .kit.labels import slug
+from .kit.pairing import is_variant
+from .kit.provenance import page_header, run_rows
+from .kit.render import Section, build_sections, write_page
 from .sanity import Check, Status, run_checks
 from .tables import across_attacks, ambiguous_baselines, attention_vs_baseline, html_tables, shown_models, summary_table
 
-log = logging.getLogger(__name__)
+SETTINGS = ("n", "seed", "batch_size", "device", "processes", "threads", "channels_last", "amp", "fast_path", "data_dir")
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
+def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) -> set[str]:
+    """Models with spatial attention maps: those whose rows record maps (``attention_maps`` other than
+    ``none``) and those the sweep saved attention artifacts for."""
+    maps = frame["attention_maps"].astype(str).str.strip().str.lower()
+    recorded = set(frame.loc[~maps.isin(["none", "", "nan"]), "model"])
+    return recorded | (set(with_artifacts) & set(frame["model"]))
 
 
-def _image_shapes(inputs: RunInputs) -> dict[str, tuple[int, ...]]:
-    """Image shape (C, H, W) per evaluation dataset, where a run log or an artifact records it."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for run in inputs.runs:
-        for c in run.checkpoints:
-            shape = c.get("image_shape") if isinstance(c, dict) else None
-            if isinstance(shape, list) and len(shape) == 3:
-                shapes[str(c.get("evaluated_on"))] = tuple(int(v) for v in shape)
-    datasets = inputs.results.drop_duplicates("model").set_index("model")["dataset"]
-    for art in inputs.artifacts:
-        if art.model in datasets.index and datasets[art.model] not in shapes:
-            try:
-                with np.load(art.path, allow_pickle=False) as z:
-                    shapes[datasets[art.model]] = tuple(int(v) for v in z["x"].shape[1:])
-            except Exception:  # the check falls back to the dataset's registered channels
-                pass
-    return shapes
+def variant_models(frame: pd.DataFrame) -> set[str]:
+    """Models whose rows record a baseline architecture: attention variants of a backbone, maps or not."""
+    return set(frame.loc[is_variant(frame["baseline"]).to_numpy(), "model"])
+
+
+def masking_attacks(catalog: dict[str, dict[str, Any]], norm: str) -> list[str]:
+    """The attacks a gradient-masking FAIL suggests running next: of the non-CE-gradient label attacks
+    of ``norm`` in the catalog, the first (by name) of each kind (a gradient attack on another loss, a
+    score-based search, a minimal-perturbation attack)."""
+    firsts: dict[str, str] = {}
+    for name in non_ce_gradient_attacks(catalog):
+        entry = catalog[name]
+        if entry.get("norm") == norm:
+            firsts.setdefault(str(entry.get("kind")), name)
+    return sorted(firsts.values())
 
 
 def _next_attacks(checks: Sequence[Check], inputs: RunInputs) -> dict[str, Any] | None:
-    """For gradient-masking FAILs: the attacks that do not depend on the cross-entropy gradient's
-    scale, and a command that runs them on the models concerned (by checkpoint path where the run
-    log records one)."""
+    """For gradient-masking FAILs: the attacks of the run logs' catalogs that do not depend on the
+    cross-entropy gradient's scale, and a command that runs them on the models concerned (by checkpoint
+    path where the run log records one)."""
     masking = [c for c in checks if c.status is Status.FAIL and c.masking]
     if not masking:
         return None
-    paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints if isinstance(c, dict)}
+    paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints}
     models = list(dict.fromkeys(m for c in masking for m in c.models))
     frame = inputs.results
     linf = bool((frame[frame["model"].isin(models)]["norm"] == "Linf").any()) or not models
-    attacks = [a for a in (("apgd-dlr", "square") if linf else ("cw", "deepfool")) if a in NON_CE_GRADIENT_ATTACKS]
+    attacks = masking_attacks(inputs.catalog, "Linf" if linf else "L2")
     grid = "--eps 0:8:1" if linf else "--eps-unit raw --eps 0:1:0.25"
     command = (f"robust-attn sweep --models {','.join(str(paths.get(m) or m) for m in models)} "
-               f"--attack {','.join(attacks)} {grid}" if models else None)
-    return {"attacks": list(NON_CE_GRADIENT_ATTACKS), "command": command, "checks": [c.name for c in masking]}
+               f"--attack {','.join(attacks)} {grid}" if models and attacks else None)
+    return {"attacks": non_ce_gradient_attacks(inputs.catalog), "command": command, "checks": [c.name for c in masking]}
 
 
 def _provenance(inputs: RunInputs) -> list[dict[str, Any]]:
     """Per results folder, every run that wrote to it (oldest first)."""
     out = []
     for folder in inputs.folders:
-        runs = []
-        for r in sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or ""):
-            s = r.settings
-            versions = s.get("versions") or {}
-            runs.append({
-                "run_id": r.run_id, "time": r.time, "command": r.command, "status": r.status,
-                "ok": r.status == "finished", "wall_seconds": r.wall_seconds,
-                "cells": len(r.planned), "missing": len(r.missing),
-                "attacks": ", ".join(_label(inputs, a) for a in r.attacks if isinstance(a, dict)),
-                "settings": ", ".join(f"{k} {s[k]}" for k in ("n", "seed", "batch_size", "device", "processes", "threads",
-                                                              "channels_last", "amp", "fast_path", "data_dir")
-                                      if k in s),
-                "eps": ", ".join(map(str, s.get("eps_labels") or [])),
-                "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
-                "models": ", ".join(str(c.get("name")) for c in r.checkpoints if isinstance(c, dict)),
-            })
-        out.append({"folder": folder, "runs": runs})
+        runs = sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or "")
+        rows = run_rows(runs, SETTINGS)
+        for row, r in zip(rows, runs):
+            row.update(cells=len(r.planned), eps=", ".join(map(str, r.settings.get("eps_labels") or [])),
+                       attacks=", ".join(_label(inputs, a) for a in r.attacks))
+        out.append({"folder": folder, "runs": rows})
     return out
 
 
@@ -108,6 +95,89 @@ def _label(inputs: RunInputs, attack: dict[str, Any]) -> str:
     """A run log's attack entry as the report labels it."""
     params = json.dumps(dict(attack.get("params") or {}), sort_keys=True, separators=(",", ":"))
     return inputs.labels.get((str(attack.get("name")), params), str(attack.get("name")))
+
+
+@dataclass(frozen=True)
+class SweepPage:
+    """What the sections of the sweep page read: the folders as read and what the page computed once."""
+
+    inputs: RunInputs
+    out: Path
+    attention: set[str]  # models with spatial maps
+    variants: set[str]  # attention of any kind: maps or channel gates (SE)
+    summary: pd.DataFrame
+    checks: list[Check]
+    panel_images: int
+    shift_images: int
+    panel_attack: str | None
+    panel_eps: float | None
+
+
+def provenance_section(page: SweepPage) -> dict[str, Any]:
+    frame = page.inputs.results
+    return {"provenance": _provenance(page.inputs), "no_end": NO_END,
+            "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
+                ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n", "clean_accuracy",
+                 "seed"]].to_dict("records")}
+
+
+def accuracy_section(page: SweepPage) -> dict[str, Any]:
+    summary = page.summary
+    labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
+    return {"accuracy_plots": [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, page.variants,
+                                                         page.out, f"accuracy_{slug(lab)}")) for lab in labels]}
+
+
+def summary_section(page: SweepPage) -> dict[str, Any]:
+    return {"tables": html_tables(page.summary, page.variants)}
+
+
+def baseline_section(page: SweepPage) -> dict[str, Any]:
+    diffs = attention_vs_baseline(page.inputs.results, page.inputs.examples, page.attention)
+    write_csv(diffs, page.out / "attention_vs_baseline.csv")
+    shown = shown_models(diffs)
+    return {"diffs": shown.to_dict("records"), "has_examples": page.inputs.examples is not None,
+            "diff_plot": plots.difference_plot(shown, page.out, "attention_minus_baseline") if len(diffs) else None}
+
+
+def under_attack_section(page: SweepPage) -> dict[str, Any]:
+    section = attention_section(page.inputs, page.out, page.panel_images, page.shift_images, page.panel_attack,
+                                page.panel_eps, page.attention)
+    return {"panels": section.panels, "shift_png": section.shift_png, "panel_note": section.note,
+            "mapless": sorted(page.variants - page.attention), "panel_attack": section.attack_label}
+
+
+def robustness_of_attention_section(page: SweepPage) -> dict[str, Any]:
+    robustness = robustness_section(page.inputs, page.out, page.panel_images, page.shift_images, page.attention)
+    return {"robustness": robustness.models, "robustness_csv": robustness.csv, "robustness_note": robustness.note}
+
+
+def sanity_section(page: SweepPage) -> dict[str, Any]:
+    return {"checks": page.checks}
+
+
+# The sweep page's sections, in page order (each renders templates/sweep_ID.html.j2).
+SECTIONS: tuple[Section[SweepPage], ...] = (
+    Section("provenance", provenance_section),
+    Section("accuracy", accuracy_section),
+    Section("summary", summary_section),
+    Section("attention-vs-baseline", baseline_section),
+    Section("attention-under-attack", under_attack_section),
+    Section("attention-robustness", robustness_of_attention_section),
+    Section("sanity", sanity_section),
+)
+
+
+def banner(page: SweepPage) -> dict[str, Any]:
+    """What the page says above everything else: failed checks, what to run next, incomplete folders, notes."""
+    inputs, checks = page.inputs, page.checks
+    ambiguous = [f"{model} (evaluated on {dataset}, n={n}) is not compared with a baseline: {len(names)} models could "
+                 f"be its baseline ({', '.join(names)}); compare architectures across such seeds with a study"
+                 for (model, dataset, n), names in ambiguous_baselines(inputs.results).items()]
+    return {"failures": [c for c in checks if c.status is Status.FAIL], "next_attacks": _next_attacks(checks, inputs),
+            "incomplete": [{"folder": r.folder, "command": r.command, "status": r.status,
+                            "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete],
+            "notes": [*inputs.notes, *ambiguous]}
 
 
 def build_report(
@@ -128,69 +198,17 @@ def build_report(
     inputs = read_runs(result_dirs)
     out = ensure_dir(out_dir, "report directory")
     frame = inputs.results
-    attention = attention_models(frame, (a.model for a in inputs.artifacts))  # with spatial maps
-    variants = attention | variant_models(frame)  # attention of any kind: maps or channel gates (SE)
-    write_csv(frame[[*RESULT_COLUMNS, "attack_label"]], out / "results.csv")
-    across = across_attacks(frame, inputs.examples)
-    summary = summary_table(frame, across)
+    attention = attention_models(frame, (a.model for a in inputs.artifacts))
+    write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
+    summary = summary_table(frame, across_attacks(frame, inputs.examples))
     write_csv(summary, out / "summary.csv")
-    checks = run_checks(frame, inputs.examples, _image_shapes(inputs))
+    checks = run_checks(frame, inputs.examples, image_shapes(inputs))
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks]), out / "sanity.csv")
-    labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
-    accuracy_plots = [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, variants, out,
-                                                f"accuracy_{slug(lab)}")) for lab in labels]
-    diffs = attention_vs_baseline(frame, inputs.examples, attention)
-    write_csv(diffs, out / "attention_vs_baseline.csv")
-    shown = shown_models(diffs)
-    diff_plot = plots.difference_plot(shown, out, "attention_minus_baseline") if len(diffs) else None
-    ambiguous = [f"{model} (evaluated on {dataset}, n={n}) is not compared with a baseline: {len(names)} models could "
-                 f"be its baseline ({', '.join(names)}); compare architectures across such seeds with a study"
-                 for (model, dataset, n), names in ambiguous_baselines(frame).items()]
-    section = attention_section(inputs, out, panel_images, shift_images, panel_attack, panel_eps, attention)
-    robustness = robustness_section(inputs, out, panel_images, shift_images, attention)
-    incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
-                   "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
-    context = {
-        "version": __version__,
-        "git_commit": _git_commit(),
-        "command": command,
-        "provenance": _provenance(inputs),
-        "no_end": NO_END,
-        "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
-            ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n", "clean_accuracy", "seed"]
-        ].to_dict("records"),
-        "checks": checks,
-        "failures": [c for c in checks if c.status is Status.FAIL],
-        "next_attacks": _next_attacks(checks, inputs),
-        "incomplete": incomplete,
-        "notes": [*inputs.notes, *ambiguous],
-        "accuracy_plots": accuracy_plots,
-        "tables": html_tables(summary, variants),
-        "diffs": shown.to_dict("records"),
-        "diff_plot": diff_plot,
-        "has_examples": inputs.examples is not None,
-        "panels": section.panels,
-        "shift_png": section.shift_png,
-        "panel_note": section.note,
-        "mapless": sorted(variants - attention),
-        "panel_attack": section.attack_label,
-        "robustness": robustness.models,
-        "robustness_csv": robustness.csv,
-        "robustness_note": robustness.note,
-    }
-    context["render_seconds"] = round(time.perf_counter() - started, 1)
-    return atomic_write_text(out / "index.html", render(context))
+    page = SweepPage(inputs, out, attention, attention | variant_models(frame), summary, checks, panel_images,
+                     shift_images, panel_attack, panel_eps)
+    context = {**page_header(command), **banner(page), **build_sections("sweep", SECTIONS, page)}
+    return write_page(out / "index.html", "sweep.html.j2", context, started, Status=Status)
 
 
-def render(context: dict[str, Any]) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("robust_attn.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = lambda v: "n/a" if v is None or v != v else f"{100 * v:.1f}"
-    env.filters["pval"] = lambda v: "n/a" if v is None or v != v else (f"{v:.2g}" if v >= 1e-4 else "< 1e-4")
-    return env.get_template("index.html.j2").render(**context, Status=Status)
-
-
-__all__ = ["Check", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]
+__all__ = ["SECTIONS", "Check", "SweepPage", "attention_vs_baseline", "build_report", "read_runs", "summary_table"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ import pandas as pd
 
 from ..errors import UserError
 from ..results import (
-    ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, RUNS_FILE, read_examples_csv, read_results_csv, read_run_log,
+    ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, RUNS_FILE, read_examples_csv, read_results_csv,
 )
-from .common import CURVE, attack_labels, with_labels
+from .kit.inputs import Run, attack_catalog, attack_defaults, read_runs_log, require_folder
+from .kit.labels import CURVE, attack_labels, with_labels
+from .legacy import RESULT_DESCRIPTION, describe_results
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +30,12 @@ log = logging.getLogger(__name__)
 CELL = [*CURVE, "eps_label"]
 # The cell as a run log plans it.
 PLANNED = ["model", "attack", "attack_params", "eps_label"]
+# The columns a report reads from results.csv: the run's rows and the facts they record about their model
+# and attack (filled by :func:`..legacy.describe_results` for folders written before they were recorded).
+COLUMNS = list(dict.fromkeys([*RESULT_COLUMNS, *RESULT_DESCRIPTION]))
 _NUMERIC = {"width", "n", "eps", "n_correct", "accuracy", "ci_low", "ci_high", "worst_case_n_correct",
             "worst_case_accuracy", "worst_case_ci_low", "worst_case_ci_high", "clean_accuracy",
             "zero_gradient_fraction", "max_perturbation", "attack_failures", "seed", "seconds"}
-NO_END = "no end record (crashed, killed, or still running)"
-
-
-@dataclass(frozen=True)
-class Run:
-    """One command that wrote to a results folder, from its start and end records."""
-
-    folder: str
-    run_id: str
-    time: str | None
-    command: str | None
-    settings: dict[str, Any]
-    attacks: list[dict[str, Any]]
-    checkpoints: list[dict[str, Any]]
-    planned: list[dict[str, Any]]
-    status: str  # finished | interrupted | failed | NO_END
-    wall_seconds: float | None
-    missing: list[dict[str, Any]] = field(default_factory=list)  # planned cells not in the folder's results.csv
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing
 
 
 @dataclass(frozen=True)
@@ -67,13 +50,14 @@ class Artifact:
 
 @dataclass
 class RunInputs:
-    results: pd.DataFrame  # RESULT_COLUMNS + attack_label, one row per (curve, eps)
+    results: pd.DataFrame  # COLUMNS + attack_label, one row per (curve, eps)
     examples: pd.DataFrame | None  # EXAMPLE_COLUMNS: only those of the rows kept
     runs: list[Run]
     folders: list[str]
     artifacts: list[Artifact]
     notes: list[str]  # things the banner should say that are not sanity checks
     labels: dict[tuple[str, str], str]  # (attack, attack_params) -> display label, planned cells' too
+    catalog: dict[str, dict[str, Any]]  # every attack the runs could have run (see kit.inputs.attack_catalog)
 
     @property
     def incomplete(self) -> list[Run]:
@@ -81,25 +65,10 @@ class RunInputs:
 
 
 def _runs(folder: Path, results: pd.DataFrame) -> list[Run]:
-    starts: dict[str, dict] = {}
-    ends: dict[str, dict] = {}
-    for record in read_run_log(folder):
-        if not isinstance(record, dict) or "run_id" not in record:
-            continue
-        if record.get("event") == "start":
-            starts[record["run_id"]] = record
-        elif record.get("event") == "end":
-            ends[record["run_id"]] = record
+    """The folder's runs, each with the planned cells its results.csv lacks."""
     present = set(map(tuple, results[PLANNED].astype(str).to_numpy().tolist()))
-    runs = []
-    for run_id, s in starts.items():
-        end = ends.get(run_id, {})
-        planned = [p for p in s.get("planned", []) if isinstance(p, dict)]
-        missing = [p for p in planned if tuple(str(p.get(k)) for k in PLANNED) not in present]
-        runs.append(Run(str(folder), run_id, s.get("time"), s.get("command"), s.get("settings") or {},
-                        s.get("attacks") or [], s.get("checkpoints") or [], planned, end.get("status", NO_END),
-                        end.get("wall_seconds"), missing))
-    return runs
+    return [replace(r, missing=[p for p in r.planned if tuple(str(p.get(k)) for k in PLANNED) not in present])
+            for r in read_runs_log(folder)]
 
 
 def _artifacts(folder: Path) -> list[Artifact]:
@@ -120,15 +89,14 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
         raise UserError("no results directory given")
     frames, examples, runs, artifacts, notes = [], [], [], {}, []
     folders = []
-    for order, d in enumerate(map(Path, dirs)):
-        if not d.is_dir():
-            raise UserError(f"results directory {d} does not exist")
+    for order, d in enumerate(require_folder(d, "results directory") for d in dirs):
         folders.append(str(d))
         if not (d / RESULTS_FILE).is_file() and (d / RUNS_FILE).is_file():
-            results = pd.DataFrame({c: pd.Series(dtype=float if c in _NUMERIC else str) for c in RESULT_COLUMNS})
+            results = describe_results(pd.DataFrame({c: pd.Series(dtype=float if c in _NUMERIC else str)
+                                                     for c in RESULT_COLUMNS}))
             notes.append(f"{d} holds no finished cell yet (no {RESULTS_FILE})")
         else:
-            results = read_results_csv(d / RESULTS_FILE)
+            results = describe_results(read_results_csv(d / RESULTS_FILE))
         frames.append(results.assign(_folder=order))
         if (d / EXAMPLES_FILE).is_file():
             examples.append(read_examples_csv(d / EXAMPLES_FILE).assign(_folder=order))
@@ -150,21 +118,12 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
         ex = pd.concat(examples, ignore_index=True)
         ex = ex.merge(results[[*CELL, "_folder"]], on=[*CELL, "_folder"], how="inner")
         ex = ex.drop_duplicates([*CELL, "index"], keep="last").drop(columns="_folder").reset_index(drop=True)
-    defaults = _defaults(runs)
-    results = with_labels(results[list(RESULT_COLUMNS)], defaults)
+    defaults = attack_defaults(runs)
+    results = with_labels(results[COLUMNS], defaults)
     pairs = [*zip(results["attack"], results["attack_params"]),
              *((str(m.get("attack")), str(m.get("attack_params"))) for r in runs for m in r.planned)]
-    return RunInputs(results, ex, runs, folders, list(artifacts.values()), notes, attack_labels(pairs, defaults))
-
-
-def _defaults(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
-    """Registered attack defaults where a run log records them (``attacks: [{name, params, defaults}]``)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        for a in r.attacks:
-            if isinstance(a, dict) and isinstance(a.get("defaults"), dict):
-                out[str(a.get("name"))] = a["defaults"]
-    return out
+    return RunInputs(results, ex, runs, folders, list(artifacts.values()), notes, attack_labels(pairs, defaults),
+                     attack_catalog(runs, results))
 
 
 def describe_missing(run: Run, labels: dict[tuple[str, str], str], limit: int = 4) -> str:
@@ -174,3 +133,22 @@ def describe_missing(run: Run, labels: dict[tuple[str, str], str], limit: int = 
         f"eps {m.get('eps_label')}" for m in run.missing[:limit])
     more = ", ..." if len(run.missing) > limit else ""
     return f"{len(run.missing)} of {len(run.planned)} planned cells are missing from {RESULTS_FILE}, e.g. {named}{more}"
+
+
+def image_shapes(inputs: RunInputs) -> dict[str, tuple[int, ...]]:
+    """Image shape (C, H, W) per evaluation dataset, where a run log or an artifact records it."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for run in inputs.runs:
+        for c in run.checkpoints:
+            shape = c.get("image_shape")
+            if isinstance(shape, list) and len(shape) == 3:
+                shapes[str(c.get("evaluated_on"))] = tuple(int(v) for v in shape)
+    datasets = inputs.results.drop_duplicates("model").set_index("model")["dataset"]
+    for art in inputs.artifacts:
+        if art.model in datasets.index and datasets[art.model] not in shapes:
+            try:
+                with np.load(art.path, allow_pickle=False) as z:
+                    shapes[datasets[art.model]] = tuple(int(v) for v in z["x"].shape[1:])
+            except Exception:  # the check falls back to the dataset's registered channels
+                pass
+    return shapes

@@ -52,13 +52,19 @@ def accuracy_plot(rows: pd.DataFrame, label: str, attention: set[str], out_dir: 
         if not np.allclose(r["accuracy"], r["worst_case_accuracy"]):
             ax.plot(x, 100 * r["worst_case_accuracy"], ":", lw=1.2, color=palette[model])
     ax.plot([], [], ":", color="gray", label="worst case (robust at every eps' <= eps)")
+    finish_percent_axes(ax, xlabel, "accuracy (%)", f"accuracy under {label}, per eps (bands: Wilson 95% CI)")
+    return save_figure(fig, out_dir, stem)
+
+
+def finish_percent_axes(ax, xlabel: str, ylabel: str, heading: str, **legend) -> None:
+    """What every accuracy-vs-eps plot of the report pages has: labels, a 0-100% y range, a light grid and
+    the legend in the upper right (``legend``: more legend options, e.g. the legend's ``title``)."""
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"accuracy under {label}, per eps (bands: Wilson 95% CI)", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(heading, fontsize=10)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
-    return save_figure(fig, out_dir, stem)
+    ax.legend(fontsize=7, loc="upper right", **legend)
 
 
 def _line_plot(data: pd.DataFrame, y: str, ylabel: str, title: str, **style):

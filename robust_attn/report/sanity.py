@@ -27,15 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..budget import BUDGET_ABS_SLACK, BUDGET_REL_SLACK, exceeds_budget
-from .common import (
-    CURVE,
-    ITERATIVE_LINF,
-    MODEL,
-    NOISE,
-    SINGLE_STEP,
-    attention_objective,
-    eps_key,
-)
+from .kit.labels import CURVE, ITERATIVE, MODEL, NOISE, SINGLE_STEP, attention_objective, eps_key, of_kind
+from .kit.stats import discordant, holm, mcnemar_exact, p_text
 
 ALPHA = 0.01  # family-wise error rate of one check's paired tests
 UNPAIRED_TOLERANCE = 0.01  # accuracy points, when a comparison has no per-example outcomes
@@ -100,11 +93,7 @@ class Comparison:
         if self.p is None:
             return base + ", no per-example data)"
         return base + (f"; {self.gained} points robust only under {self.low_tag}, {self.lost} only under {self.high_tag}; "
-                       f"one-sided p {_p(self.p)})")
-
-
-def _p(p: float) -> str:
-    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
+                       f"one-sided p {p_text(self.p)})")
 
 
 def compare(low, high, outcomes: Outcomes, text: str, low_tag: str, high_tag: str) -> Comparison:
@@ -113,20 +102,16 @@ def compare(low, high, outcomes: Outcomes, text: str, low_tag: str, high_tag: st
     a, b = outcomes.get(low), outcomes.get(high)
     if a is None or b is None or len(a) != len(b):
         return Comparison(text, excess, None, None, None, low.model, low_tag, high_tag)
-    from scipy.stats import binomtest
-
-    gained, lost = int((a & ~b).sum()), int((~a & b).sum())
-    p = 1.0 if gained + lost == 0 else float(binomtest(gained, gained + lost, 0.5, alternative="greater").pvalue)
+    gained, lost = discordant(a, b)
+    p = mcnemar_exact(gained, lost, "greater")
     return Comparison(text, excess, gained, lost, p, low.model, low_tag, high_tag)
 
 
 def flagged(comparisons: Sequence[Comparison]) -> list[Comparison]:
     """The comparisons where ``low`` is significantly above ``high``: paired ones by Holm's step-down
     at family-wise ``ALPHA``, unpaired ones by more than ``UNPAIRED_TOLERANCE``."""
-    from statsmodels.stats.multitest import multipletests
-
     paired = sorted((c for c in comparisons if c.p is not None), key=lambda c: c.p)
-    reject = multipletests([c.p for c in paired], alpha=ALPHA, method="holm")[0] if paired else []
+    reject, _ = holm([c.p for c in paired], ALPHA)
     out = [c for c, r in zip(paired, reject) if r]
     out += [c for c in comparisons if c.p is None and c.excess > UNPAIRED_TOLERANCE + 1e-12]
     return out
@@ -233,16 +218,24 @@ def _same_eps_pairs(frame: pd.DataFrame, lows: pd.DataFrame, highs: pd.DataFrame
                 yield low, high
 
 
+def _by_norm(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """The rows of each norm, Linf first: attacks are only compared with attacks of their own norm."""
+    norms = sorted(set(frame["norm"].astype(str)), key=lambda n: (n != "Linf", n))
+    return [frame[frame["norm"].astype(str) == n] for n in norms]
+
+
 def check_iterative_vs_single_step(frame: pd.DataFrame, outcomes: Outcomes) -> Check:
     name = "iterative attacks at least as strong as FGSM (per eps)"
     positive = frame[frame["eps"] > 0]
-    comparisons = [compare(low, high, outcomes, f"{_name(low)} {100 * low.accuracy:.1f}% vs {high.attack_label} "
-                                                f"{100 * high.accuracy:.1f}% at {low.eps_label}", low.attack_label,
-                           high.attack_label)
-                   for low, high in _same_eps_pairs(frame, positive[positive["attack"].isin(ITERATIVE_LINF)],
-                                                    positive[positive["attack"].isin(SINGLE_STEP)])]
+    comparisons = []
+    for same in _by_norm(positive):
+        for low, high in _same_eps_pairs(frame, same[of_kind(same, ITERATIVE)], same[of_kind(same, SINGLE_STEP)]):
+            comparisons.append(compare(low, high, outcomes, f"{_name(low)} {100 * low.accuracy:.1f}% vs "
+                                                            f"{high.attack_label} {100 * high.accuracy:.1f}% at "
+                                                            f"{low.eps_label}", low.attack_label, high.attack_label))
     return _comparison_check(
-        name, comparisons, "needs fgsm and an iterative attack (bim, pgd, apgd-*, autoattack) on one model at one eps > 0",
+        name, comparisons, "needs a single-step attack (fgsm) and an iterative attack of the same norm (bim, pgd, "
+        "apgd-*, autoattack) on one model at one eps > 0",
         "no iterative attack significantly weaker than FGSM",
         "an iterative attack starts where FGSM's single step can go and takes more steps: one that leaves more "
         "points robust is misconfigured (too few steps, too small a step size) or follows masked gradients.")
@@ -252,10 +245,9 @@ def check_noise_weaker(frame: pd.DataFrame, outcomes: Outcomes) -> Check:
     name = "random noise weaker than the attacks (per eps)"
     positive = frame[frame["eps"] > 0]
     comparisons = []
-    for norm, noise in NOISE.items():
-        same = positive[positive["norm"] == norm]
-        attacks = same[~same["attack"].isin(NOISE.values())]
-        for low, high in _same_eps_pairs(frame, attacks, same[same["attack"] == noise]):
+    for same in _by_norm(positive):
+        noise = of_kind(same, NOISE)
+        for low, high in _same_eps_pairs(frame, same[~noise], same[noise]):
             comparisons.append(compare(low, high, outcomes, f"{_name(low)} {100 * low.accuracy:.1f}% vs {high.attack_label} "
                                                             f"{100 * high.accuracy:.1f}% at {low.eps_label}",
                                        low.attack_label, high.attack_label))
@@ -284,9 +276,9 @@ def check_large_eps(frame: pd.DataFrame, shapes: dict[str, tuple[int, ...]] | No
     name = (f"attacks succeed at large budgets (Linf >= 32/255: < {NEAR_ZERO:.0%} left; L2 above the image diameter: "
             "none left; minimal attacks: no failures)")
     shapes = shapes or {}
-    not_noise = frame[~frame["attack"].isin(NOISE.values())]
+    not_noise = frame[~of_kind(frame, NOISE)]
     tested, bad = [], []
-    linf = not_noise[(not_noise["norm"] == "Linf") & ~not_noise["attack"].isin(SINGLE_STEP)
+    linf = not_noise[(not_noise["norm"] == "Linf") & ~of_kind(not_noise, SINGLE_STEP)
                      & (not_noise["eps"] >= LARGE_LINF_EPS - 1e-9)]
     for r in linf.sort_values("eps").groupby(CURVE).tail(1).itertuples():
         tested.append(r)

@@ -11,7 +11,6 @@ sanity checks of the member sweeps and the study's provenance.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -22,19 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..errors import UserError
-from ..files import atomic_write_text, ensure_dir
+from ..files import ensure_dir
 from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, MIN_SEEDS,
                            PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
                            VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
 from . import study_plots
-from .build import _image_shapes
-from .common import attack_labels, render_page, slug
-from .inputs import describe_missing, read_runs
+from .inputs import describe_missing, image_shapes, read_runs
+from .kit.inputs import read_table, require_folder
+from .kit.labels import attack_labels, slug
+from .kit.provenance import page_header, versions_text
+from .kit.render import Section, build_sections, write_page
 from .sanity import Status, run_checks
-
-log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 REQUIRED = {STUDY_FILE: STUDY_COLUMNS, EFFECTS_FILE: EFFECT_COLUMNS, PER_SEED_FILE: PER_SEED_COLUMNS}
@@ -64,22 +62,8 @@ class StudyInputs:
 
 # ------------------------------------------------------------------ reading
 
-def read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """A study CSV with its declared columns checked: text stays text (an architecture named 'NA' is
-    not a missing value), declared numeric columns become numbers; one-line errors."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
-        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {missing} of a study table")
-    for column in _NUMERIC & set(frame.columns):
-        try:
-            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
-        except (ValueError, TypeError):
-            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
-    return frame
+def _read(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    return read_table(path, columns, "a study table", _NUMERIC)
 
 
 def _provenance(path: Path, notes: list[str]) -> dict[str, Any]:
@@ -105,21 +89,19 @@ def _labelled(frames: Sequence[pd.DataFrame | None]) -> list[pd.DataFrame | None
 
 def read_study(study_dir: str | os.PathLike) -> StudyInputs:
     """Read a study output folder; :class:`UserError` if it is not one (missing folder or CSVs)."""
-    folder = Path(study_dir)
-    if not folder.is_dir():
-        raise UserError(f"study folder {folder} does not exist")
+    folder = require_folder(study_dir, "study folder")
     absent = [name for name in REQUIRED if not (folder / name).is_file()]
     if absent:
         raise UserError(f"{folder} is not a study output folder: it lacks {', '.join(absent)} "
                         "(written by robust-attn study STUDY.toml --out DIR)")
-    study, effects, per_seed = (read_table(folder / name, cols) for name, cols in REQUIRED.items())
+    study, effects, per_seed = (_read(folder / name, cols) for name, cols in REQUIRED.items())
     if study.empty:
         raise UserError(f"{folder / STUDY_FILE} holds no rows: nothing to report")
     notes: list[str] = []
     optional = []
     for name, cols in ((WITHIN_SEED_FILE, WITHIN_SEED_COLUMNS), (MEMBERS_FILE, MEMBER_COLUMNS)):
         if (folder / name).is_file():
-            optional.append(read_table(folder / name, cols))
+            optional.append(_read(folder / name, cols))
         else:
             optional.append(None)
             notes.append(f"{name} is missing from {folder}")
@@ -265,7 +247,7 @@ def member_sanity(study_dir: Path, out: Path) -> dict[str, Any]:
         inputs = read_runs([sweep_dir])
     except UserError as exc:
         return {"present": False, "message": f"the member sweeps are missing: {exc}", "checks": [], "link": link}
-    checks = run_checks(inputs.results, inputs.examples, _image_shapes(inputs))
+    checks = run_checks(inputs.results, inputs.examples, image_shapes(inputs))
     incomplete = [f"{r.command or 'Python API'} ({r.status}): {describe_missing(r, inputs.labels)}"
                   for r in inputs.incomplete]
     return {"present": True, "message": None, "checks": checks, "link": link, "notes": [*inputs.notes, *incomplete],
@@ -292,7 +274,7 @@ def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
     return {"study": p.get("study"), "file": p.get("file"), "sha256": p.get("sha256"),
             "description": p.get("description"), "command": p.get("command"), "started": p.get("started"),
             "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
-            "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "versions": versions_text(versions),
             "baselines": sorted((str(k), str(v)) for k, v in baselines.items()),
             "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members}
 
@@ -304,6 +286,57 @@ def _csv_links(folder: Path, out: Path, names: Iterable[str]) -> dict[str, str]:
     return {n: Path(os.path.relpath(folder / n, out)).as_posix() for n in names if (folder / n).is_file()}
 
 
+@dataclass(frozen=True)
+class StudyPage:
+    """What the sections of the study page read: the folder as read and the figures drawn once."""
+
+    inputs: StudyInputs
+    out: Path
+    curves: list[dict[str, Any]]  # per attack x metric: curves and difference plots
+    scatter: list[dict[str, Any]]  # per attack: clean vs robust
+
+
+def verdicts_section(page: StudyPage) -> dict[str, Any]:
+    effects = page.inputs.effects
+    return {"verdicts": verdict_rows(page.inputs.study, effects), "refusals": refusals(effects),
+            "verdict_rule": VERDICT_RULE, "min_seeds": MIN_SEEDS}
+
+
+def curves_section(page: StudyPage) -> dict[str, Any]:
+    return {"curves": page.curves}
+
+
+def scatter_section(page: StudyPage) -> dict[str, Any]:
+    return {"scatter": page.scatter}
+
+
+def per_eps_section(page: StudyPage) -> dict[str, Any]:
+    return {"per_eps": per_eps_tables(page.inputs.effects)}
+
+
+def within_seed_section(page: StudyPage) -> dict[str, Any]:
+    within = page.inputs.within_seed
+    return {"within": within_seed_tables(within), "has_within": within is not None}
+
+
+def provenance_section(page: StudyPage) -> dict[str, Any]:
+    return {"provenance": provenance_context(page.inputs)}
+
+
+# The study page's sections, in page order (each renders templates/study_ID.html.j2). The member sweeps'
+# sanity checks and the CSV links are the page's: the verdicts section cites them too.
+SECTIONS: tuple[Section[StudyPage], ...] = (
+    Section("verdicts", verdicts_section),
+    Section("curves", curves_section),
+    Section("differences", curves_section),
+    Section("clean-vs-robust", scatter_section),
+    Section("per-eps", per_eps_section),
+    Section("within-seed", within_seed_section),
+    Section("sanity", lambda page: {}),
+    Section("provenance", provenance_section),
+)
+
+
 def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                        command: str | None = None) -> Path:
     """Write the study report (``index.html`` and its PNG + SVG plots) into ``out`` (default
@@ -312,33 +345,15 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
     inputs = read_study(study_dir)  # before anything is written: a wrong folder leaves no report behind
     folder = inputs.folder
     out_dir = ensure_dir(folder / REPORT_DIR if out is None else out, "report directory")
-    curves, scatter = _figures(inputs, out_dir)
+    page = StudyPage(inputs, out_dir, *_figures(inputs, out_dir))
     context = {
-        "version": __version__,
-        "command": command,
-        "verdicts": verdict_rows(inputs.study, inputs.effects),
-        "refusals": refusals(inputs.effects),
-        "verdict_rule": VERDICT_RULE,
-        "min_seeds": MIN_SEEDS,
-        "curves": curves,
-        "scatter": scatter,
-        "per_eps": per_eps_tables(inputs.effects),
-        "within": within_seed_tables(inputs.within_seed),
-        "has_within": inputs.within_seed is not None,
+        **page_header(command),
         "sanity": member_sanity(folder, out_dir),
-        "provenance": provenance_context(inputs),
         "notes": inputs.notes,
         "csv": _csv_links(folder, out_dir, (STUDY_FILE, EFFECTS_FILE, PER_SEED_FILE, WITHIN_SEED_FILE, MEMBERS_FILE)),
+        **build_sections("study", SECTIONS, page),
     }
-    context["render_seconds"] = round(time.perf_counter() - started, 1)
-    path = atomic_write_text(out_dir / "index.html", render(context))
-    log.info("study report written to %s", path)
-    return path
+    return write_page(out_dir / "index.html", "study.html.j2", context, started, missing_integer="?", Status=Status)
 
 
-def render(context: dict[str, Any]) -> str:
-    """The page from its context (autoescaped: architecture names and commands are user-controlled)."""
-    return render_page("study.html.j2", context, missing_integer="?", Status=Status)
-
-
-__all__ = ["StudyInputs", "build_study_report", "read_study"]
+__all__ = ["SECTIONS", "StudyInputs", "StudyPage", "build_study_report", "read_study"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plots import plt, save_figure, sns
+from .plots import finish_percent_axes, plt, save_figure, sns
 
 Color = Any  # a matplotlib colour
 
@@ -73,12 +73,7 @@ def curves_plot(arms: pd.DataFrame, seeds: pd.DataFrame, palette: Mapping[str, C
                 label=f"{plain(arch)} ({'baseline' if base else 'attention'}, {n} seed{'s' if n != 1 else ''})")
         _band(ax, x, r["ci_low"], r["ci_high"], color)
     ax.plot([], [], "-", lw=0.6, color="gray", label="one training seed")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(plain(title), fontsize=10)
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    finish_percent_axes(ax, xlabel, "accuracy (%)", plain(title))
     return save_figure(fig, out_dir, stem)
 
 

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ..results import wilson_interval
-from .common import CURVE, MODEL, eps_key
+from .kit.labels import CURVE, MODEL, eps_key
+from .kit.pairing import match_baselines
+from .kit.stats import discordant, mcnemar_exact
 
 ACROSS = "across attacks"
 SUMMARY_COLUMNS = ["source", "model", "architecture", "width", "trained_on", "dataset", "n", "attack", "attack_params",
@@ -83,43 +85,22 @@ def summary_table(frame: pd.DataFrame, across: pd.DataFrame | None = None) -> pd
     return out.drop(columns="_across").reset_index(drop=True)
 
 
-def _mcnemar_p(base_correct: np.ndarray, att_correct: np.ndarray) -> float:
-    """Exact McNemar test on paired outcomes: a binomial test on the discordant pairs (two-sided)."""
-    from scipy.stats import binomtest
-
-    b = int((base_correct & ~att_correct).sum())
-    c = int((~base_correct & att_correct).sum())
-    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
-
-
 DIFF_COLUMNS = ["model", "baseline", "attack", "attack_params", "attack_label", "norm", "eps", "eps_label", "accuracy",
                 "baseline_accuracy", "difference", "mcnemar_p", "worst_case_accuracy", "baseline_worst_case_accuracy",
                 "dataset", "n"]
 
 
-def backbone(architecture: str) -> str:
-    """The plain backbone an architecture is a variant of: the registry's names are ``FAMILY`` for the
-    backbone and ``FAMILY-...`` for its attention (``-att*``), SE and CBAM variants (``vgg``, ``resnet``)."""
-    return architecture.split("-", 1)[0]
-
-
-# What makes a backbone model the baseline of a variant model: the same width, training data and evaluation.
+# What makes a model the baseline of a variant model besides its architecture (the variant's recorded
+# ``baseline``): the same width, training data, training threat model and evaluation.
 BASELINE_MATCH = ["width", "trained_on", "dataset", "n"]
 
 
 def baseline_candidates(frame: pd.DataFrame) -> dict[tuple, list[str]]:
-    """Per variant model as evaluated (model, dataset, n), the backbone models it can be compared
-    with: its own backbone (:func:`backbone`) at the same BASELINE_MATCH. More than one (a folder
-    holding seed replicas of the backbone) means no single baseline: the report compares none of
-    them rather than an arbitrary one."""
-    models = frame.drop_duplicates(["model", "dataset", "n"])
-    plain = models["architecture"].map(backbone) == models["architecture"]
-    by_key: dict[tuple, list[str]] = {}
-    for r in models[plain].itertuples():
-        by_key.setdefault((r.architecture, *(getattr(r, k) for k in BASELINE_MATCH)), []).append(r.model)
-    return {(r.model, r.dataset, r.n): sorted(set(by_key.get((backbone(r.architecture), *(getattr(r, k) for k in
-                                                                                         BASELINE_MATCH)), [])))
-            for r in models[~plain].itertuples()}
+    """Per variant model as evaluated (model, dataset, n), the models it can be compared with: those whose
+    architecture is its recorded ``baseline``, at the same BASELINE_MATCH and training threat model (see
+    :mod:`.kit.pairing`). More than one (a folder holding seed replicas of the backbone) means no single
+    baseline: the report compares none of them rather than an arbitrary one."""
+    return match_baselines(frame, MODEL, [*BASELINE_MATCH, "training_threat_model"])
 
 
 def ambiguous_baselines(frame: pd.DataFrame) -> dict[tuple, list[str]]:
@@ -128,9 +109,9 @@ def ambiguous_baselines(frame: pd.DataFrame) -> dict[tuple, list[str]]:
 
 
 def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None, attention: set[str]) -> pd.DataFrame:
-    """Per variant model (attention, SE, CBAM: any architecture that is not its own backbone), attack
-    (with its parameters) and eps: per-eps accuracy minus its own backbone's (ResNet variants against
-    ``resnet``, VGG variants against ``vgg``; same width, training and evaluation data), with the exact
+    """Per variant model (attention, SE, CBAM: any model whose rows record a baseline architecture), attack
+    (with its parameters) and eps: per-eps accuracy minus its baseline model's (same width, training and
+    evaluation data, see :func:`baseline_candidates`), with the exact
     McNemar p-value on the paired per-eps outcomes of the same images when per-example results exist.
     A variant with several candidate baselines (:func:`ambiguous_baselines`) gets no rows. ``attention``
     is kept for callers; every variant is compared."""
@@ -153,7 +134,7 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None, at
         if att is not None and bas is not None:
             paired = pd.concat({"att": att, "base": bas}, axis=1, join="inner")
             if len(paired) == r.n:
-                p = _mcnemar_p(paired["base"].to_numpy(), paired["att"].to_numpy())
+                p = mcnemar_exact(*discordant(paired["base"].to_numpy(), paired["att"].to_numpy()))
         rows.append({"model": r.model, "baseline": b.model, "attack": r.attack, "attack_params": r.attack_params,
                      "attack_label": r.attack_label, "norm": r.norm, "eps": r.eps, "eps_label": r.eps_label,
                      "accuracy": r.accuracy, "baseline_accuracy": b.accuracy, "difference": r.accuracy - b.accuracy,

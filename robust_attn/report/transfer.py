@@ -12,18 +12,14 @@ transfer, sweep or attack code, so a folder copied elsewhere can be reported on 
   target's own white-box attack points to gradient masking of the target);
 * the provenance of the runs that wrote the folder, and ``transfer_summary.csv``.
 
-Which models are attention models, and which baseline goes with one, is decided from the model names
-alone, because ``transfer.csv`` carries no architecture column: a name reads ``ARCH_SUFFIX`` (split
-at the first ``_``; the suffix names the training data and any seed, as in ``vgg_c10s_seed1``). A model
-is an attention model when ARCH is an attention variant in the registry's naming (the paper's block
-``-att...``, squeeze-and-excitation ``-se``, CBAM ``-cbam``: :func:`.common.variant_family`); its
-baseline is the model named ``FAMILY_SUFFIX`` with FAMILY the backbone before that part and the same
-SUFFIX, e.g. ``vgg-att3-concat-pc_c10s`` and ``vgg_c10s``, ``resnet-se_c10s_seed1`` and
-``resnet_c10s_seed1``.
+Which models are attention models, and which baseline goes with one, is read from what the transfer
+run recorded per end of each cell (``source_*``/``target_*``: architecture, family, baseline
+architecture, maps, training threat model): a model whose row names a baseline architecture is a
+variant, and its baseline model is the one of that architecture trained alike (:mod:`.kit.pairing`).
+Folders written by 0.3 lack these columns; :mod:`.legacy` fills them from the model names.
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -34,16 +30,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from ..errors import UserError
-from ..files import atomic_write_text, ensure_dir
-from ..results import RUNS_FILE, read_run_log, write_csv
+from ..files import ensure_dir
+from ..results import RUNS_FILE, write_csv
 from . import transfer_plots
-from .build import _git_commit
-from .common import NON_CE_GRADIENT_ATTACKS, absent, attack_labels, render_page, slug, variant_family
+from .kit.inputs import (Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, read_table,
+                         require_folder)
+from .kit.labels import attack_labels, slug
+from .kit.pairing import is_variant, match_baselines
+from .kit.provenance import page_header, run_rows
+from .kit.render import Section, absent, build_sections, write_page
+from .kit.stats import discordant, holm, mcnemar_exact, p_text
+from .legacy import MODEL_DESCRIPTION, ROLES, describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
-
-log = logging.getLogger(__name__)
 
 TRANSFER_FILE = "transfer.csv"
 EXAMPLES_FILE = "transfer_examples.csv"
@@ -64,73 +63,48 @@ CELL = ["source", "target", "dataset", "n", "attack", "attack_params", "eps_labe
 # evaluation sets) keeps each run's outcomes apart instead of mixing them into one ambiguous index.
 PAIRED = CELL
 
-ATTENTION_RULE = ("a model is an attention model when its architecture, the part of its name before the first "
-                  "'_', is an attention variant of a backbone (the paper's block '-att...', squeeze-and-excitation "
-                  "'-se', CBAM '-cbam'); its baseline is the model named FAMILY_SUFFIX, FAMILY being the backbone "
-                  "before that part and SUFFIX the rest of the name after the first '_' (training data, seed): "
-                  "vgg-att3-concat-pc_c10s pairs with vgg_c10s, resnet-se_c10s_seed1 with resnet_c10s_seed1.")
+# What a variant's baseline model shares with it besides the architecture the variant names.
+PAIR_MATCH = ["training_threat_model", "trained_on"]
+ATTENTION_RULE = ("a model is an attention model when the transfer run recorded a baseline architecture for it "
+                  "(source_baseline, target_baseline: an attention, squeeze-and-excitation or CBAM variant of a "
+                  "backbone); its baseline is the model of that architecture with the same training threat model "
+                  "and training data, when there is exactly one. Folders written by robust-attn 0.3 record none of "
+                  "this: there a model name reads ARCH_SUFFIX and the baseline of vgg-att3-concat-pc_c10s is "
+                  "vgg_c10s, of resnet-se_c10s_seed1 resnet_c10s_seed1.")
 
 
-# ------------------------------------------------------------------ model names
+# ------------------------------------------------------------------ models
 
-def split_name(name: str) -> tuple[str, str]:
-    """``(architecture, suffix)`` of a model name ``ARCH_SUFFIX`` (suffix '' when there is no '_')."""
-    arch, _, suffix = str(name).partition("_")
-    return arch, suffix
-
-
-def is_attention(name: str) -> bool:
-    return variant_family(split_name(name)[0]) is not None
+def model_descriptions(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per model (``model`` and MODEL_DESCRIPTION) from the ``source_*``/``target_*`` columns
+    of the cells it appears in (as a target where it is both)."""
+    parts = [cells[[role, *(f"{role}_{c}" for c in MODEL_DESCRIPTION)]].set_axis(
+        ["model", *MODEL_DESCRIPTION], axis=1) for role in ROLES]
+    return pd.concat(parts, ignore_index=True).astype(str).drop_duplicates("model", keep="last").reset_index(drop=True)
 
 
-def baseline_name(name: str) -> str | None:
-    """The name of an attention model's baseline under the pairing rule; None for other models."""
-    arch, suffix = split_name(name)
-    family = variant_family(arch)
-    return f"{family}_{suffix}" if family and suffix else None
+def model_order(models: pd.DataFrame, names) -> list[str]:
+    """Family, then training data, then baseline before variants, then name: a baseline sits next to its
+    variants."""
+    info = models.set_index("model")
+    variant = dict(zip(models["model"], is_variant(models["baseline"])))
 
-
-def _model_order(models) -> list[str]:
-    """Family, then baseline before attention models, then name: a baseline sits next to its variants."""
     def key(m: str) -> tuple:
-        arch, suffix = split_name(m)
-        return (variant_family(arch) or arch, suffix, is_attention(m), m)
-    return sorted(set(models), key=key)
+        return (info.at[m, "family"], info.at[m, "trained_on"], bool(variant[m]), m) if m in info.index else ("", "", False, m)
+    return sorted(set(names), key=key)
 
-
-# ------------------------------------------------------------------ reading
 
 @dataclass(frozen=True)
 class TransferInputs:
     """A transfer output folder as read."""
 
     folder: Path
-    cells: pd.DataFrame  # transfer.csv, one row per CELL, with attack_label and white_box
+    cells: pd.DataFrame  # transfer.csv, one row per CELL, with attack_label, white_box and every described column
     examples: pd.DataFrame | None  # transfer_examples.csv
-    runs: list[dict[str, Any]]  # start records of runs.jsonl, each with its end record's status and wall time
+    runs: list[Run]  # runs.jsonl
     notes: list[str]
-
-
-def read_table(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
-    """A transfer CSV with its declared columns checked: names stay text, numbers become numbers; a
-    one-line :class:`UserError` when it is not what the contract says."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
-        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {missing} of {what}")
-    if frame.empty:
-        raise UserError(f"{path} holds no rows: nothing to report")
-    for column in _NUMERIC & set(frame.columns):
-        try:
-            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
-        except (ValueError, TypeError):
-            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
-        if column in _REQUIRED_NUMBERS and frame[column].isna().any():
-            raise UserError(f"{path}: column {column!r} has empty values")
-    return frame
+    models: pd.DataFrame  # one row per model: see model_descriptions
+    catalog: dict[str, dict[str, Any]]  # every attack the runs could have run
 
 
 def _check_cells(path: Path, cells: pd.DataFrame) -> None:
@@ -140,40 +114,18 @@ def _check_cells(path: Path, cells: pd.DataFrame) -> None:
         raise UserError(f"{path}: n_correct does not equal accuracy x n in some rows")
 
 
-def _run_records(folder: Path) -> list[dict[str, Any]]:
-    starts: dict[str, dict] = {}
-    ends: dict[str, dict] = {}
-    for record in read_run_log(folder):
-        if not isinstance(record, dict) or "run_id" not in record:
-            continue
-        if record.get("event") == "start":
-            starts[str(record["run_id"])] = record
-        elif record.get("event") == "end":
-            ends[str(record["run_id"])] = record
-    return [{**s, "status": ends.get(k, {}).get("status"), "wall_seconds": ends.get(k, {}).get("wall_seconds")}
-            for k, s in starts.items()]
-
-
-def _defaults(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Registered attack defaults where a run log records them (``attacks: [{name, params, defaults}]``)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        for a in r.get("attacks") or []:
-            if isinstance(a, dict) and isinstance(a.get("defaults"), dict):
-                out[str(a.get("name"))] = a["defaults"]
-    return out
+def _read(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
+    return read_table(path, columns, what, _NUMERIC, required_numbers=_REQUIRED_NUMBERS, nonempty=True)
 
 
 def read_transfer(folder: str | os.PathLike) -> TransferInputs:
     """Read a transfer output folder; one-line :class:`UserError` when it is not one."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"transfer folder {folder} does not exist")
+    folder = require_folder(folder, "transfer folder")
     path = folder / TRANSFER_FILE
     if not path.is_file():
         raise UserError(f"{folder} is not a transfer output folder: it lacks {TRANSFER_FILE} "
                         "(written by robust-attn transfer --out DIR)")
-    cells = read_table(path, TRANSFER_COLUMNS, "a transfer table")
+    cells = describe_transfer(_read(path, TRANSFER_COLUMNS, "a transfer table"))
     _check_cells(path, cells)
     notes: list[str] = []
     dupes = int(cells.duplicated(CELL, keep="last").sum())
@@ -182,19 +134,20 @@ def read_transfer(folder: str | os.PathLike) -> TransferInputs:
         cells = cells.drop_duplicates(CELL, keep="last").reset_index(drop=True)
     examples = None
     if (folder / EXAMPLES_FILE).is_file():
-        examples = read_table(folder / EXAMPLES_FILE, EXAMPLE_COLUMNS, "a per-example transfer table")
+        examples = _read(folder / EXAMPLES_FILE, EXAMPLE_COLUMNS, "a per-example transfer table")
         if not examples["robust"].isin([0, 1]).all():
             raise UserError(f"{folder / EXAMPLES_FILE}: column 'robust' must hold 0 or 1")
     else:
         notes.append(f"{EXAMPLES_FILE} is missing from {folder}: no paired tests; the sanity check compares "
                      f"accuracies alone (more than {100 * UNPAIRED_TOLERANCE:g} point below the white box fails)")
-    runs = _run_records(folder)
+    runs = read_runs_log(folder)
     if not (folder / RUNS_FILE).is_file():
         notes.append(f"{folder} has no run log ({RUNS_FILE}): its provenance is unknown")
-    labels = attack_labels(zip(cells["attack"], cells["attack_params"]), _defaults(runs))
+    labels = attack_labels(zip(cells["attack"], cells["attack_params"]), attack_defaults(runs))
     cells = cells.assign(attack_label=[labels[p] for p in zip(cells["attack"], cells["attack_params"])],
                          white_box=cells["source"] == cells["target"])
-    return TransferInputs(folder, cells, examples, runs, notes)
+    catalog = attack_catalog(runs, cells)
+    return TransferInputs(folder, cells, examples, runs, notes, model_descriptions(cells), catalog)
 
 
 # ------------------------------------------------------------------ paired outcomes
@@ -225,15 +178,6 @@ class Outcomes:
         return both["a"].to_numpy(bool), both["b"].to_numpy(bool)
 
 
-def mcnemar_exact(only_first: int, only_second: int, alternative: str = "two-sided") -> float:
-    """Exact McNemar test: a binomial test of the discordant pairs against 1/2 (1.0 without any).
-    ``alternative='greater'``: the first kind is more frequent."""
-    from scipy.stats import binomtest
-
-    total = only_first + only_second
-    return 1.0 if total == 0 else float(binomtest(only_first, total, 0.5, alternative=alternative).pvalue)
-
-
 def _index(cells: pd.DataFrame) -> dict[tuple[str, ...], dict[str, Any]]:
     return {tuple(str(r[k]) for k in CELL): r for r in cells.to_dict("records")}
 
@@ -258,15 +202,19 @@ class Pairing:
     one_way: list[tuple[str, str]]  # pairs with one transfer direction only
 
 
-def pairing(cells: pd.DataFrame) -> Pairing:
+def pairing(cells: pd.DataFrame, models: pd.DataFrame) -> Pairing:
+    """Each variant with its baseline model (:mod:`.kit.pairing`, matching PAIR_MATCH): a pair where both
+    ran as source and target, one way where not; unpaired where no single baseline is in the folder."""
     sources, targets = set(cells["source"]), set(cells["target"])
-    models = sources | targets
+    candidates = match_baselines(models, ["model"], PAIR_MATCH)
     pairs, unpaired, one_way = [], [], []
-    for a in _model_order(m for m in models if is_attention(m)):
-        b = baseline_name(a)
-        if b not in models:
+    for a in model_order(models, (k[0] for k in candidates)):
+        found = candidates[(a,)]
+        if len(found) != 1:
             unpaired.append(a)
-        elif a in sources and a in targets and b in sources and b in targets:
+            continue
+        b = found[0]
+        if a in sources and a in targets and b in sources and b in targets:
             pairs.append((a, b))
         else:
             one_way.append((a, b))
@@ -291,7 +239,7 @@ def asymmetry_table(cells: pd.DataFrame, outcomes: Outcomes, pairs: Sequence[tup
             paired = outcomes.paired(r, back)
             if paired is not None:
                 to_att, to_base = paired
-                only_att, only_base = int((~to_att & to_base).sum()), int((to_att & ~to_base).sum())
+                only_att, only_base = discordant(to_base, to_att)
                 p = mcnemar_exact(only_att, only_base)
             wa, wb = index.get(_key(r, a, a)), index.get(_key(r, b, b))
             rows.append({"attention": a, "baseline": b, "dataset": r["dataset"], "n": r["n"], "attack": r["attack"],
@@ -315,7 +263,7 @@ CHECK_NAME = "transfer is not stronger than white-box"
 SUGGESTS = ("Gradient masking of the target: its own white-box attack is weaker than one transferred from another "
             "model, so its gradients mislead the attack (obfuscated gradients, Athalye et al. 2018) and its white-box "
             "numbers overstate its robustness. Evaluate it with attacks that do not depend on the cross-entropy "
-            "gradient's scale: " + ", ".join(NON_CE_GRADIENT_ATTACKS) + ".")
+            "gradient's scale: {attacks}.")
 
 
 def white_box_comparisons(cells: pd.DataFrame, outcomes: Outcomes) -> pd.DataFrame:
@@ -325,8 +273,6 @@ def white_box_comparisons(cells: pd.DataFrame, outcomes: Outcomes) -> pd.DataFra
     exact McNemar p-value (white box robust more often than transfer) and its Holm adjustment over all
     comparisons at family-wise ``ALPHA``; ``flagged``: transfer significantly stronger (without
     per-example outcomes: lower by more than ``UNPAIRED_TOLERANCE``)."""
-    from statsmodels.stats.multitest import multipletests
-
     index = _index(cells)
     rows = []
     for r in cells[~cells["white_box"]].to_dict("records"):
@@ -341,7 +287,7 @@ def white_box_comparisons(cells: pd.DataFrame, outcomes: Outcomes) -> pd.DataFra
                 row["flagged"] = bool(wb["accuracy"] - r["accuracy"] > UNPAIRED_TOLERANCE + 1e-12)
             else:
                 white, transfer = paired
-                row["gained"], row["lost"] = int((white & ~transfer).sum()), int((~white & transfer).sum())
+                row["gained"], row["lost"] = discordant(white, transfer)
                 row["p"] = mcnemar_exact(row["gained"], row["lost"], "greater")
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*CELL, "accuracy", "white_box_accuracy", "difference", "gained", "lost", "p", "p_holm",
@@ -351,7 +297,7 @@ def white_box_comparisons(cells: pd.DataFrame, outcomes: Outcomes) -> pd.DataFra
                           "tested": bool})
     paired = frame["p"].notna()
     if paired.any():
-        reject, p_holm, _, _ = multipletests(frame.loc[paired, "p"].to_numpy(float), alpha=ALPHA, method="holm")
+        reject, p_holm = holm(frame.loc[paired, "p"].to_numpy(float), ALPHA)
         frame.loc[paired, "p_holm"] = p_holm
         frame.loc[paired, "flagged"] = reject
     return frame
@@ -368,15 +314,12 @@ def _describe(r: dict[str, Any], labels: dict[tuple[str, str], str]) -> str:
     if absent(r["p"]):
         return text + ", no per-example data)"
     return text + (f"; {int(r['gained'])} images fooled only by the transfer, {int(r['lost'])} only by the white-box "
-                   f"attack; one-sided p {_p(r['p'])}, Holm p {_p(r['p_holm'])})")
+                   f"attack; one-sided p {p_text(r['p'])}, Holm p {p_text(r['p_holm'])})")
 
 
-def _p(p: float) -> str:
-    return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
-
-
-def check_transfer_vs_white_box(cells: pd.DataFrame, comparisons: pd.DataFrame) -> Check:
-    """PASS / FAIL / NOT TESTED, with the numbers behind it."""
+def check_transfer_vs_white_box(cells: pd.DataFrame, comparisons: pd.DataFrame, attacks: Sequence[str] = ()) -> Check:
+    """PASS / FAIL / NOT TESTED, with the numbers behind it; a FAIL suggests ``attacks`` (those of the run
+    logs' catalogs that do not follow the cross-entropy gradient)."""
     labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
     tested = comparisons[comparisons["tested"]]
     untested = sorted(set(comparisons.loc[~comparisons["tested"], "target"]))
@@ -394,7 +337,8 @@ def check_transfer_vs_white_box(cells: pd.DataFrame, comparisons: pd.DataFrame) 
         return Check(CHECK_NAME, Status.FAIL,
                      f"{len(bad)} of {how} fail: " + "; ".join(_describe(r, labels) for r in bad[:5])
                      + (" ..." if len(bad) > 5 else "") + extra,
-                     SUGGESTS, True, tuple(dict.fromkeys(r["target"] for r in bad)))
+                     SUGGESTS.format(attacks=", ".join(attacks) or "none recorded"), True,
+                     tuple(dict.fromkeys(r["target"] for r in bad)))
     detail = f"{how}; no transfer source is significantly stronger than the target's own white-box attack"
     worst = tested.sort_values("difference").iloc[0].to_dict()
     if worst["difference"] < 0:
@@ -410,15 +354,16 @@ SUMMARY_COLUMNS = ["source", "target", "source_kind", "target_kind", "dataset", 
                    "fooled_only_by_white_box", "sanity_p", "sanity_p_holm", "sanity_flagged"]
 
 
-def _kind(name: str, models: set[str]) -> str:
-    if is_attention(name):
-        return "attention"
-    return "baseline" if any(baseline_name(m) == name for m in models) else "other"
+def model_kinds(models: pd.DataFrame) -> dict[str, str]:
+    """Per model: ``attention`` (a variant), ``baseline`` (a variant's baseline candidate) or ``other``."""
+    variant = dict(zip(models["model"], is_variant(models["baseline"])))
+    wanted = {b for found in match_baselines(models, ["model"], PAIR_MATCH).values() for b in found}
+    return {m: "attention" if variant[m] else "baseline" if m in wanted else "other" for m in models["model"]}
 
 
-def summary_table(cells: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+def summary_table(cells: pd.DataFrame, comparisons: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
     """transfer_summary.csv: one row per cell, with the target's white-box accuracy and the check's test."""
-    models = set(cells["source"]) | set(cells["target"])
+    kinds = model_kinds(models)
     merged = cells.merge(comparisons.drop(columns=["tested", "accuracy"]), on=CELL, how="left")
     merged["flagged"] = merged["flagged"].astype("boolean").fillna(False).astype(bool)
     out = merged.rename(columns={"white_box_accuracy": "target_white_box_accuracy",
@@ -427,21 +372,20 @@ def summary_table(cells: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFram
                                  "flagged": "sanity_flagged"})
     own = out["white_box"]
     out.loc[own, "target_white_box_accuracy"] = out.loc[own, "accuracy"]
-    out = out.assign(source_kind=out["source"].map(lambda m: _kind(m, models)),
-                     target_kind=out["target"].map(lambda m: _kind(m, models)))
-    order = {m: i for i, m in enumerate(_model_order(models))}
+    out = out.assign(source_kind=out["source"].map(kinds), target_kind=out["target"].map(kinds))
+    order = {m: i for i, m in enumerate(model_order(models, models["model"]))}
     out = out.assign(_s=out["source"].map(order), _t=out["target"].map(order))
     out = out.sort_values(["dataset", "n", "attack_label", "eps", "_s", "_t"], kind="stable")
     return out[SUMMARY_COLUMNS].reset_index(drop=True)
 
 
-def _figures(cells: pd.DataFrame, out: Path, attention: set[str]) -> list[dict[str, Any]]:
+def _figures(cells: pd.DataFrame, models: pd.DataFrame, out: Path, attention: set[str]) -> list[dict[str, Any]]:
     """Per (dataset, n, attack): one heatmap per eps."""
     groups = []
     keys = ["dataset", "n", "attack_label"]
     for i, (key, g) in enumerate(cells.sort_values(["attack_label", "eps"]).groupby(keys, sort=True)):
         dataset, n, label = key
-        sources, targets = _model_order(g["source"]), _model_order(g["target"])
+        sources, targets = model_order(models, g["source"]), model_order(models, g["target"])
         maps = []
         for j, (eps_label, e) in enumerate(g.groupby("eps_label", sort=False)):
             title = f"{label} at eps {eps_label} ({dataset}, n = {int(n)}): target accuracy (%)"
@@ -464,48 +408,89 @@ def _asymmetry_groups(table: pd.DataFrame, out: Path) -> list[dict[str, Any]]:
     return groups
 
 
-def _models(cells: pd.DataFrame) -> list[dict[str, Any]]:
-    models = set(cells["source"]) | set(cells["target"])
+def _models(cells: pd.DataFrame, models: pd.DataFrame, pairs: Pairing) -> list[dict[str, Any]]:
+    names = set(models["model"])
+    kinds = model_kinds(models)
+    paired = dict([*pairs.pairs, *pairs.one_way])
+    wanted = dict(zip(models["model"], models["baseline"]))
     sha: dict[str, str] = {}
     for role in ("source", "target"):
         if f"{role}_sha256" in cells:
             sha.update({m: s for m, s in zip(cells[role], cells[f"{role}_sha256"]) if s})
     clean = cells.drop_duplicates(["target", "dataset", "n"])
     out = []
-    for m in _model_order(models):
+    for m in model_order(models, names):
         c = clean[clean["target"] == m]
-        base = baseline_name(m)
-        out.append({"model": m, "kind": _kind(m, models), "baseline": base if base in models else None,
-                    "wanted_baseline": base, "source": m in set(cells["source"]), "target": m in set(cells["target"]),
+        base = paired.get(m)
+        out.append({"model": m, "kind": kinds[m], "baseline": base,
+                    "wanted_baseline": f"a {wanted[m]} model" if kinds[m] == "attention" and base is None else None,
+                    "source": m in set(cells["source"]), "target": m in set(cells["target"]),
                     "sha256": sha.get(m), "clean": [(r["dataset"], int(r["n"]), r["clean_accuracy"])
                                                     for r in c.to_dict("records")]})
     return out
 
 
-def _version_text(value: Any) -> str:
-    return ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else ""
-
-
 def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
     """The runs that wrote the folder (oldest first) and what transfer.csv says about seed and version."""
-    runs = []
-    for r in sorted(inputs.runs, key=lambda r: str(r.get("time") or "")):
-        s = r.get("settings") if isinstance(r.get("settings"), dict) else {}
-        wall = r.get("wall_seconds")
-        runs.append({"time": r.get("time"), "command": r.get("command"), "status": r.get("status") or
-                     "no end record (crashed, killed, or still running)", "ok": r.get("status") == "finished",
-                     "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
-                     "planned": len(r.get("planned") or []),
-                     "settings": ", ".join(f"{k} {v}" for k, v in s.items() if k != "versions"
-                                           and isinstance(v, (str, int, float, bool))),
-                     "versions": _version_text(s.get("versions")),
-                     "models": ", ".join(str(c.get("name")) for c in r.get("checkpoints") or [] if isinstance(c, dict))})
     cells = inputs.cells
     unique = {k: ", ".join(sorted({str(v) for v in cells[k]})) for k in ("seed", "version") if k in cells}
-    return {"runs": runs, "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
+    return {"runs": run_rows(inputs.runs), "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
 
 
 # ------------------------------------------------------------------ page
+
+@dataclass(frozen=True)
+class TransferPage:
+    """What the sections of the transfer page read: the folder as read and what the page computed once."""
+
+    inputs: TransferInputs
+    out: Path
+    pairs: Pairing
+    asymmetry: pd.DataFrame
+    comparisons: pd.DataFrame
+    check: Check
+
+
+def heatmaps_section(page: TransferPage) -> dict[str, Any]:
+    models = page.inputs.models
+    attention = set(models.loc[is_variant(models["baseline"]).to_numpy(), "model"])
+    return {"heatmaps": _figures(page.inputs.cells, models, page.out, attention)}
+
+
+def asymmetry_section(page: TransferPage) -> dict[str, Any]:
+    write_csv(page.asymmetry, page.out / ASYMMETRY_FILE)
+    return {"asymmetry": _asymmetry_groups(page.asymmetry, page.out), "pairing": page.pairs, "rule": ATTENTION_RULE,
+            "has_examples": page.inputs.examples is not None, "asymmetry_file": ASYMMETRY_FILE}
+
+
+def sanity_section(page: TransferPage) -> dict[str, Any]:
+    cells = page.inputs.cells
+    write_csv(summary_table(cells, page.comparisons, page.inputs.models), page.out / SUMMARY_FILE)
+    return {"alpha": ALPHA, "tolerance": UNPAIRED_TOLERANCE, "summary_file": SUMMARY_FILE}
+
+
+def provenance_section(page: TransferPage) -> dict[str, Any]:
+    return {"models": _models(page.inputs.cells, page.inputs.models, page.pairs),
+            "provenance": provenance_context(page.inputs), "folder": str(page.inputs.folder)}
+
+
+# The transfer page's sections, in page order (each renders templates/transfer_ID.html.j2).
+SECTIONS: tuple[Section[TransferPage], ...] = (
+    Section("heatmaps", heatmaps_section),
+    Section("asymmetry", asymmetry_section),
+    Section("sanity", sanity_section),
+    Section("provenance", provenance_section),
+)
+
+
+def banner(page: TransferPage) -> dict[str, Any]:
+    """What the page says first: the check's FAIL with the transfers that beat the white box, and notes."""
+    cells, comparisons = page.inputs.cells, page.comparisons
+    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
+    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
+               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
+    return {"check": page.check, "flagged": flagged, "notes": page.inputs.notes, "folder": str(page.inputs.folder)}
+
 
 def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | None = None,
                           command: str | None = None) -> Path:
@@ -517,47 +502,13 @@ def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | No
     out_dir = ensure_dir(inputs.folder / REPORT_DIR if out is None else out, "report directory")
     cells = inputs.cells
     outcomes = Outcomes(inputs.examples)
-    models = set(cells["source"]) | set(cells["target"])
-    attention = {m for m in models if is_attention(m)}
-    pairs = pairing(cells)
-    asymmetry = asymmetry_table(cells, outcomes, pairs.pairs)
+    pairs = pairing(cells, inputs.models)
     comparisons = white_box_comparisons(cells, outcomes)
-    check = check_transfer_vs_white_box(cells, comparisons)
-    write_csv(summary_table(cells, comparisons), out_dir / SUMMARY_FILE)
-    write_csv(asymmetry, out_dir / ASYMMETRY_FILE)
-    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
-    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
-               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
-    context = {
-        "version": __version__,
-        "git_commit": _git_commit(),
-        "command": command,
-        "folder": str(inputs.folder),
-        "notes": inputs.notes,
-        "heatmaps": _figures(cells, out_dir, attention),
-        "asymmetry": _asymmetry_groups(asymmetry, out_dir),
-        "pairing": pairs,
-        "rule": ATTENTION_RULE,
-        "has_examples": inputs.examples is not None,
-        "check": check,
-        "flagged": flagged,
-        "alpha": ALPHA,
-        "tolerance": UNPAIRED_TOLERANCE,
-        "models": _models(cells),
-        "provenance": provenance_context(inputs),
-        "summary_file": SUMMARY_FILE,
-        "asymmetry_file": ASYMMETRY_FILE,
-    }
-    context["render_seconds"] = round(time.perf_counter() - started, 1)
-    path = atomic_write_text(out_dir / "index.html", render(context))
-    log.info("transfer report written to %s", path)
-    return path
+    check = check_transfer_vs_white_box(cells, comparisons, non_ce_gradient_attacks(inputs.catalog))
+    page = TransferPage(inputs, out_dir, pairs, asymmetry_table(cells, outcomes, pairs.pairs), comparisons, check)
+    context = {**page_header(command), **banner(page), **build_sections("transfer", SECTIONS, page)}
+    return write_page(out_dir / "index.html", "transfer.html.j2", context, started, Status=Status)
 
 
-def render(context: dict[str, Any]) -> str:
-    """The page from its context (autoescaped: model names and commands are user-controlled)."""
-    return render_page("transfer.html.j2", context, Status=Status)
-
-
-__all__ = ["TransferInputs", "asymmetry_table", "baseline_name", "build_transfer_report", "is_attention",
-           "read_transfer", "white_box_comparisons"]
+__all__ = ["SECTIONS", "TransferInputs", "TransferPage", "asymmetry_table", "build_transfer_report",
+           "model_descriptions", "pairing", "read_transfer", "white_box_comparisons"]

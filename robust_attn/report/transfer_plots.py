@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from .plots import plt, save_figure, sns
+from .plots import finish_percent_axes, plt, save_figure, sns
 from .study_plots import eps_scale, plain
 
 
@@ -68,10 +68,6 @@ def asymmetry_plot(rows: pd.DataFrame, title: str, out_dir: Path, stem: str) -> 
                     color=palette[pair], label=text)
             ax.fill_between(x, 100 * r[f"{side}_ci_low"], 100 * r[f"{side}_ci_high"], color=palette[pair],
                             alpha=0.12, lw=0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("target accuracy on transferred examples (%)")
-    ax.set_title(plain(title), fontsize=10)
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right", title="source \u2192 target", title_fontsize=7)
+    finish_percent_axes(ax, xlabel, "target accuracy on transferred examples (%)", plain(title),
+                        title="source \u2192 target", title_fontsize=7)
     return save_figure(fig, out_dir, stem)
