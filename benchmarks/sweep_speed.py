@@ -25,7 +25,7 @@ import torchattacks
 from robust_attn.attacks import parse_eps_grid
 from robust_attn.checkpoints import load_checkpoint, resolve_checkpoints
 from robust_attn.data import load_dataset
-from robust_attn.sweep import predict, sweep
+from robust_attn.sweep import predict, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def main() -> None:
 
     t_floor, _ = timed(lambda: floor_fgsm(model, x, y, grid, bs))
     t_naive, naive_counts = timed(lambda: naive(model, lambda m, e: torchattacks.FGSM(m, eps=e), x, y, grid, bs))
-    t_sweep, frame = timed(lambda: sweep([ckpt], ["fgsm"], grid, n=args.n, batch_size=bs))
+    t_sweep, frame = timed(lambda: run_sweep([ckpt], ["fgsm"], grid, n=args.n, batch_size=bs))
     same = frame["n_correct"].tolist() == naive_counts
     print(f"FGSM  naive {t_naive:6.2f}s  sweep {t_sweep:6.2f}s  floor {t_floor:6.2f}s  "
           f"naive/sweep {t_naive / t_sweep:5.2f}x (target >= 3)  sweep/floor {t_sweep / t_floor:5.2f}x (target <= 1.15)  "
@@ -93,7 +93,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     t_naive, naive_counts = timed(lambda: naive(model, pgd, x, y, grid, bs))
-    t_sweep, frame = timed(lambda: sweep([ckpt], ["pgd"], grid, n=args.n, batch_size=bs))
+    t_sweep, frame = timed(lambda: run_sweep([ckpt], ["pgd"], grid, n=args.n, batch_size=bs))
     gap = max(abs(s - a) / args.n * 100 for s, a in zip(frame["n_correct"], naive_counts))
     print(f"PGD10 naive {t_naive:6.2f}s  sweep {t_sweep:6.2f}s  naive/sweep {t_naive / t_sweep:5.2f}x (target >= 8)  "
           f"per-eps accuracy, largest |sweep - naive| {gap:.2f} points (target <= 0.5; sweep method: "

@@ -17,8 +17,8 @@ _API = {
     "list_attacks": "robust_attn.attacks",
     "create_attack": "robust_attn.attacks",
     "parse_eps_grid": "robust_attn.attacks",
-    "sweep": "robust_attn.sweep",
-    "study": "robust_attn.study",
+    "run_sweep": "robust_attn.sweep",
+    "run_study": "robust_attn.study",
     "transfer": "robust_attn.transfer",
     "load_study": "robust_attn.study",
     "UserModel": "robust_attn.user_models",
@@ -30,9 +30,7 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the public name's module on first use. Nothing is cached here: ``sweep``, ``study`` and
-    ``transfer`` are also submodules, and importing one binds the (callable) module to this name,
-    which must then stay the module so that ``robust_attn.sweep.engine`` keeps working."""
+    """Import the public name's module on first use (``robust-attn --help`` must not import torch)."""
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'robust_attn' has no attribute {name!r}")

@@ -82,7 +82,7 @@ def run_suite(
     batch_size: int = 256,
 ) -> pd.DataFrame:
     """Run every suite entry; the concatenated result rows."""
-    from .sweep import sweep
+    from .sweep import run_sweep
 
     suite = read_suite(models_dir)
     frames = []
@@ -90,7 +90,7 @@ def run_suite(
         if on_entry:
             on_entry(i, len(suite.entries), entry)
         refs = resolve_checkpoints(list(entry.models) or None, models_dir, strict=True)  # a gate skips nothing
-        frames.append(sweep(refs, [entry.attack], entry.eps, entry.dataset, eps_unit=entry.eps_unit,
+        frames.append(run_sweep(refs, [entry.attack], entry.eps, entry.dataset, eps_unit=entry.eps_unit,
                             attack_args=dict(entry.attack_args), models_dir=models_dir, n=entry.n,
                             batch_size=batch_size, seed=suite.seed, device="cpu"))
     return pd.concat(frames, ignore_index=True)

@@ -3,7 +3,7 @@
 Two ways in (the third, plugins that register architectures, goes through the model registry's
 ``robust_attn.models`` entry-point group: see :mod:`robust_attn.registry`):
 
-* Python: ``robust_attn.sweep({"mynet": module}, ["fgsm"], "0:8:1", data="cifar10-embedded")``, or
+* Python: ``robust_attn.run_sweep({"mynet": module}, ["fgsm"], "0:8:1", data="cifar10-embedded")``, or
   :class:`UserModel` items (``UserModel("mynet", module)``) in the list of models, beside checkpoint
   names.
 * A spec string, on the command line (``robust-attn sweep --models pkg.mod:build --dataset ...``) or

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from robust_attn.study import study
+from robust_attn.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "studies" / "attention-vs-baseline.toml"
@@ -65,7 +65,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = study(STUDY, out, report=True)
+        result = run_study(STUDY, out, report=True)
         seconds = time.perf_counter() - start
         assert not result.members["trained"].any(), "the shipped study trained a model"
         table = verdict_table(result)

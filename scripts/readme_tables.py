@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from robust_attn.results import accuracy_table
-from robust_attn.sweep import sweep
+from robust_attn.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"
@@ -42,7 +42,7 @@ def markdown(frame, attack: str, value: str, with_dataset: bool) -> str:
 def timed_sweep(*args, **kwargs):
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        frame = sweep(*args, out=out, per_example=True, models_dir=ROOT / "models", **kwargs)
+        frame = run_sweep(*args, out=out, per_example=True, models_dir=ROOT / "models", **kwargs)
         seconds = time.perf_counter() - start
         examples = pd.read_csv(Path(out) / "per_example.csv", dtype={"eps_label": str})
         return frame, seconds, examples

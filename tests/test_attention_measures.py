@@ -22,7 +22,7 @@ from robust_attn.report.attention import (
     robustness_rows,
 )
 from robust_attn.models import create_model
-from robust_attn.sweep import sweep
+from robust_attn.sweep import run_sweep
 from robust_attn.sweep.panels import maps_are_distributions
 
 from .conftest import MODELS_DIR
@@ -47,9 +47,9 @@ def test_a_resumed_sweep_reads_no_shift_at_eps_0(tmp_path):
     stored and fresh maps must be the same numbers (float16 storage read 9e-5 here)."""
     out = tmp_path / "sweep"
     model = [str(MODELS_DIR / f"{ATT}.pt")]
-    sweep(model, ["fgsm"], "0,1", n=16, out=out)
+    run_sweep(model, ["fgsm"], "0,1", n=16, out=out)
     fresh = _artifact(out, ATT, "fgsm")
-    sweep(model, ["fgsm"], "0,1,2", n=16, out=out)
+    run_sweep(model, ["fgsm"], "0,1,2", n=16, out=out)
     resumed = _artifact(out, ATT, "fgsm")
     assert list(resumed["eps_label"]) == ["0", "1/255", "2/255"]
     assert _eps0_shift(fresh) == [0.0] * len(fresh["layers"])
@@ -102,7 +102,7 @@ def test_the_sweep_records_which_maps_a_model_has():
 
 def test_the_sweep_records_gates_and_the_report_names_the_measure_per_model(tmp_path):
     out = tmp_path / "sweep"
-    sweep([str(MODELS_DIR / f"{m}.pt") for m in (ATT, CBAM)], ["pgd"], "0,2", n=4, out=out, attack_args={"steps": 1})
+    run_sweep([str(MODELS_DIR / f"{m}.pt") for m in (ATT, CBAM)], ["pgd"], "0,2", n=4, out=out, attack_args={"steps": 1})
     assert bool(_artifact(out, ATT, "pgd")["maps_are_distributions"])
     cbam = _artifact(out, CBAM, "pgd")
     assert not bool(cbam["maps_are_distributions"]) and float(cbam["clean_maps_0"].max()) <= 1

@@ -21,7 +21,7 @@ from robust_attn.report.attention import (
 from robust_attn.report.kit.labels import attention_objective
 from robust_attn.report.legacy import describe_results
 from robust_attn.report.sanity import Status, run_checks
-from robust_attn.sweep import sweep
+from robust_attn.sweep import run_sweep
 
 from .conftest import MODELS_DIR
 
@@ -32,7 +32,7 @@ N = 16
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("att_robust") / "sweep"
-    sweep([str(MODELS_DIR / f"{MODEL}.pt")], ["attention-shift", "pgd"], "0,8", n=N, out=out,
+    run_sweep([str(MODELS_DIR / f"{MODEL}.pt")], ["attention-shift", "pgd"], "0,8", n=N, out=out,
                       attack_args={"steps": 3})
     return out
 

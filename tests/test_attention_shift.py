@@ -176,10 +176,10 @@ def test_a_sweep_records_the_shift_per_cell_and_per_example_and_refuses_models_w
     every example; every point it reports with its clean prediction really has it (re-predicted)."""
     import pandas as pd
 
-    from robust_attn.sweep import sweep
+    from robust_attn.sweep import run_sweep
 
     ckpt = load_checkpoint(MODELS_DIR / "vgg-att3-concat-pc_c10s.pt")
-    frame = sweep([ckpt], ["attention-shift", "fgsm"], "0,8", n=12, out=tmp_path, per_example=True,
+    frame = run_sweep([ckpt], ["attention-shift", "fgsm"], "0,8", n=12, out=tmp_path, per_example=True,
                   attack_args={"steps": 3})
     rows = frame.set_index(["attack", "eps_label"])
     assert rows.loc[("attention-shift", "0"), "attention_shift"] == 0.0
@@ -192,4 +192,4 @@ def test_a_sweep_records_the_shift_per_cell_and_per_example_and_refuses_models_w
     assert moved["attention_shift"].mean() == pytest.approx(rows.loc[("attention-shift", "8/255"), "attention_shift"])
     assert (moved["adv_pred"] == moved["clean_pred"]).all()
     with pytest.raises(UserError, match="vgg_c10s has none"):
-        sweep([load_checkpoint(MODELS_DIR / "vgg_c10s.pt")], ["attention-shift"], "0,8", n=4)
+        run_sweep([load_checkpoint(MODELS_DIR / "vgg_c10s.pt")], ["attention-shift"], "0,8", n=4)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robust_attn.attacks import parse_eps_grid
-from robust_attn.sweep import sweep
+from robust_attn.sweep import run_sweep
 
 
 CHUNK = 128  # foolbox attacks the images in chunks of this size (a large batch is slower on a CPU)
@@ -38,7 +38,7 @@ def test_per_eps_fgsm_equals_foolbox_exactly(setup):
     ckpt, fmodel, x, y = setup
     grid = parse_eps_grid("0:8:1")
     success = _foolbox_success(fb.attacks.FGSM(), fmodel, x, y, list(grid.values))
-    ours = sweep([ckpt], ["fgsm"], grid)
+    ours = run_sweep([ckpt], ["fgsm"], grid)
     assert ours["n_correct"].tolist() == (~success).sum(1).tolist()
 
 
@@ -54,11 +54,11 @@ def test_per_eps_pgd_agrees_with_foolbox_within_half_a_point(setup):
     torch.manual_seed(0)
     success = _foolbox_success(attack, fmodel, x, y, list(grid.values))
     theirs = (~success).sum(1).tolist()
-    plain = sweep([ckpt], ["pgd"], grid, batch_size=CHUNK, attack_args={"early_stop": False}, fast_path=False)
+    plain = run_sweep([ckpt], ["pgd"], grid, batch_size=CHUNK, attack_args={"early_stop": False}, fast_path=False)
     assert (plain["accuracy_method"] == "per-eps").all()
     for eps, a, b in zip(grid.labels, plain["n_correct"].tolist(), theirs):
         assert abs(a - b) / n <= 0.005, f"eps {eps}: robust-attn {a}/{n} vs foolbox {b}/{n}"
     # the default (first adversarial iterate kept, still-robust points only) is never weaker than the independent tool
-    default = sweep([ckpt], ["pgd"], grid, batch_size=CHUNK)["n_correct"].tolist()
+    default = run_sweep([ckpt], ["pgd"], grid, batch_size=CHUNK)["n_correct"].tolist()
     for eps, a, b in zip(grid.labels, default, theirs):
         assert a <= b + 0.005 * n, f"eps {eps}: robust-attn {a}/{n} vs foolbox {b}/{n}"

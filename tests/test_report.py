@@ -15,7 +15,7 @@ import pytest
 from robust_attn.report import build_report
 from robust_attn.report.legacy import describe_results
 from robust_attn.results import RUNS_FILE, read_examples_csv, read_results_csv
-from robust_attn.sweep import AttackSpec, sweep
+from robust_attn.sweep import AttackSpec, run_sweep
 
 from .conftest import ROOT, run_cli
 
@@ -27,10 +27,10 @@ N = 64
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     d = tmp_path_factory.mktemp("results")
-    sweep(MODELS, ["fgsm", "noise"], "0,4,8", n=N, out=d / "a", per_example=True,
+    run_sweep(MODELS, ["fgsm", "noise"], "0,4,8", n=N, out=d / "a", per_example=True,
           provenance={"command": "robust-attn sweep (test)"})
-    sweep(MODELS, ["pgd"], "0,4,8", n=N, out=d / "b", per_example=True)
-    sweep(MODELS, [AttackSpec("pgd", {"steps": 3})], "0,8", n=N, out=d / "c", per_example=True,
+    run_sweep(MODELS, ["pgd"], "0,4,8", n=N, out=d / "b", per_example=True)
+    run_sweep(MODELS, [AttackSpec("pgd", {"steps": 3})], "0,8", n=N, out=d / "c", per_example=True,
           provenance={"command": "robust-attn sweep --attack pgd --attack-arg steps=3 (test)"})
     return d
 
@@ -164,14 +164,14 @@ def test_panel_attack_is_chosen_among_attacks_with_artifacts(results, tmp_path):
 
 def test_incomplete_folders_and_their_missing_cells_are_named_in_the_banner(tmp_path):
     out = tmp_path / "stopped"
-    sweep(["vgg_c10s"], ["fgsm"], "0,4,8", n=32, out=out, per_example=True)  # a finished run
+    run_sweep(["vgg_c10s"], ["fgsm"], "0,4,8", n=32, out=out, per_example=True)  # a finished run
 
     def stop(event):
         if event.done == 2 and not event.stored:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        sweep(["vgg_c10s"], ["noise"], "0,1,2,3,4", n=32, out=out, per_example=True, on_cell=stop,
+        run_sweep(["vgg_c10s"], ["noise"], "0,1,2,3,4", n=32, out=out, per_example=True, on_cell=stop,
               provenance={"command": "robust-attn sweep --attack noise (stopped)"})
     build_report([out], tmp_path / "r1", panel_images=0, shift_images=0)
     banner = _banner((tmp_path / "r1" / "index.html").read_text())
@@ -188,7 +188,7 @@ def test_incomplete_folders_and_their_missing_cells_are_named_in_the_banner(tmp_
     provenance = page[page.index('id="provenance"'):page.index('id="accuracy"')]
     assert "<code>Python API</code>" in provenance and "robust-attn sweep --attack noise (stopped)" in provenance
     # finishing the grid later completes the folder: no banner
-    sweep(["vgg_c10s"], ["noise"], "0,1,2,3,4", n=32, out=out, per_example=True)
+    run_sweep(["vgg_c10s"], ["noise"], "0,1,2,3,4", n=32, out=out, per_example=True)
     build_report([out], tmp_path / "r3", panel_images=0, shift_images=0)
     assert "incomplete" not in _banner((tmp_path / "r3" / "index.html").read_text())
 
@@ -296,7 +296,7 @@ def test_two_n_in_one_folder_are_two_comparisons_each_with_its_own_cells():
 
 def test_the_member_sweep_of_a_study_says_why_its_variants_have_no_baseline(tmp_path):
     folder = tmp_path / "sweep"
-    sweep([str(ROOT / "models" / f"{m}.pt") for m in ("vgg_c10s", "vgg_c10s_seed1", "vgg-att3-concat-pc_c10s")],
+    run_sweep([str(ROOT / "models" / f"{m}.pt") for m in ("vgg_c10s", "vgg_c10s_seed1", "vgg-att3-concat-pc_c10s")],
           ["fgsm"], "0,1", n=8, out=folder)
     build_report([folder], tmp_path / "report", panel_images=0, shift_images=0)
     banner = _banner((tmp_path / "report" / "index.html").read_text())

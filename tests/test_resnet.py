@@ -231,10 +231,10 @@ def test_the_sweep_report_treats_se_and_cbam_as_attention_and_says_se_has_no_map
     """SE and CBAM are attention too (solid curves, compared with their backbone); CBAM's spatial
     gates get panels; SE has no spatial map and the report says so instead of showing nothing."""
     from robust_attn.report import build_report
-    from robust_attn.sweep import sweep
+    from robust_attn.sweep import run_sweep
 
     names = ["resnet_c10s", "resnet-se_c10s", "resnet-cbam_c10s"]
-    sweep([shipped[n] for n in names], ["fgsm"], "0,2", n=16, out=tmp_path / "r", per_example=True)
+    run_sweep([shipped[n] for n in names], ["fgsm"], "0,2", n=16, out=tmp_path / "r", per_example=True)
     page = build_report([tmp_path / "r"], tmp_path / "report").read_text()
     attention_part = page.split('id="attention-under-attack"')[1].split('id="attention-robustness"')[0]
     assert "No spatial attention map to show for resnet-se_c10s:" in attention_part

@@ -16,7 +16,7 @@ from robust_attn.results import (
     read_runs, read_transfer_csv,
 )
 from robust_attn.run import model_facts
-from robust_attn.sweep import sweep
+from robust_attn.sweep import run_sweep
 from robust_attn.transfer import transfer
 
 N = 8
@@ -36,7 +36,7 @@ def _as_0_3(out, cells_dir: str, columns, csv_name: str) -> None:
 
 
 def test_sweep_rows_carry_the_registry_facts(shipped, tmp_path):
-    frame = sweep([shipped["resnet-cbam_c10s"], shipped["vgg-att3-concat-pc_c10s"], shipped["vgg_c10s"]],
+    frame = run_sweep([shipped["resnet-cbam_c10s"], shipped["vgg-att3-concat-pc_c10s"], shipped["vgg_c10s"]],
                   ["fgsm", "noise"], "0,2", n=N, batch_size=N, out=tmp_path)
     assert list(frame.columns) == list(RESULT_COLUMNS)
     by_model = frame.drop_duplicates("model").set_index("model")
@@ -81,13 +81,13 @@ def test_a_user_model_is_its_own_family_with_maps_only_if_it_shows_them():
 
 def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, tmp_path):
     vgg = shipped["vgg_c10s"]
-    first = sweep([vgg], ["fgsm"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True)
+    first = run_sweep([vgg], ["fgsm"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True)
     _as_0_3(tmp_path, "cells", DESCRIPTIVE_COLUMNS, "results.csv")
     old = read_results_csv(tmp_path)  # the reader gives every column; the ones 0.3 lacks are unknown
     assert list(old.columns) == list(RESULT_COLUMNS)
     assert (old["attack_kind"] == UNKNOWN).all() and old["ce_gradient"].isna().all()
     events = []
-    again = sweep([vgg], ["fgsm", "noise"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True,
+    again = run_sweep([vgg], ["fgsm", "noise"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True,
                   on_cell=events.append)
     assert [e.stored for e in events if e.attack == "fgsm"] == [True, True], "the 0.3 cells were computed again"
     fgsm = again[again["attack"] == "fgsm"].reset_index(drop=True)

@@ -21,7 +21,7 @@ from robust_attn.report import build_report
 from robust_attn.report.kit.inputs import non_ce_gradient_attacks
 from robust_attn.report.legacy import LEGACY_CATALOG
 from robust_attn.report.sanity import Comparison, flagged
-from robust_attn.sweep import AttackSpec, sweep
+from robust_attn.sweep import AttackSpec, run_sweep
 
 from . import fixtures_masking as fm
 from .conftest import MODELS_DIR, run_cli
@@ -65,7 +65,7 @@ def _status(statuses: dict[str, str], prefix: str) -> str:
 
 
 def _sweep(models, attacks, grid, out: Path, **kw) -> Path:
-    sweep(models, attacks, grid, n=kw.pop("n", N), out=out, per_example=True, models_dir=MODELS_DIR, **kw)
+    run_sweep(models, attacks, grid, n=kw.pop("n", N), out=out, per_example=True, models_dir=MODELS_DIR, **kw)
     return out
 
 
@@ -201,7 +201,7 @@ def test_budget_check_fails_on_an_attack_that_ignores_its_budget(tmp_path):
     _register_broken()
     out = tmp_path / "broken"
     with pytest.raises(UserError, match=f"attack {BROKEN} exceeded its budget at eps 8/255"):
-        sweep(["vgg_c10s"], [BROKEN], "0,8", n=N, out=out, per_example=True, models_dir=MODELS_DIR)
+        run_sweep(["vgg_c10s"], [BROKEN], "0,8", n=N, out=out, per_example=True, models_dir=MODELS_DIR)
     statuses, banner = _report(out)
     assert _status(statuses, BUDGET) == "FAIL"
     assert f"{BROKEN} at 8/255" in banner and "not robust accuracy" in banner

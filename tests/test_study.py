@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 
 from robust_attn.errors import UserError
-from robust_attn.study import load_study, study
+from robust_attn.study import load_study, run_study
 from robust_attn.study import stats as st
 from robust_attn.study.members import find_members, train_members
 from robust_attn.study.spec import parse_study
@@ -226,7 +226,7 @@ def tiny_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     (folder / "tiny.toml").write_text(TINY)
     events = []
-    result = study(folder / "tiny.toml", folder / "out", jobs=2, report=True, on_training=events.append)
+    result = run_study(folder / "tiny.toml", folder / "out", jobs=2, report=True, on_training=events.append)
     return folder, result, events
 
 
@@ -251,7 +251,7 @@ def test_rerunning_a_study_trains_nothing_and_gives_the_same_tables(tiny_study, 
     from robust_attn.study import members
 
     monkeypatch.setattr(members, "train", lambda *a, **k: pytest.fail("a finished study trained again"))
-    again = study(folder / "tiny.toml", folder / "out", report=False)
+    again = run_study(folder / "tiny.toml", folder / "out", report=False)
     assert not again.members["trained"].any()
     pd.testing.assert_frame_equal(again.effects, result.effects)
 
@@ -271,9 +271,9 @@ def test_tables_take_the_asking_commands_cells_only(tiny_study, tmp_path, first,
     for name, evaluate in (("first", first), ("second", second)):
         files[name] = tmp_path / f"{name}.toml"
         files[name].write_text(TINY.replace("n = 32", evaluate))
-    study(files["first"], shared, report=False)
-    together = study(files["second"], shared, report=False)
-    by_itself = study(files["second"], alone, report=False)
+    run_study(files["first"], shared, report=False)
+    together = run_study(files["second"], shared, report=False)
+    by_itself = run_study(files["second"], alone, report=False)
     cells = pd.read_csv(shared / "sweep" / "results.csv")
     assert cells[["dataset", "n"]].drop_duplicates().shape[0] == 2, "the folder keeps both runs' cells"
     assert len(together.within_seed) == 2 * 3  # seeds x eps, one row each
@@ -327,10 +327,10 @@ def test_missing_training_data_fails_before_any_work(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(TINY.replace('dataset = "synthetic"', 'dataset = "cifar10-subset"\ndata_dir = "nowhere"'))
     with pytest.raises(UserError, match="must be trained .* does not exist"):
-        study(path, tmp_path / "out", report=False)
+        run_study(path, tmp_path / "out", report=False)
     path.write_text(TINY.replace('dataset = "synthetic"', 'dataset = "cifar10-subset"'))  # no data_dir at all
     with pytest.raises(UserError, match=r"cannot be loaded \(set \[train\] data_dir\)"):
-        study(path, tmp_path / "out", report=False)
+        run_study(path, tmp_path / "out", report=False)
     assert not (tmp_path / "out").exists(), "a study that cannot start leaves nothing behind"
 
 
@@ -364,7 +364,7 @@ def test_the_shipped_study_runs_end_to_end_without_training(tmp_path, monkeypatc
     spec = load_study(SHIPPED)  # its grid shrunk to 0, 2/255 on 16 images: this is about the pipeline
     spec = dataclasses.replace(spec, evaluation=dataclasses.replace(spec.evaluation, n=16,
                                                                     grid=parse_eps_grid("0,2")))
-    result = study(spec, tmp_path / "out", report=True)
+    result = run_study(spec, tmp_path / "out", report=True)
     assert not result.members["trained"].any() and len(result.members) == 10
     verdicts = result.effects[result.effects["summary"] == "auc"]
     assert sorted(zip(verdicts["attack"], verdicts["metric"])) == [
@@ -373,14 +373,16 @@ def test_the_shipped_study_runs_end_to_end_without_training(tmp_path, monkeypatc
     assert "verdict" in (tmp_path / "out" / "report" / "index.html").read_text().lower()
 
 
-def test_the_api_functions_stay_callable_whatever_was_imported_first():
-    """``robust_attn.study`` imports the sweep package: ``ra.sweep`` must still be callable after it."""
+def test_the_api_functions_are_not_shadowed_by_their_modules_whatever_was_imported_first():
+    """The run functions are named for what they do (``run_sweep``), not like the modules that hold them, so
+    importing ``robust_attn.sweep.engine`` or ``robust_attn.study.run`` cannot shadow them."""
     import subprocess
     import sys
 
-    code = ("import robust_attn as ra, robust_attn.study.run, robust_attn.sweep.engine; "
-            "assert callable(ra.sweep) and callable(ra.study); "
-            "assert ra.sweep.__call__ and ra.sweep.engine.sweep; print('ok')")
+    code = ("import robust_attn as ra, robust_attn.study.run, robust_attn.sweep.engine, robust_attn.transfer; "
+            "import types; assert all(isinstance(m, types.ModuleType) and type(m) is types.ModuleType "
+            "for m in (ra.sweep, ra.study, ra.transfer)); "
+            "assert ra.run_sweep is ra.sweep.engine.run_sweep and ra.run_study is ra.study.run.run_study; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.strip() == "ok", out.stderr
 

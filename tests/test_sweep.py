@@ -17,7 +17,7 @@ from filelock import FileLock
 from robust_attn.attacks import AttackCfg, AttackKind, Norm, Objective, get_attack_cfg, list_attacks, parse_eps_grid, register_attack
 from robust_attn.errors import UserError
 from robust_attn.results import EXAMPLE_COLUMNS, RESULT_COLUMNS, read_results_csv, read_run_log
-from robust_attn.sweep import LOCK_FILE, predict, sweep
+from robust_attn.sweep import LOCK_FILE, predict, run_sweep
 from robust_attn.sweep.store import CellStore, cell_key
 
 from .conftest import ROOT, interruptible_sweep_cmd
@@ -48,7 +48,7 @@ def test_per_eps_fgsm_equals_a_plain_loop_exactly_and_the_envelope_nests_it(vgg,
     x, y = embedded_cifar.float_batch(slice(0, len(embedded_cifar)))
     grid = parse_eps_grid(GRID)
     correct = _plain_fgsm_correct(vgg.model, x, y, grid.values)
-    frame = sweep([vgg], ["fgsm"], grid)
+    frame = run_sweep([vgg], ["fgsm"], grid)
     assert frame["n_correct"].tolist() == [int(c.sum()) for c in correct]
     clean = predict(vgg.model, x, 256) == y
     nested = torch.cumprod(torch.stack([clean, *correct]).int(), 0)[1:].bool()
@@ -67,8 +67,8 @@ def test_still_robust_fast_path_stays_within_half_a_point_of_attacking_every_poi
     every point at that eps. (On fewer images half a point is inside the random-start noise; by 3/255
     under 1% of the points are left to disagree about.)"""
     model = "vgg-att3-concat-dp_c10s"
-    fast = sweep([shipped[model]], [attack], "1,2", batch_size=128)  # eps 0 would be the clean pass, attacked
-    full = sweep([shipped[model]], [attack], "1,2", batch_size=128, fast_path=False)
+    fast = run_sweep([shipped[model]], [attack], "1,2", batch_size=128)  # eps 0 would be the clean pass, attacked
+    full = run_sweep([shipped[model]], [attack], "1,2", batch_size=128, fast_path=False)
     assert (fast["accuracy_method"] == "still-robust").all() and (full["accuracy_method"] == "per-eps").all()
     gap = (fast["accuracy"] - full["accuracy"]).abs().max()
     assert gap <= 0.005, f"{attack} on {model}: fast path off by {100 * gap:.2f} points"
@@ -87,7 +87,7 @@ def test_eps_zero_runs_the_attack_and_matches_the_clean_pass_on_a_sound_model(vg
             return self.model(x)
 
     ckpt = dataclasses.replace(vgg, name="counted", model=Counting(vgg.model))
-    frame = sweep([ckpt], ["noise"], "0", n=50)
+    frame = run_sweep([ckpt], ["noise"], "0", n=50)
     assert len(calls) == 2, "a clean pass and the attack's output at eps 0 are both predicted"
     assert frame["accuracy"].iloc[0] == frame["clean_accuracy"].iloc[0]
 
@@ -100,13 +100,13 @@ def test_budget_violation_fails_the_sweep_in_one_line_and_keeps_the_cell(vgg, tm
         def broken(model, eps, params, seed):
             return lambda x, y: (x + (torch.rand_like(x) * 4 - 2) * eps).clamp(0, 1)
     with pytest.raises(UserError, match=rf"attack {name} exceeded its budget at eps 2/255"):
-        sweep([vgg], [name], "0,2", n=20, out=tmp_path)
+        run_sweep([vgg], [name], "0,2", n=20, out=tmp_path)
     kept = read_results_csv(tmp_path)
     assert kept["max_perturbation"].iloc[-1] > 2 / 255
 
 
 def test_minimal_attack_failures_are_recorded_as_such(vgg, tmp_path):
-    frame = sweep([vgg], ["deepfool"], "0,0.5,1000", eps_unit="raw", n=40, attack_args={"steps": 1}, out=tmp_path,
+    frame = run_sweep([vgg], ["deepfool"], "0,0.5,1000", eps_unit="raw", n=40, attack_args={"steps": 1}, out=tmp_path,
                   per_example=True)
     assert (frame["accuracy_method"] == "minimal").all()
     examples = pd.read_csv(tmp_path / "per_example.csv")
@@ -118,7 +118,7 @@ def test_minimal_attack_failures_are_recorded_as_such(vgg, tmp_path):
 def test_the_callers_model_is_left_as_it_was(vgg):
     model = vgg.model
     model.train()
-    sweep([vgg], ["fgsm"], "0,1", n=8)
+    run_sweep([vgg], ["fgsm"], "0,1", n=8)
     assert model.training
     assert all(p.is_contiguous() for p in model.parameters()), "the sweep converts its own copy to channels_last"
     model.eval()
@@ -128,7 +128,7 @@ def test_the_callers_model_is_left_as_it_was(vgg):
 def stored(shipped, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     models = [shipped["vgg_c10s"], shipped["vgg-att3-concat-pc_c10s"]]
-    frame = sweep(models, ["fgsm", "noise", "pgd"], GRID, n=N, out=out, per_example=True)
+    frame = run_sweep(models, ["fgsm", "noise", "pgd"], GRID, n=N, out=out, per_example=True)
     return frame, out
 
 
@@ -188,20 +188,20 @@ def test_attention_panels_are_saved_for_attention_models_only(stored):
 def test_rerun_on_the_same_out_reads_every_cell_back(stored, shipped):
     frame, out = stored
     events = []
-    again = sweep([shipped["vgg_c10s"], shipped["vgg-att3-concat-pc_c10s"]], ["fgsm", "noise", "pgd"], GRID, n=N,
+    again = run_sweep([shipped["vgg_c10s"], shipped["vgg-att3-concat-pc_c10s"]], ["fgsm", "noise", "pgd"], GRID, n=N,
                   out=out, per_example=True, on_cell=events.append)
     assert all(e.stored for e in events) and len(events) == len(frame)
     pd.testing.assert_frame_equal(again, frame)
 
 
 def test_same_seed_same_results_for_randomised_attacks(vgg):
-    a = sweep([vgg], ["pgd", "noise"], "0,2,4", n=100, seed=7, attack_args={"steps": 3})
-    b = sweep([vgg], ["pgd", "noise"], "0,2,4", n=100, seed=7, attack_args={"steps": 3})
+    a = run_sweep([vgg], ["pgd", "noise"], "0,2,4", n=100, seed=7, attack_args={"steps": 3})
+    b = run_sweep([vgg], ["pgd", "noise"], "0,2,4", n=100, seed=7, attack_args={"steps": 3})
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
 
 
 def test_minimal_attack_is_read_as_accuracy_under_a_budget(vgg):
-    frame = sweep([vgg], ["deepfool"], "0,0.05,0.2,1,100", eps_unit="raw", n=40)
+    frame = run_sweep([vgg], ["deepfool"], "0,0.05,0.2,1,100", eps_unit="raw", n=40)
     acc = frame["accuracy"].tolist()
     assert acc == sorted(acc, reverse=True) and acc[0] == frame["clean_accuracy"].iloc[0]
     assert acc[-1] < acc[0]
@@ -209,17 +209,17 @@ def test_minimal_attack_is_read_as_accuracy_under_a_budget(vgg):
 
 def test_l2_attacks_need_raw_eps(vgg):
     with pytest.raises(UserError, match="--eps-unit raw"):
-        sweep([vgg], ["cw"], "0:8:1")
+        run_sweep([vgg], ["cw"], "0:8:1")
 
 
 def test_incompatible_dataset_is_refused_for_a_named_model(vgg):
     with pytest.raises(UserError, match="cannot be evaluated on fashion-mnist-embedded"):
-        sweep([vgg], ["fgsm"], "0,1", "fashion-mnist-embedded")
+        run_sweep([vgg], ["fgsm"], "0,1", "fashion-mnist-embedded")
 
 
 def test_a_dataset_without_models_evaluates_the_checkpoints_that_fit(caplog):
     with caplog.at_level(logging.WARNING):
-        frame = sweep(None, ["fgsm"], "1", "cifar10-embedded", n=8)
+        frame = run_sweep(None, ["fgsm"], "1", "cifar10-embedded", n=8)
     assert set(frame["dataset"]) == {"cifar10-embedded"} and len(frame) >= 5
     assert not frame["model"].str.endswith("_fmnist").any()
     assert "left out" in caplog.text and "vgg_fmnist" in caplog.text
@@ -228,9 +228,9 @@ def test_a_dataset_without_models_evaluates_the_checkpoints_that_fit(caplog):
 # ------------------------------------------------------------------ a results folder is a store
 
 def test_two_commands_on_one_out_keep_both_and_log_both(shipped, tmp_path):
-    sweep([shipped["vgg_c10s"]], ["fgsm"], "0,1", n=20, out=tmp_path)
-    sweep([shipped["vgg-att2-concat-pc_c10s"]], ["fgsm"], "0,1", n=20, out=tmp_path)
-    sweep([shipped["vgg_c10s"]], ["fgsm"], "0", n=20, out=tmp_path)  # asks for less: drops nothing
+    run_sweep([shipped["vgg_c10s"]], ["fgsm"], "0,1", n=20, out=tmp_path)
+    run_sweep([shipped["vgg-att2-concat-pc_c10s"]], ["fgsm"], "0,1", n=20, out=tmp_path)
+    run_sweep([shipped["vgg_c10s"]], ["fgsm"], "0", n=20, out=tmp_path)  # asks for less: drops nothing
     rows = read_results_csv(tmp_path)
     assert sorted(rows["model"].unique()) == ["vgg-att2-concat-pc_c10s", "vgg_c10s"] and len(rows) == 4
     log = read_run_log(tmp_path)
@@ -268,10 +268,10 @@ def test_a_changed_setting_never_returns_the_old_cells(vgg, embedded_cifar, tmp_
     refused, recomputed = [], []
     for what, change in changes.items():
         out = tmp_path_factory.mktemp(what.replace(" ", "_"))
-        sweep(**{**base, "out": out})
+        run_sweep(**{**base, "out": out})
         events = []
         try:
-            sweep(**{**base, **change, "out": out, "on_cell": events.append})
+            run_sweep(**{**base, **change, "out": out, "on_cell": events.append})
         except UserError as exc:
             assert "already holds" in str(exc) and "other settings" in str(exc), what
             refused.append(what)
@@ -330,15 +330,15 @@ def test_a_busy_out_is_refused_and_a_dead_runs_temporaries_are_removed(vgg, tmp_
         tmp.write_text("half a write")
     with FileLock(tmp_path / LOCK_FILE):  # a live sweep holds the folder and may be writing them right now
         with pytest.raises(UserError, match="in use by another sweep"):
-            sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path)
+            run_sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path)
         assert all(tmp.exists() for tmp in left)
     (tmp_path / LOCK_FILE).write_text("12345")  # a lock file a killed run left: the OS lock died with it
-    assert len(sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path)) == 2
+    assert len(run_sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path)) == 2
     assert not any(tmp.exists() for tmp in left)
 
 
 def test_run_log_records_settings_and_plan(vgg, tmp_path):
-    sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path, batch_size=5, provenance={"command": "robust-attn sweep ..."})
+    run_sweep([vgg], ["fgsm"], "0,1", n=10, out=tmp_path, batch_size=5, provenance={"command": "robust-attn sweep ..."})
     start, end = read_run_log(tmp_path)
     assert start["command"] == "robust-attn sweep ..." and start["settings"]["batch_size"] == 5
     assert [c["eps_label"] for c in start["planned"]] == ["0", "1/255"]
@@ -365,8 +365,8 @@ def _one_eps(attack: str) -> tuple[str, str]:
 @pytest.mark.parametrize("attack", _attack_params(REGISTERED))
 def test_every_attack_runs_through_the_sweep_with_its_defaults_in_both_memory_layouts(attack, vgg):
     eps, unit = _one_eps(attack)
-    fast = sweep([vgg], [attack], eps, eps_unit=unit, n=8)
-    plain = sweep([vgg], [attack], eps, eps_unit=unit, n=8, channels_last=False)
+    fast = run_sweep([vgg], [attack], eps, eps_unit=unit, n=8)
+    plain = run_sweep([vgg], [attack], eps, eps_unit=unit, n=8, channels_last=False)
     for column in ("n_correct", "worst_case_n_correct", "attack_failures"):
         assert fast[column].tolist() == plain[column].tolist(), column
 
@@ -377,7 +377,7 @@ def test_every_attack_runs_through_the_sweep_with_its_defaults_in_both_memory_la
 def test_l2_attacks_leave_nothing_robust_beyond_the_image_diameter(attack, vgg):
     """sqrt(3 * 32 * 32) = 55.4 is the largest L2 distance between two images in [0, 1]: at 60 every
     clean-correct point must be broken, unless the attack itself failed on it (recorded as such)."""
-    frame = sweep([vgg], [attack], "60", eps_unit="raw", n=40)
+    frame = run_sweep([vgg], [attack], "60", eps_unit="raw", n=40)
     row = frame.iloc[0]
     assert row.n_correct == row.attack_failures, f"{attack}: {row.n_correct} robust, {row.attack_failures} failures"
     if attack in ("cw", "pgd-l2"):
@@ -389,6 +389,6 @@ def test_a_minimal_attack_dividing_by_a_zero_gradient_records_failures_not_a_cra
     attack failures (robust by the attack's account, flagged), and the sweep goes on."""
     from .fixtures_masking import quantised
 
-    frame = sweep([quantised()], ["deepfool"], "0,1000", eps_unit="raw", n=20, attack_args={"steps": 3})
+    frame = run_sweep([quantised()], ["deepfool"], "0,1000", eps_unit="raw", n=20, attack_args={"steps": 3})
     row = frame.iloc[-1]
     assert row.attack_failures > 0 and row.n_correct == row.attack_failures

@@ -210,7 +210,7 @@ def test_a_manifest_entry_whose_file_is_missing_is_skipped_or_with_strict_an_err
         resolve_checkpoints(None, tmp_path, strict=True)
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match="does not exist"):  # named explicitly: an error, strict or not
-        from robust_attn.sweep.inputs import load_models
+        from robust_attn.run.inputs import load_models
 
         load_models(["b"], tmp_path)
     (tmp_path / "a.pt").unlink()

@@ -11,7 +11,7 @@ from robust_attn.attacks import parse_eps_grid
 from robust_attn.attacks import registry as attack_registry
 from robust_attn.errors import UserError
 from robust_attn.results import read_run_log
-from robust_attn.sweep import resolve_attacks, sweep
+from robust_attn.sweep import resolve_attacks, run_sweep
 from robust_attn.sweep import walks as sweep_walks
 from robust_attn.transfer import (
     TRANSFER_COLUMNS,
@@ -70,7 +70,7 @@ def test_the_diagonal_equals_the_white_box_sweep_exactly(run):
     """fgsm and pgd at 0 and 4/255 on 64 images in two batches: source == target gives the sweep's
     per-eps accuracy (pgd: --no-fast-path, every point attacked at every eps) and clean accuracy."""
     _, frame, _ = run
-    white = sweep(SOURCES, ATTACKS, GRID, n=N, batch_size=BATCH, fast_path=False, models_dir=MODELS_DIR,
+    white = run_sweep(SOURCES, ATTACKS, GRID, n=N, batch_size=BATCH, fast_path=False, models_dir=MODELS_DIR,
                   attack_args=ARGS)
     diagonal = frame[frame["white_box"]].set_index(["source", "attack", "eps_label"])
     assert len(diagonal) == len(white) == len(SOURCES) * len(ATTACKS) * 2

@@ -76,7 +76,7 @@ def test_plain_sequential_is_swept_with_its_state_dict_hash_and_left_untouched(e
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                         nn.Linear(4 * 32 * 32, 10)).train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    frame = ra.sweep({"mynet": net}, ["fgsm"], "0:2:1", data=DATA, n=24)
+    frame = ra.run_sweep({"mynet": net}, ["fgsm"], "0:2:1", data=DATA, n=24)
 
     assert list(frame["model"].unique()) == ["mynet"] and len(frame) == 3
     assert set(frame["checkpoint_sha256"]) == {by_hand_sha256(net)} == {state_dict_sha256(net)}
@@ -94,8 +94,8 @@ def test_plain_sequential_is_swept_with_its_state_dict_hash_and_left_untouched(e
 def test_a_checkpoints_module_gives_the_checkpoints_numbers():
     ckpt = load_checkpoint(MODELS_DIR / "vgg_c10s.pt")
     common = {"data": DATA, "n": 16, "models_dir": MODELS_DIR}
-    as_module = ra.sweep([UserModel("mine", ckpt.model)], ["fgsm"], "0:2:1", **common)
-    as_checkpoint = ra.sweep(["vgg_c10s"], ["fgsm"], "0:2:1", **common)
+    as_module = ra.run_sweep([UserModel("mine", ckpt.model)], ["fgsm"], "0:2:1", **common)
+    as_checkpoint = ra.run_sweep(["vgg_c10s"], ["fgsm"], "0:2:1", **common)
     pd.testing.assert_frame_equal(as_module[NUMBERS], as_checkpoint[NUMBERS])
     assert set(as_module["checkpoint_sha256"]) == {state_dict_sha256(ckpt.model)}
     assert set(as_module["architecture"]) == {"ModelWrapper"}
@@ -113,12 +113,12 @@ def test_state_dict_hash_follows_the_weights_not_the_order():
 
 def test_resume_keys_on_the_hash(tmp_path: Path):
     out = tmp_path / "out"
-    ra.sweep({"mynet": linear()}, ["fgsm"], "0:1:1", data=DATA, n=8, out=out)
+    ra.run_sweep({"mynet": linear()}, ["fgsm"], "0:1:1", data=DATA, n=8, out=out)
     other = linear()
     with torch.no_grad():
         other[1].bias += 1
     with pytest.raises(UserError, match="checkpoint_sha256"):
-        ra.sweep({"mynet": other}, ["fgsm"], "0:1:1", data=DATA, n=8, out=out)
+        ra.run_sweep({"mynet": other}, ["fgsm"], "0:1:1", data=DATA, n=8, out=out)
 
 
 # ---------------------------------------------------------------- (b) module:function specs
@@ -132,7 +132,7 @@ def test_spec_through_the_cli_and_python_give_the_same_rows(model_file: Path, tm
     cli = pd.read_csv(out / RESULTS_FILE)
     assert sorted(cli["model"].unique()) == ["build", "vgg_c10s"]
     cli = cli[cli["model"] == "build"].reset_index(drop=True)
-    api = ra.sweep([spec], ["fgsm"], "0:2:1", data=DATA, n=16)
+    api = ra.run_sweep([spec], ["fgsm"], "0:2:1", data=DATA, n=16)
     assert set(cli["checkpoint_sha256"]) == set(api["checkpoint_sha256"]) == {state_dict_sha256(linear())}
     pd.testing.assert_frame_equal(cli[NUMBERS], api[NUMBERS], check_dtype=False)
 
@@ -146,13 +146,13 @@ def test_package_module_spec_imports_from_the_current_folder(tmp_path: Path, mon
     monkeypatch.setattr(sys, "path", list(sys.path))
     for name in ("userpkg_ra_test", "userpkg_ra_test.nets"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    frame = ra.sweep(["userpkg_ra_test.nets:build"], ["fgsm"], "0:1:1", data=DATA, n=8)
+    frame = ra.run_sweep(["userpkg_ra_test.nets:build"], ["fgsm"], "0:1:1", data=DATA, n=8)
     assert set(frame["model"]) == {"build"} and set(frame["checkpoint_sha256"]) == {state_dict_sha256(linear())}
     assert str(tmp_path) not in sys.path  # the folder was on sys.path only while importing
 
 
 def test_a_taken_function_name_falls_back_to_the_spec(model_file: Path):
-    frame = ra.sweep([f"{model_file}:build", UserModel("build", linear())], ["fgsm"], "0", data=DATA, n=4)
+    frame = ra.run_sweep([f"{model_file}:build", UserModel("build", linear())], ["fgsm"], "0", data=DATA, n=4)
     assert set(frame["model"]) == {"build", f"{model_file}:build"}
 
 
@@ -307,7 +307,7 @@ class Returns(nn.Module):
 def test_a_module_that_cannot_answer_is_one_line_before_any_work(module, message, tmp_path: Path):
     out = tmp_path / "out"
     with pytest.raises(UserError) as err:
-        ra.sweep({"mynet": module}, ["fgsm"], "0:1:1", data=DATA, n=8, out=out)
+        ra.run_sweep({"mynet": module}, ["fgsm"], "0:1:1", data=DATA, n=8, out=out)
     assert str(err.value) == message
     assert not out.exists()
 
@@ -318,11 +318,11 @@ def test_a_module_without_an_input_gradient_is_one_line_for_gradient_attacks_onl
     detached = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     module = Returns(lambda x: detached(x.detach()))
     with pytest.raises(UserError) as err:
-        ra.sweep({"mynet": module}, ["fgsm"], "0:1:1", data=DATA, n=8, out=tmp_path / "out")
+        ra.run_sweep({"mynet": module}, ["fgsm"], "0:1:1", data=DATA, n=8, out=tmp_path / "out")
     assert str(err.value).startswith("model 'mynet' gives no gradient with respect to its input on 2 cifar10-embedded "
                                      "images (RuntimeError: ") and str(err.value).count("\n") == 0
     assert not (tmp_path / "out").exists()
-    assert len(ra.sweep({"mynet": module}, ["noise"], "0:1:1", data=DATA, n=8)) == 2
+    assert len(ra.run_sweep({"mynet": module}, ["noise"], "0:1:1", data=DATA, n=8)) == 2
 
 
 def test_bad_specs_are_one_line(model_file: Path, tmp_path: Path):
@@ -335,21 +335,21 @@ def test_bad_specs_are_one_line(model_file: Path, tmp_path: Path):
     }
     for spec, message in cases.items():
         with pytest.raises(UserError) as err:
-            ra.sweep([spec], ["fgsm"], "0", data=DATA, n=4)
+            ra.run_sweep([spec], ["fgsm"], "0", data=DATA, n=4)
         assert message in str(err.value) and "\n" not in str(err.value), spec
     with pytest.raises(UserError, match=r"returned shape \(2, 7\)"):
-        ra.sweep([f"{model_file}:seven"], ["fgsm"], "0", data=DATA, n=4)
+        ra.run_sweep([f"{model_file}:seven"], ["fgsm"], "0", data=DATA, n=4)
     broken = tmp_path / "broken.py"
     broken.write_text("def build():\n    raise ValueError('no weights here')\n")
     with pytest.raises(UserError, match=r"calling build\(\) raised ValueError: no weights here$"):
         load_spec(f"{broken}:build")
     with pytest.raises(UserError, match="needs a name"):
-        ra.sweep([linear()], ["fgsm"], "0", data=DATA, n=4)
+        ra.run_sweep([linear()], ["fgsm"], "0", data=DATA, n=4)
 
 
 def test_user_models_need_a_dataset(model_file: Path, tmp_path: Path):
     with pytest.raises(UserError, match="is not a checkpoint: pass --dataset"):
-        ra.sweep({"mynet": linear()}, ["fgsm"], "0")
+        ra.run_sweep({"mynet": linear()}, ["fgsm"], "0")
     result = run_cli("sweep", "--models", f"{model_file}:build", "--attack", "fgsm", "--eps", "0",
                      "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
@@ -358,7 +358,7 @@ def test_user_models_need_a_dataset(model_file: Path, tmp_path: Path):
 
 
 def test_width_is_nan_in_the_run_log(tmp_path: Path):
-    ra.sweep({"mynet": linear()}, ["fgsm"], "0", data=DATA, n=4, out=tmp_path / "out")
+    ra.run_sweep({"mynet": linear()}, ["fgsm"], "0", data=DATA, n=4, out=tmp_path / "out")
     import json
 
     start = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[0])

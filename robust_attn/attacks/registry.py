@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..key_values import parse_bool, split_key_values
 from ..registry import Registry
 from .layout import StandardLayout, memory_format_of
 
@@ -144,9 +145,7 @@ def _coerce(cfg: AttackCfg, key: str, value: Any) -> Any:
         text = value.strip()
         try:
             if kind is bool:
-                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = text.lower() in ("true", "1", "yes")
+                value = parse_bool(text)
             elif kind is int:
                 value = int(text)
             elif kind is float:
@@ -184,13 +183,7 @@ def resolve_params(name: str, overrides: Mapping[str, Any] | None = None) -> dic
 
 def parse_attack_args(items: list[str] | None) -> dict[str, str]:
     """``["steps=20", "random_start=false"]`` -> ``{"steps": "20", ...}`` (typed later per attack)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserError(f"--attack-arg expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+    return split_key_values(items, "--attack-arg")
 
 
 def params_json(params: Mapping[str, Any]) -> str:

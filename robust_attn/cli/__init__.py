@@ -1,7 +1,7 @@
 """The ``robust-attn`` command: a thin typer layer over the library, one module per command.
 
 ``options`` holds the option types several commands share, ``progress`` the one progress display,
-``app`` the typer application; each command module registers its command on it. Heavy imports
+``application`` the typer application (``app``); each command module registers its command on it. Heavy imports
 (torch, pandas, rich) happen inside the commands so ``--help`` is instant. A
 :class:`~robust_attn.errors.UserError` or a click usage error becomes one stderr line and exit
 status 2; anything else is a bug and keeps its traceback.
@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
     import click.exceptions as click_exceptions
 
 from ..errors import UserError
-from .app import app, state
+from .application import app, state
 
 # Importing a command's module registers it; this order is the order of ``--help``.
 from . import models, train, sweep, report, regress, study, transfer, data  # noqa: E402,F401,I001

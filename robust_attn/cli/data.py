@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import data_app
+from .application import data_app
 
 
 @data_app.command("make-subset")

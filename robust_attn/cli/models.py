@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UserError
-from .app import app
+from .application import app
 from .options import DEFAULT_WIDTH, Depth, ModelArgs, Width, model_arg_text
 
 

@@ -54,9 +54,9 @@ def split_values(values: list[str] | None) -> list[str]:
 def model_arg_text(items: list[str] | None, depth: int | None = None) -> dict[str, str]:
     """``--model-arg`` values as text by name (typed per architecture by ``parse_model_args``), with
     0.3's ``--depth N`` read as ``--model-arg depth=N``."""
-    from ..models.arguments import split_model_arg_items
+    from ..key_values import split_key_values
 
-    text = split_model_arg_items(items)
+    text = split_key_values(items, "--model-arg")
     if depth is not None:
         if text.get("depth", str(depth)) != str(depth):
             raise UserError(f"--depth {depth} and --model-arg depth={text['depth']} disagree")

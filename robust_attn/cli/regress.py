@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .app import app
+from .application import app
 from .options import ModelsDir, Threads, set_threads
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UserError
-from .app import app
+from .application import app
 from .options import Threads, command_line, set_threads
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import require_int
-from .app import app
+from .application import app
 from .options import Device, Threads, command_line, set_threads
 
 
@@ -53,7 +53,7 @@ def study_cmd(
     from rich.console import Console
 
     from ..study import EFFECTS_FILE, STUDY_FILE, load_study
-    from ..study.run import study as run_study
+    from ..study.run import run_study
     from .progress import CommandProgress
 
     set_threads(threads)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import app
+from .application import app
 from .options import (
     AttackArgs,
     BatchSize,
@@ -93,7 +93,7 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
     from rich.console import Console
 
     from ..attacks import parse_attack_args
-    from ..sweep import RESULTS_FILE, sweep
+    from ..sweep import RESULTS_FILE, run_sweep
     from .progress import CommandProgress
 
     # a bar in a terminal; one line per finished cell in logs
@@ -111,7 +111,7 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
             bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
                      f"accuracy {100 * event.accuracy:.1f}%{resumed}")
 
-        frame = sweep(
+        frame = run_sweep(
             split_values(models), split_values(attack), eps, dataset, eps_unit=eps_unit,
             attack_args=parse_attack_args(attack_arg), data_dir=data_dir, models_dir=models_dir, n=n,
             batch_size=batch_size, seed=seed, device=device, out=out, per_example=per_example, amp=amp,

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import UserError
 from ..train_defaults import TRAIN_DEFAULTS as D
-from .app import app
+from .application import app
 from .options import BatchSize, DataDir, Depth, Device, ModelArgs, Seed, Threads, Width, command_line, model_arg_text, set_threads
 
 

@@ -6,7 +6,7 @@ other. A family is one module that builds its backbone on :class:`AttentionClass
 head) and registers its configs; options particular to it are model arguments (:mod:`.arguments`).
 """
 from . import resnet, vgg  # noqa: F401  (register the VGG and ResNet entries)
-from .arguments import parse_model_args, resolve_model_args, split_model_arg_items
+from .arguments import parse_model_args, resolve_model_args
 from .attention import AttentionBlock, Attended, AttentionClassifier, Features, HeadOutput
 from .config import AttentionMaps, Combine, Compatibility, Gate, ModelCfg
 from .registry import check_model_args, create_model, get_model_cfg, list_models, register_model
@@ -16,5 +16,4 @@ __all__ = [
     "AttentionBlock", "AttentionClassifier", "Attended", "AttentionMaps", "AttentionOutput", "Combine", "Compatibility",
     "Features", "Gate", "HeadOutput", "ModelCfg", "ModelWrapper", "Normalize", "check_model_args", "create_model",
     "get_model_cfg", "list_models", "parse_model_args", "register_model", "resolve_model_args",
-    "split_model_arg_items",
 ]

@@ -10,10 +10,11 @@ values from Python or TOML must have it (an ``int`` argument refuses ``20.0``, `
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UserError
+from ..key_values import parse_bool
 from .config import ModelCfg
 
 # ``create_model``'s own parameters (and the metadata keys that name a model): no model argument may take these names.
@@ -55,30 +56,12 @@ def resolve_model_args(cfg: ModelCfg, given: Mapping[str, Any]) -> dict[str, Any
     return args
 
 
-def split_model_arg_items(items: Iterable[str] | None, option: str = "--model-arg") -> dict[str, str]:
-    """``["depth=56"]`` -> ``{"depth": "56"}``; typed per architecture by :func:`parse_model_args`."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserError(f"{option} expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def _from_text(cfg: ModelCfg, key: str, text: str) -> Any:
     kind = type(cfg.model_args[key])
-    if kind is bool:
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-    else:
-        try:
-            return kind(text)
-        except ValueError:
-            pass
+    try:
+        return parse_bool(text) if kind is bool else kind(text)
+    except ValueError:
+        pass
     raise UserError(f"{cfg.name}: {key} must be {_TYPE_WORDS.get(kind, kind.__name__)}, got {text!r}")
 
 

@@ -4,7 +4,6 @@ spec.py (the study file), members.py (find or train one checkpoint per architect
 stats.py (across-seed statistics and verdicts, computed by scipy / statsmodels), run.py (the
 whole study: train, sweep, tables).
 """
-from ..callable_module import make_callable
 from .members import Member, TrainingEvent
 from .run import (
                   EFFECTS_FILE,
@@ -15,12 +14,11 @@ from .run import (
                   SWEEP_DIR,
                   WITHIN_SEED_FILE,
                   StudyResult,
-                  study,
+                  run_study,
 )
 from .spec import StudySpec, load_study
 from .stats import Verdict
 
 __all__ = ["EFFECTS_FILE", "MEMBERS_FILE", "PER_SEED_FILE", "PROVENANCE_FILE", "STUDY_FILE", "SWEEP_DIR",
-           "WITHIN_SEED_FILE", "Member", "StudyResult", "StudySpec", "TrainingEvent", "Verdict", "load_study", "study"]
-
-make_callable(__name__, study)  # ``robust_attn.study(...)`` whatever was imported first
+           "WITHIN_SEED_FILE", "Member", "StudyResult", "StudySpec", "TrainingEvent", "Verdict", "load_study",
+           "run_study"]

@@ -33,7 +33,7 @@ from ..study_files import (
     SWEEP_DIR,
     WITHIN_SEED_FILE,
 )
-from ..sweep import EXAMPLES_FILE, RESULTS_FILE, CellEvent, sweep
+from ..sweep import EXAMPLES_FILE, RESULTS_FILE, CellEvent, run_sweep
 from . import stats
 from .members import Member, TrainingEvent, check_can_train, find_members, train_members
 from .spec import StudySpec, load_study
@@ -82,7 +82,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 
-def study(
+def run_study(
     spec: StudySpec | str | os.PathLike,
     out: str | os.PathLike,
     *,
@@ -123,7 +123,7 @@ def study(
         digests = {c.name: c.sha256 for c in checkpoints}
         ev = spec.evaluation
         _check_sweep_folder(out / SWEEP_DIR, members, digests)
-        results = sweep(checkpoints, list(ev.attacks), ev.grid, ev.dataset, data_dir=ev.data_dir, n=ev.n,
+        results = run_sweep(checkpoints, list(ev.attacks), ev.grid, ev.dataset, data_dir=ev.data_dir, n=ev.n,
                         batch_size=ev.batch_size, seed=ev.seed, device="cpu" if device == "auto" else device,
                         out=out / SWEEP_DIR, per_example=True, on_start=on_start, on_cell=on_cell,
                         provenance={"command": command, "study": spec.name})

@@ -51,7 +51,7 @@ from ..data import get_dataset_cfg
 from ..errors import UserError, require_int
 from ..models import get_model_cfg, list_models
 from ..sweep import AttackSpec
-from ..sweep.inputs import check_grid_norms
+from ..run.inputs import check_grid_norms
 from ..train import TrainConfig
 from ..train_defaults import TRAIN_DEFAULTS, Schedule
 

@@ -5,14 +5,11 @@ engine.py (the sweep and its rows), walks.py (one model under one attack over th
 store.py (its cells in the run's keyed store), panels.py (the attention artifacts the report shows).
 The request, folder, lock and run log are the run framework's (:mod:`robust_attn.run`).
 """
-from ..callable_module import make_callable
 from ..results import EXAMPLES_FILE, RESULTS_FILE, RUNS_FILE
-from .engine import CellEvent, sweep
+from .engine import CellEvent, run_sweep
 from ..run import LOCK_FILE, AttackSpec, resolve_attacks
 from .store import CELLS_DIR
 from .walks import predict
 
 __all__ = ["CELLS_DIR", "EXAMPLES_FILE", "LOCK_FILE", "RESULTS_FILE", "RUNS_FILE", "AttackSpec", "CellEvent",
-           "predict", "resolve_attacks", "sweep"]
-
-make_callable(__name__, sweep)  # ``robust_attn.sweep(...)`` whatever was imported first
+           "predict", "resolve_attacks", "run_sweep"]

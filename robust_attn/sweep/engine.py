@@ -84,7 +84,7 @@ class _Autocast(nn.Module):
             return self.model(x).float()
 
 
-def sweep(
+def run_sweep(
     models: Models | None,
     attacks: Sequence[str | AttackSpec],
     eps: EpsGrid | str,
