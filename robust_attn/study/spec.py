@@ -13,7 +13,7 @@ Example (``studies/attention-vs-baseline.toml``)::
     seeds = [0, 1, 2, 3, 4]
     checkpoints = ["../models"]          # folders searched for matching checkpoints
 
-    [baselines]                          # optional; default: the plain backbone of the same family
+    [baselines]                          # optional; default: the baseline the registry declares
     "vgg-att3-concat-pc" = "vgg"
 
     [train]
@@ -290,8 +290,9 @@ def _evaluation(raw: dict[str, Any], base: Path) -> Evaluation:
 
 
 def default_baselines(architectures: tuple[str, ...], named: Mapping[str, Any]) -> dict[str, str]:
-    """Each attention architecture's baseline: the one ``named`` in the file, else the study's plain
-    (attention-free) architecture of the same family. Plain architectures have none."""
+    """Each attention architecture's baseline: the one ``named`` in the file, else the baseline its registry
+    entry declares (``ModelCfg.baseline``), which must then be in the study. Architectures that declare none
+    (backbones) have none: the pairing is the registry's declaration, never a rule on names."""
     for arch, base in named.items():
         if arch not in architectures:
             raise UserError(f"[baselines] names {arch!r}, which is not in architectures {list(architectures)}")
@@ -305,13 +306,11 @@ def default_baselines(architectures: tuple[str, ...], named: Mapping[str, Any]) 
         cfg = get_model_cfg(arch)
         if arch in named:
             out[arch] = named[arch]
-        elif cfg.has_attention or cfg.gate is not None:  # attention, SE and CBAM variants
-            plain = [a for a in architectures if get_model_cfg(a).family == cfg.family
-                     and not get_model_cfg(a).has_attention and get_model_cfg(a).gate is None]
-            if not plain:
-                raise UserError(f"no baseline for {arch!r}: add the plain {cfg.family!r} backbone to architectures "
+        elif cfg.baseline is not None:  # attention, SE and CBAM variants
+            if cfg.baseline not in architectures:
+                raise UserError(f"no baseline for {arch!r}: add its baseline {cfg.baseline!r} to architectures "
                                 f"or name one in [baselines]")
-            out[arch] = plain[0]
+            out[arch] = cfg.baseline
     return out
 
 
