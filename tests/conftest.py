@@ -22,7 +22,8 @@ DEV_DATA = {  # what each development dataset is, for the one line a skip prints
 }
 REQUIRE_DEV_DATA = "ROBUST_ATTN_REQUIRE_DEV_DATA"  # set by .ci/run: a missing dataset fails instead of skipping
 
-torch.set_num_threads(2)
+# CI runs the suite with pytest-xdist, one worker per core: each worker then takes one thread.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 def interruptible_sweep_cmd(out: Path, n: int, *extra: str) -> list[str]:
     """The sweep the interruption tests stop: PGD on the shipped vgg_c10s over eps 0:0.8:0.1, one thread.

@@ -39,8 +39,14 @@ def test_train_cli_writes_a_checkpoint_that_reloads_into_identical_logits(synthe
 
 
 def test_training_is_deterministic_given_the_seed(tmp_path, synthetic_ckpt):
+    """Same seed, same thread count (the CLI run used --threads 2): the same weights, bit for bit."""
     cfg = TrainConfig("vgg-att3-concat-pc", "synthetic", epochs=1, width=0.125, seed=3)
-    path = train(cfg, tmp_path / "again.pt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        path = train(cfg, tmp_path / "again.pt")
+    finally:
+        torch.set_num_threads(threads)
     a, b = load_checkpoint(path).model.state_dict(), load_checkpoint(synthetic_ckpt).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
