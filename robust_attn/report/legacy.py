@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from ..results import MODEL_FACTS, STANDARD_TRAINING, UNKNOWN
+from ..results import MODEL_FACTS, STANDARD_TRAINING, TRANSFER_ENDS, TRANSFER_MODEL_FACTS, UNKNOWN
 
 # The columns a 0.4 results.csv has and a 0.3 one lacks, and what each holds for a row the rules cannot place.
 RESULT_DESCRIPTION: dict[str, Any] = {"model_family": "", "baseline": "", "attention_maps": "none",
                                       "training_threat_model": "standard", "attack_kind": "", "ce_gradient": False}
 # Per end of a transfer cell (source_*, target_*).
-MODEL_DESCRIPTION = ("architecture", "family", "baseline", "attention_maps", "training_threat_model", "trained_on")
-ROLES = ("source", "target")
+MODEL_DESCRIPTION = TRANSFER_MODEL_FACTS
+ROLES = TRANSFER_ENDS
 STANDARD = STANDARD_TRAINING  # the training threat model of a checkpoint that records none
 
 # 0.3's attack registry as a run log's ``attack_catalog`` records it.
