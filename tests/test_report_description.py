@@ -17,7 +17,7 @@ from robust_attn.report import build_report
 from robust_attn.report.legacy import RESULT_DESCRIPTION, describe_results, describe_transfer
 from robust_attn.report.tables import ambiguous_baselines, attention_vs_baseline
 from robust_attn.report.transfer import build_transfer_report, model_descriptions, pairing
-from robust_attn.results import RESULT_COLUMNS, wilson_interval
+from robust_attn.results import RESULT_COLUMNS, read_results_csv, wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 50
@@ -141,6 +141,22 @@ def test_a_folder_written_by_0_3_reports_as_one_that_describes_itself(tmp_path):
     assert set(old["attention_vs_baseline"]["model"]) == {"vgg-att3-concat-pc_c10s"}  # resnet-se: no resnet here
     statuses = set(old["sanity"]["status"])
     assert statuses <= {"PASS", "NOT TESTED"} and "PASS" in statuses
+
+
+def test_a_folder_mixing_0_3_cells_with_described_ones_describes_every_row(tmp_path):
+    """Cells a 0.3 run left beside cells a new run wrote: the results reader gives the 0.3 rows' facts
+    unknown, and the fallback fills those rows alone."""
+    described = describe_results(pd.DataFrame(_legacy_rows()))
+    old = described[described["attack"] != "noise"].drop(columns=list(RESULT_DESCRIPTION))
+    new = described[described["attack"] == "noise"].assign(training_threat_model="pgd-linf-8")
+    folder = _folder(tmp_path / "mixed", [*old.to_dict("records"), *new.to_dict("records")])
+    read = read_results_csv(folder)
+    assert (read.loc[read["attack"] != "noise", "model_family"] == "").all()
+    filled = describe_results(read)
+    expected = pd.concat([described[described["attack"] != "noise"], new])
+    for column in RESULT_DESCRIPTION:
+        assert filled[column].tolist() == expected[column].tolist(), column
+    assert set(filled.loc[filled["attack"] == "noise", "training_threat_model"]) == {"pgd-linf-8"}
 
 
 def test_the_fallback_touches_no_column_a_folder_has():
