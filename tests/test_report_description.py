@@ -212,6 +212,29 @@ def test_transfer_pairs_no_variant_with_two_candidate_baselines():
     assert result.pairs == [] and result.unpaired == ["src-two"]
 
 
+def test_transfer_pairs_seed_replicas_by_their_recorded_training_data():
+    cells = describe_transfer(_transfer_cells(True))
+    twin = cells[cells["source"] == "src-one"].assign(source="src-one-again")
+    cells = pd.concat([cells, twin], ignore_index=True)
+    data = {"src-one": "c10-seed0", "src-two": "c10-seed0", "src-one-again": "c10-seed1"}
+    recorded = cells.assign(source_trained_on=cells["source"].map(data), target_trained_on=cells["target"].map(data))
+    assert pairing(recorded, model_descriptions(recorded)).pairs == [("src-two", "src-one")]
+    # a variant that did not record its training data matches both replicas: no single baseline
+    unknown = recorded.assign(**{f"{end}_trained_on": recorded[f"{end}_trained_on"].where(recorded[end] != "src-two", "")
+                                 for end in ("source", "target")})
+    assert pairing(unknown, model_descriptions(unknown)).unpaired == ["src-two"]
+
+
+def test_a_transfer_folder_mixing_0_3_rows_with_described_ones_describes_every_row():
+    old = _transfer_cells(False)
+    new = describe_transfer(_transfer_cells(True)).assign(source_trained_on="c10", target_trained_on="c10")
+    mixed = describe_transfer(pd.concat([old, new], ignore_index=True).fillna(""))
+    assert mixed.iloc[len(old):][new.columns].astype(str).equals(new.astype(str).set_axis(mixed.index[len(old):]))
+    first = mixed.iloc[:len(old)]
+    assert set(first["source_architecture"]) == {"vgg", "vgg-cbam"} and set(first["source_trained_on"]) == {"c10s"}
+    assert set(first["attack_kind"]) == {"iterative"} and first["ce_gradient"].all()
+
+
 # ------------------------------------------------------------------ what the report may import
 
 FORBIDDEN = ("robust_attn.attacks", "robust_attn.models", "robust_attn.sweep", "robust_attn.transfer")
