@@ -220,7 +220,7 @@ def test_transfer_pairs_seed_replicas_by_their_recorded_training_data():
     recorded = cells.assign(source_trained_on=cells["source"].map(data), target_trained_on=cells["target"].map(data))
     assert pairing(recorded, model_descriptions(recorded)).pairs == [("src-two", "src-one")]
     # a variant that did not record its training data matches both replicas: no single baseline
-    unknown = recorded.assign(**{f"{end}_trained_on": recorded[f"{end}_trained_on"].where(recorded[end] != "src-two", "")
+    unknown = recorded.assign(**{f"{end}_trained_on": recorded[f"{end}_trained_on"].mask(recorded[end] == "src-two", "")
                                  for end in ("source", "target")})
     assert pairing(unknown, model_descriptions(unknown)).unpaired == ["src-two"]
 
