@@ -24,10 +24,6 @@ from ..results import MODEL_FACTS, STANDARD_TRAINING, TRANSFER_ENDS, TRANSFER_MO
 # The columns a 0.4 results.csv has and a 0.3 one lacks, and what each holds for a row the rules cannot place.
 RESULT_DESCRIPTION: dict[str, Any] = {"model_family": "", "baseline": "", "attention_maps": "none",
                                       "training_threat_model": "standard", "attack_kind": "", "ce_gradient": False}
-# Per end of a transfer cell (source_*, target_*).
-MODEL_DESCRIPTION = TRANSFER_MODEL_FACTS
-ROLES = TRANSFER_ENDS
-STANDARD = STANDARD_TRAINING  # the training threat model of a checkpoint that records none
 
 # 0.3's attack registry as a run log's ``attack_catalog`` records it.
 _CATALOG_FIELDS = ("kind", "norm", "eps_bounded", "uses_gradient", "ce_gradient", "objective")
@@ -110,7 +106,7 @@ def describe_architecture(architecture: str) -> dict[str, str]:
     arch = str(architecture)
     family = variant_family(arch)
     return {"model_family": family or arch, "baseline": family or "", "attention_maps": attention_maps(arch),
-            "training_threat_model": STANDARD}
+            "training_threat_model": STANDARD_TRAINING}
 
 
 # ------------------------------------------------------------------ filling frames and run records
@@ -119,7 +115,7 @@ def _catalog_value(attacks: Iterable[str], key: str, missing: Any) -> list[Any]:
     return [LEGACY_CATALOG.get(str(a), {}).get(key, missing) for a in attacks]
 
 
-def unknown(values: pd.Series) -> pd.Series:
+def _unknown(values: pd.Series) -> pd.Series:
     """Per value: not recorded (NA, or the empty text a reader gives a column its file lacks, ``UNKNOWN``)."""
     return values.isna() | (values.astype(str).str.strip() == UNKNOWN)
 
@@ -146,16 +142,15 @@ def describe_results(frame: pd.DataFrame) -> pd.DataFrame:
     catalog too."""
     out = frame.copy()
     architectures = _column(out, "architecture").fillna("").astype(str)
-    model_unknown = unknown(_column(out, "model_family"))
+    model_unknown = _unknown(_column(out, "model_family"))
     if model_unknown.any():
         described = [describe_architecture(a) for a in architectures]
         for column in MODEL_FACTS:
-            where = model_unknown | (unknown(_column(out, column)) if column != "baseline" else False)
-            _fill(out, column, where, (d[column] for d in described))
+            _fill(out, column, model_unknown, (d[column] for d in described))
     attacks = out["attack"].astype(str)
-    kind_unknown = unknown(_column(out, "attack_kind"))
+    kind_unknown = _unknown(_column(out, "attack_kind"))
     _fill(out, "attack_kind", kind_unknown, _catalog_value(attacks, "kind", RESULT_DESCRIPTION["attack_kind"]))
-    _fill(out, "ce_gradient", kind_unknown | unknown(_column(out, "ce_gradient")),
+    _fill(out, "ce_gradient", kind_unknown | _unknown(_column(out, "ce_gradient")),
           _catalog_value(attacks, "ce_gradient", RESULT_DESCRIPTION["ce_gradient"]))
     by_name = pd.Series(_catalog_value(attacks, "objective", "misclassify"), index=out.index, dtype="string")
     if "objective" not in out.columns:
@@ -184,12 +179,12 @@ def describe_transfer(cells: pd.DataFrame) -> pd.DataFrame:
     name without a suffix matches nothing); other unknown facts of a described end stay empty (an empty
     ``trained_on`` matches everything)."""
     out = cells.copy()
-    for role in ROLES:
+    for role in TRANSFER_ENDS:
         names = out[role].astype(str)
-        written_by_0_3 = unknown(_column(out, f"{role}_architecture"))
+        written_by_0_3 = _unknown(_column(out, f"{role}_architecture"))
         architectures = [split_name(n)[0] for n in names]
         described = [describe_architecture(a) for a in architectures]
-        for column in MODEL_DESCRIPTION:
+        for column in TRANSFER_MODEL_FACTS:
             if column == "architecture":
                 values: list[Any] = architectures
             elif column == "trained_on":
@@ -199,9 +194,9 @@ def describe_transfer(cells: pd.DataFrame) -> pd.DataFrame:
             _fill(out, f"{role}_{column}", written_by_0_3, values)
             out[f"{role}_{column}"] = out[f"{role}_{column}"].fillna("").astype(str)
     attacks = out["attack"].astype(str)
-    kind_unknown = unknown(_column(out, "attack_kind"))
+    kind_unknown = _unknown(_column(out, "attack_kind"))
     _fill(out, "attack_kind", kind_unknown, _catalog_value(attacks, "kind", ""))
-    _fill(out, "ce_gradient", kind_unknown | unknown(_column(out, "ce_gradient")),
+    _fill(out, "ce_gradient", kind_unknown | _unknown(_column(out, "ce_gradient")),
           _catalog_value(attacks, "ce_gradient", False))
     out["attack_kind"] = out["attack_kind"].astype(str)
     out["ce_gradient"] = out["ce_gradient"].map(_truthy).astype(bool)

@@ -33,7 +33,8 @@ import pandas as pd
 from ..errors import UserError
 from ..files import ensure_dir
 from ..results import (
-    RUNS_FILE, TRANSFER, TRANSFER_EXAMPLES, TRANSFER_EXAMPLES_FILE, TRANSFER_FILE, Schema, read_table, write_csv,
+    RUNS_FILE, TRANSFER, TRANSFER_ENDS, TRANSFER_EXAMPLES, TRANSFER_EXAMPLES_FILE, TRANSFER_FILE, TRANSFER_MODEL_FACTS,
+    Schema, read_table, write_csv,
 )
 from . import transfer_plots
 from .kit.inputs import Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, require_folder
@@ -42,7 +43,7 @@ from .kit.pairing import is_variant, match_baselines
 from .kit.provenance import page_header, run_rows
 from .kit.render import Section, absent, build_sections, write_page
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
-from .legacy import MODEL_DESCRIPTION, ROLES, describe_transfer
+from .legacy import describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
 
 REPORT_DIR = "report"
@@ -75,10 +76,10 @@ ATTENTION_RULE = ("a model is an attention model when the transfer run recorded 
 # ------------------------------------------------------------------ models
 
 def model_descriptions(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per model (``model`` and MODEL_DESCRIPTION) from the ``source_*``/``target_*`` columns
+    """One row per model (``model`` and TRANSFER_MODEL_FACTS) from the ``source_*``/``target_*`` columns
     of the cells it appears in (as a target where it is both)."""
-    parts = [cells[[role, *(f"{role}_{c}" for c in MODEL_DESCRIPTION)]].set_axis(
-        ["model", *MODEL_DESCRIPTION], axis=1) for role in ROLES]
+    parts = [cells[[role, *(f"{role}_{c}" for c in TRANSFER_MODEL_FACTS)]].set_axis(
+        ["model", *TRANSFER_MODEL_FACTS], axis=1) for role in TRANSFER_ENDS]
     return pd.concat(parts, ignore_index=True).astype(str).drop_duplicates("model", keep="last").reset_index(drop=True)
 
 
