@@ -147,6 +147,7 @@ class TransferRow:
     source_baseline: str
     source_attention_maps: str
     source_training_threat_model: str
+    source_trained_on: str  # the checkpoint's training data, as results.csv's trained_on (pairs seed replicas)
     target: str
     target_sha256: str
     target_architecture: str
@@ -154,6 +155,7 @@ class TransferRow:
     target_baseline: str
     target_attention_maps: str
     target_training_threat_model: str
+    target_trained_on: str
     dataset: str
     n: int
     attack: str
@@ -201,10 +203,11 @@ TRANSFER_EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Transfe
 MODEL_FACTS = ("model_family", "baseline", "attention_maps", "training_threat_model")
 ATTACK_FACTS = ("attack_kind", "ce_gradient")
 DESCRIPTIVE_COLUMNS: tuple[str, ...] = (*MODEL_FACTS, *ATTACK_FACTS)
+# What transfer.csv records about each end of a cell (as ``source_*`` and ``target_*``).
+TRANSFER_MODEL_FACTS = ("architecture", "family", "baseline", "attention_maps", "training_threat_model", "trained_on")
+TRANSFER_ENDS = ("source", "target")
 TRANSFER_DESCRIPTIVE_COLUMNS: tuple[str, ...] = (
-    *(f"{end}_{fact}" for end in ("source", "target")
-      for fact in ("architecture", "family", "baseline", "attention_maps", "training_threat_model")),
-    *ATTACK_FACTS,
+    *(f"{end}_{fact}" for end in TRANSFER_ENDS for fact in TRANSFER_MODEL_FACTS), *ATTACK_FACTS,
 )
 _STRING_COLUMNS = {f.name for f in fields(ResultRow) if f.type == "str"} | {"eps_label"}
 # booleans that a row read back from 0.3 leaves unknown (None): written as an empty field, not as 'None'
@@ -306,8 +309,9 @@ def read_table(path: str | os.PathLike, schema: Schema, *, required: Sequence[st
         raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
     needed = [c for c in schema.columns if c not in schema.optional] if required is None else list(required)
     missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks {schema.what} columns {missing}")
+    if missing:  # a whole-schema check says the file is not of its kind; a caller's, what that caller lacks
+        raise UserError(f"{path} lacks {schema.what} columns {missing}" if required is None
+                        else f"{path} lacks the columns {missing} needed from a {schema.what} file")
     for column in schema.optional:
         if column not in frame.columns:
             frame[column] = UNKNOWN

@@ -17,7 +17,7 @@ from robust_attn.report import build_report
 from robust_attn.report.legacy import RESULT_DESCRIPTION, describe_results, describe_transfer
 from robust_attn.report.tables import ambiguous_baselines, attention_vs_baseline
 from robust_attn.report.transfer import build_transfer_report, model_descriptions, pairing
-from robust_attn.results import RESULT_COLUMNS, wilson_interval
+from robust_attn.results import RESULT_COLUMNS, read_results_csv, wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 50
@@ -143,6 +143,22 @@ def test_a_folder_written_by_0_3_reports_as_one_that_describes_itself(tmp_path):
     assert statuses <= {"PASS", "NOT TESTED"} and "PASS" in statuses
 
 
+def test_a_folder_mixing_0_3_cells_with_described_ones_describes_every_row(tmp_path):
+    """Cells a 0.3 run left beside cells a new run wrote: the results reader gives the 0.3 rows' facts
+    unknown, and the fallback fills those rows alone."""
+    described = describe_results(pd.DataFrame(_legacy_rows()))
+    old = described[described["attack"] != "noise"].drop(columns=list(RESULT_DESCRIPTION))
+    new = described[described["attack"] == "noise"].assign(training_threat_model="pgd-linf-8")
+    folder = _folder(tmp_path / "mixed", [*old.to_dict("records"), *new.to_dict("records")])
+    read = read_results_csv(folder)
+    assert (read.loc[read["attack"] != "noise", "model_family"] == "").all()
+    filled = describe_results(read)
+    expected = pd.concat([described[described["attack"] != "noise"], new])
+    for column in RESULT_DESCRIPTION:
+        assert filled[column].tolist() == expected[column].tolist(), column
+    assert set(filled.loc[filled["attack"] == "noise", "training_threat_model"]) == {"pgd-linf-8"}
+
+
 def test_the_fallback_touches_no_column_a_folder_has():
     rows = pd.DataFrame(_described_rows())
     assert describe_results(rows)[list(RESULT_DESCRIPTION)].equals(rows[list(RESULT_DESCRIPTION)])
@@ -194,6 +210,29 @@ def test_transfer_pairs_no_variant_with_two_candidate_baselines():
     cells = pd.concat([cells, twin], ignore_index=True)
     result = pairing(cells, model_descriptions(cells))
     assert result.pairs == [] and result.unpaired == ["src-two"]
+
+
+def test_transfer_pairs_seed_replicas_by_their_recorded_training_data():
+    cells = describe_transfer(_transfer_cells(True))
+    twin = cells[cells["source"] == "src-one"].assign(source="src-one-again")
+    cells = pd.concat([cells, twin], ignore_index=True)
+    data = {"src-one": "c10-seed0", "src-two": "c10-seed0", "src-one-again": "c10-seed1"}
+    recorded = cells.assign(source_trained_on=cells["source"].map(data), target_trained_on=cells["target"].map(data))
+    assert pairing(recorded, model_descriptions(recorded)).pairs == [("src-two", "src-one")]
+    # a variant that did not record its training data matches both replicas: no single baseline
+    unknown = recorded.assign(**{f"{end}_trained_on": recorded[f"{end}_trained_on"].mask(recorded[end] == "src-two", "")
+                                 for end in ("source", "target")})
+    assert pairing(unknown, model_descriptions(unknown)).unpaired == ["src-two"]
+
+
+def test_a_transfer_folder_mixing_0_3_rows_with_described_ones_describes_every_row():
+    old = _transfer_cells(False)
+    new = describe_transfer(_transfer_cells(True)).assign(source_trained_on="c10", target_trained_on="c10")
+    mixed = describe_transfer(pd.concat([old, new], ignore_index=True).fillna(""))
+    assert mixed.iloc[len(old):][new.columns].astype(str).equals(new.astype(str).set_axis(mixed.index[len(old):]))
+    first = mixed.iloc[:len(old)]
+    assert set(first["source_architecture"]) == {"vgg", "vgg-cbam"} and set(first["source_trained_on"]) == {"c10s"}
+    assert set(first["attack_kind"]) == {"iterative"} and first["ce_gradient"].all()
 
 
 # ------------------------------------------------------------------ what the report may import

@@ -106,6 +106,9 @@ def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_
         == ("resnet-cbam", "resnet", "resnet", "gate")
     assert (row["target_architecture"], row["target_baseline"], row["target_attention_maps"]) == ("resnet", "", "none")
     assert row["source_training_threat_model"] == row["target_training_threat_model"] == "standard"
+    trained_on = {s.name: s.metadata["dataset"] for s in sources}  # as results.csv's trained_on
+    assert (row["source_trained_on"], row["target_trained_on"]) == (trained_on["resnet-cbam_c10s"],
+                                                                   trained_on["resnet_c10s"])
     assert row["attack_kind"] == "single-step" and bool(row["ce_gradient"])
     start = next(r for r in read_run_log(tmp_path) if r["event"] == "start")
     assert start["kind"] == "transfer" and set(start["attack_catalog"]) == set(list_attacks())
@@ -119,6 +122,7 @@ def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_
     assert again["accuracy"].tolist() == frame["accuracy"].tolist()
     back = read_transfer_csv(tmp_path)
     assert (back["source_family"] == "resnet").all() and back["ce_gradient"].all()
+    assert back["source_trained_on"].tolist() == frame["source_trained_on"].tolist()
 
 
 @pytest.mark.parametrize("value, expected", [("True", True), ("False", False)])

@@ -2,7 +2,9 @@
 and attention artifacts, merged; and which folders hold less than their runs planned.
 
 A results folder (see :mod:`robust_attn.results`) holds ``results.csv``, ``per_example.csv``, the
-append-only run log ``runs.jsonl`` and ``attention/*.npz``. Nothing here runs a model.
+append-only run log ``runs.jsonl`` and ``attention/*.npz``; every file is read by that module's reader
+of its kind (run logs through ``results.read_runs``, shaped by :func:`.kit.inputs.read_runs_log`), and
+the rows' descriptions completed by :mod:`.legacy`. Nothing here runs a model.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..results import (
-    ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, RUNS_FILE, read_examples_csv, read_results_csv,
+    ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS, RESULTS_FILE, RUNS_FILE, read_examples_csv, read_results_csv,
 )
 from .kit.inputs import Run, attack_catalog, attack_defaults, read_runs_log, require_folder
 from .kit.labels import CURVE, attack_labels, with_labels
@@ -33,9 +35,6 @@ PLANNED = ["model", "attack", "attack_params", "eps_label"]
 # The columns a report reads from results.csv: the run's rows and the facts they record about their model
 # and attack (filled by :func:`..legacy.describe_results` for folders written before they were recorded).
 COLUMNS = list(dict.fromkeys([*RESULT_COLUMNS, *RESULT_DESCRIPTION]))
-_NUMERIC = {"width", "n", "eps", "n_correct", "accuracy", "ci_low", "ci_high", "worst_case_n_correct",
-            "worst_case_accuracy", "worst_case_ci_low", "worst_case_ci_high", "clean_accuracy",
-            "zero_gradient_fraction", "max_perturbation", "attack_failures", "seed", "seconds"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
     for order, d in enumerate(require_folder(d, "results directory") for d in dirs):
         folders.append(str(d))
         if not (d / RESULTS_FILE).is_file() and (d / RUNS_FILE).is_file():
-            results = describe_results(pd.DataFrame({c: pd.Series(dtype=float if c in _NUMERIC else str)
+            results = describe_results(pd.DataFrame({c: pd.Series(dtype=float if c in RESULTS.numeric else str)
                                                      for c in RESULT_COLUMNS}))
             notes.append(f"{d} holds no finished cell yet (no {RESULTS_FILE})")
         else:

@@ -4,12 +4,13 @@ Since 0.4 a run writes, beside every result row, the facts a report needs about 
 (``model_family``, ``baseline``, ``attention_maps``, ``training_threat_model``, ``attack_kind``,
 ``ce_gradient``; in ``transfer.csv`` the same per end, ``source_*`` and ``target_*``), and each run log
 start record carries the ``attack_catalog`` of every attack registered when it ran. A folder written by
-0.3 has none of these. The readers call the ``describe_*`` functions here right after reading, and they
-fill what is missing from the rules 0.3's report used: the registry's naming of architectures (a
-variant is ``FAMILY-att...``, ``FAMILY-se`` or ``FAMILY-cbam``; model names read ``ARCH_SUFFIX`` in a
-transfer folder) and 0.3's attack catalog. Columns a folder has are never touched, so nothing
-downstream knows whether a folder was described by its run or here. Nothing else in the report reads a
-name for a fact.
+0.3 has none of these: :mod:`robust_attn.results`' readers return them unknown (``UNKNOWN``; booleans
+NA). The report calls the ``describe_*`` functions here right after reading, and they fill every unknown
+value, row by row (a folder may mix 0.3 cells with new ones), from the rules 0.3's report used: the
+registry's naming of architectures (a variant is ``FAMILY-att...``, ``FAMILY-se`` or ``FAMILY-cbam``;
+model names read ``ARCH_SUFFIX`` in a transfer folder) and 0.3's attack catalog. Values a row recorded
+are never touched, so nothing downstream knows whether a row was described by its run or here. Nothing
+else in the report reads a name for a fact.
 """
 from __future__ import annotations
 
@@ -18,13 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..results import MODEL_FACTS, STANDARD_TRAINING, TRANSFER_ENDS, TRANSFER_MODEL_FACTS, UNKNOWN
+
 # The columns a 0.4 results.csv has and a 0.3 one lacks, and what each holds for a row the rules cannot place.
 RESULT_DESCRIPTION: dict[str, Any] = {"model_family": "", "baseline": "", "attention_maps": "none",
                                       "training_threat_model": "standard", "attack_kind": "", "ce_gradient": False}
-# Per end of a transfer cell (source_*, target_*).
-MODEL_DESCRIPTION = ("architecture", "family", "baseline", "attention_maps", "training_threat_model", "trained_on")
-ROLES = ("source", "target")
-STANDARD = "standard"  # the training threat model of a checkpoint that records none
 
 # 0.3's attack registry as a run log's ``attack_catalog`` records it.
 _CATALOG_FIELDS = ("kind", "norm", "eps_bounded", "uses_gradient", "ce_gradient", "objective")
@@ -107,7 +106,7 @@ def describe_architecture(architecture: str) -> dict[str, str]:
     arch = str(architecture)
     family = variant_family(arch)
     return {"model_family": family or arch, "baseline": family or "", "attention_maps": attention_maps(arch),
-            "training_threat_model": STANDARD}
+            "training_threat_model": STANDARD_TRAINING}
 
 
 # ------------------------------------------------------------------ filling frames and run records
@@ -116,30 +115,54 @@ def _catalog_value(attacks: Iterable[str], key: str, missing: Any) -> list[Any]:
     return [LEGACY_CATALOG.get(str(a), {}).get(key, missing) for a in attacks]
 
 
+def _unknown(values: pd.Series) -> pd.Series:
+    """Per value: not recorded (NA, or the empty text a reader gives a column its file lacks, ``UNKNOWN``)."""
+    return values.isna() | (values.astype(str).str.strip() == UNKNOWN)
+
+
+def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``frame[column]``, or an all-unknown column where the frame lacks it (a folder written by 0.3)."""
+    return frame[column] if column in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
+
+
+def _fill(frame: pd.DataFrame, column: str, where: pd.Series, values: Iterable[Any]) -> None:
+    """Set ``column`` to ``values`` (one per row) in the rows ``where`` holds, leaving the other rows as they are."""
+    filled = _column(frame, column).astype(object).copy()
+    filled[where] = pd.Series(list(values), index=frame.index, dtype=object)[where]
+    frame[column] = filled
+
+
 def describe_results(frame: pd.DataFrame) -> pd.DataFrame:
-    """Result rows with every description column: the frame itself when it has them all, else the missing
-    ones filled by 0.3's rules (an unknown attack gets no kind: no sanity check compares it); an absent or
-    empty ``objective`` (results older than that column) read from the catalog too."""
+    """Result rows with every description column, each row described: rows that recorded their model's
+    facts (a known ``model_family``) and their attack's (a known ``attack_kind``) as they are, the others
+    filled by 0.3's rules, row by row, so a folder mixing 0.3 cells with new ones describes every row. An
+    unknown ``baseline`` cannot be told from a backbone's empty one, so a row's model facts are unknown
+    together, when its ``model_family`` is. An attack 0.3 did not know gets no kind (no sanity check
+    compares it); an absent or empty ``objective`` (results older than that column) is read from the
+    catalog too."""
     out = frame.copy()
-    architectures = out["architecture"].astype(str) if "architecture" in out.columns else pd.Series("", index=out.index)
-    described = [describe_architecture(a) for a in architectures]
-    for column, missing in RESULT_DESCRIPTION.items():
-        if column in out.columns:
-            continue
-        if column in ("attack_kind", "ce_gradient"):
-            key = "kind" if column == "attack_kind" else column
-            out[column] = _catalog_value(out["attack"].astype(str), key, missing)
-        else:
-            out[column] = [d[column] for d in described]
-    by_name = pd.Series(_catalog_value(out["attack"].astype(str), "objective", "misclassify"), index=out.index,
-                        dtype="string")
+    architectures = _column(out, "architecture").fillna("").astype(str)
+    model_unknown = _unknown(_column(out, "model_family"))
+    if model_unknown.any():
+        described = [describe_architecture(a) for a in architectures]
+        for column in MODEL_FACTS:
+            _fill(out, column, model_unknown, (d[column] for d in described))
+    attacks = out["attack"].astype(str)
+    kind_unknown = _unknown(_column(out, "attack_kind"))
+    _fill(out, "attack_kind", kind_unknown, _catalog_value(attacks, "kind", RESULT_DESCRIPTION["attack_kind"]))
+    _fill(out, "ce_gradient", kind_unknown | _unknown(_column(out, "ce_gradient")),
+          _catalog_value(attacks, "ce_gradient", RESULT_DESCRIPTION["ce_gradient"]))
+    by_name = pd.Series(_catalog_value(attacks, "objective", "misclassify"), index=out.index, dtype="string")
     if "objective" not in out.columns:
         out["objective"] = by_name.astype(str)
     else:
         objective = out["objective"].astype("string").str.strip()
-        unknown = objective.isna() | (objective == "") | (objective.str.lower() == "nan")
-        if unknown.any():
-            out["objective"] = objective.where(~unknown, by_name).astype(str)
+        missing = objective.isna() | (objective == "") | (objective.str.lower() == "nan")
+        if missing.any():
+            out["objective"] = objective.where(~missing, by_name).astype(str)
+    for column in MODEL_FACTS:
+        out[column] = out[column].astype(str)
+    out["attack_kind"] = out["attack_kind"].astype(str)
     out["ce_gradient"] = out["ce_gradient"].map(_truthy).astype(bool)
     return out
 
@@ -149,29 +172,34 @@ def _truthy(value: Any) -> bool:
 
 
 def describe_transfer(cells: pd.DataFrame) -> pd.DataFrame:
-    """Transfer cells with ``source_*``/``target_*`` model descriptions and ``attack_kind``/``ce_gradient``:
-    missing ones from 0.3's naming of transfer models, ``ARCH_SUFFIX`` (the suffix names training data and
-    seed, so it stands in for ``trained_on``: ``vgg-att3-concat-pc_c10s_seed1`` pairs with
-    ``vgg_c10s_seed1`` and no other; a name without a suffix matches nothing). A folder whose run
-    described its models but not their training data gets an empty ``trained_on``."""
+    """Transfer cells with ``source_*``/``target_*`` model descriptions and ``attack_kind``/``ce_gradient``,
+    each row described: an end whose ``architecture`` is unknown (a 0.3 row) gets every fact from 0.3's
+    naming of transfer models, ``ARCH_SUFFIX`` (the suffix names training data and seed, so it stands in
+    for ``trained_on``: ``vgg-att3-concat-pc_c10s_seed1`` pairs with ``vgg_c10s_seed1`` and no other; a
+    name without a suffix matches nothing); other unknown facts of a described end stay empty (an empty
+    ``trained_on`` matches everything)."""
     out = cells.copy()
-    for role in ROLES:
+    for role in TRANSFER_ENDS:
         names = out[role].astype(str)
-        written_by_0_3 = f"{role}_architecture" not in out.columns
-        for column in MODEL_DESCRIPTION:
-            if f"{role}_{column}" in out.columns:
-                continue
+        written_by_0_3 = _unknown(_column(out, f"{role}_architecture"))
+        architectures = [split_name(n)[0] for n in names]
+        described = [describe_architecture(a) for a in architectures]
+        for column in TRANSFER_MODEL_FACTS:
             if column == "architecture":
-                values = [split_name(n)[0] for n in names]
-            elif column == "trained_on":  # unknown where the run described its models: it matches everything
-                values = [split_name(n)[1] or n for n in names] if written_by_0_3 else [""] * len(names)
+                values: list[Any] = architectures
+            elif column == "trained_on":
+                values = [split_name(n)[1] or n for n in names]
             else:
-                key = "model_family" if column == "family" else column
-                values = [describe_architecture(split_name(n)[0])[key] for n in names]
-            out[f"{role}_{column}"] = values
-    for column, key, missing in (("attack_kind", "kind", ""), ("ce_gradient", "ce_gradient", False)):
-        if column not in out.columns:
-            out[column] = _catalog_value(out["attack"].astype(str), key, missing)
+                values = [d["model_family" if column == "family" else column] for d in described]
+            _fill(out, f"{role}_{column}", written_by_0_3, values)
+            out[f"{role}_{column}"] = out[f"{role}_{column}"].fillna("").astype(str)
+    attacks = out["attack"].astype(str)
+    kind_unknown = _unknown(_column(out, "attack_kind"))
+    _fill(out, "attack_kind", kind_unknown, _catalog_value(attacks, "kind", ""))
+    _fill(out, "ce_gradient", kind_unknown | _unknown(_column(out, "ce_gradient")),
+          _catalog_value(attacks, "ce_gradient", False))
+    out["attack_kind"] = out["attack_kind"].astype(str)
+    out["ce_gradient"] = out["ce_gradient"].map(_truthy).astype(bool)
     return out
 
 

@@ -23,22 +23,34 @@ import pandas as pd
 
 from ..errors import UserError
 from ..files import ensure_dir
+from ..results import Schema, read_table
 from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, MIN_SEEDS,
                            PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
                            VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
 from . import study_plots
 from .inputs import describe_missing, image_shapes, read_runs
-from .kit.inputs import read_table, require_folder
+from .kit.inputs import require_folder
 from .kit.labels import attack_labels, slug
 from .kit.provenance import page_header, versions_text
 from .kit.render import Section, build_sections, write_page
 from .sanity import Status, run_checks
 
 REPORT_DIR = "report"
-REQUIRED = {STUDY_FILE: STUDY_COLUMNS, EFFECTS_FILE: EFFECT_COLUMNS, PER_SEED_FILE: PER_SEED_COLUMNS}
 _NUMERIC = {"eps", "n_seeds", "n_seeds_baseline", "mean", "std", "ci_low", "ci_high", "baseline_mean", "difference",
             "statistic", "df", "p_value", "p_holm", "seed", "value", "clean_accuracy", "accuracy",
             "baseline_accuracy", "mcnemar_p"}
+
+
+def _schema(file: str, columns: Sequence[str]) -> Schema:
+    """A study table as :func:`robust_attn.results.read_table` reads it: the numbers among its columns as numbers."""
+    return Schema(file, "study", tuple(columns), frozenset(_NUMERIC & set(columns)))
+
+
+# The tables a study folder must hold, and those it may lack (a study written before they existed).
+REQUIRED = {name: _schema(name, cols) for name, cols in ((STUDY_FILE, STUDY_COLUMNS), (EFFECTS_FILE, EFFECT_COLUMNS),
+                                                         (PER_SEED_FILE, PER_SEED_COLUMNS))}
+OPTIONAL = {name: _schema(name, cols) for name, cols in ((WITHIN_SEED_FILE, WITHIN_SEED_COLUMNS),
+                                                         (MEMBERS_FILE, MEMBER_COLUMNS))}
 
 EPS = "eps"
 METRIC_NAMES = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case (robust at every eps' \u2264 eps)"}
@@ -61,10 +73,6 @@ class StudyInputs:
 
 
 # ------------------------------------------------------------------ reading
-
-def _read(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    return read_table(path, columns, "a study table", _NUMERIC)
-
 
 def _provenance(path: Path, notes: list[str]) -> dict[str, Any]:
     if not path.is_file():
@@ -94,14 +102,14 @@ def read_study(study_dir: str | os.PathLike) -> StudyInputs:
     if absent:
         raise UserError(f"{folder} is not a study output folder: it lacks {', '.join(absent)} "
                         "(written by robust-attn study STUDY.toml --out DIR)")
-    study, effects, per_seed = (_read(folder / name, cols) for name, cols in REQUIRED.items())
+    study, effects, per_seed = (read_table(folder, schema) for schema in REQUIRED.values())
     if study.empty:
         raise UserError(f"{folder / STUDY_FILE} holds no rows: nothing to report")
     notes: list[str] = []
     optional = []
-    for name, cols in ((WITHIN_SEED_FILE, WITHIN_SEED_COLUMNS), (MEMBERS_FILE, MEMBER_COLUMNS)):
+    for name, schema in OPTIONAL.items():
         if (folder / name).is_file():
-            optional.append(_read(folder / name, cols))
+            optional.append(read_table(folder, schema))
         else:
             optional.append(None)
             notes.append(f"{name} is missing from {folder}")

@@ -32,31 +32,30 @@ import pandas as pd
 
 from ..errors import UserError
 from ..files import ensure_dir
-from ..results import RUNS_FILE, write_csv
+from ..results import (
+    RUNS_FILE, TRANSFER, TRANSFER_ENDS, TRANSFER_EXAMPLES, TRANSFER_EXAMPLES_FILE, TRANSFER_FILE, TRANSFER_MODEL_FACTS,
+    Schema, read_table, write_csv,
+)
 from . import transfer_plots
-from .kit.inputs import (Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, read_table,
-                         require_folder)
+from .kit.inputs import Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, require_folder
 from .kit.labels import attack_labels, slug
 from .kit.pairing import is_variant, match_baselines
 from .kit.provenance import page_header, run_rows
 from .kit.render import Section, absent, build_sections, write_page
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
-from .legacy import MODEL_DESCRIPTION, ROLES, describe_transfer
+from .legacy import describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
 
-TRANSFER_FILE = "transfer.csv"
-EXAMPLES_FILE = "transfer_examples.csv"
 REPORT_DIR = "report"
 SUMMARY_FILE = "transfer_summary.csv"
 ASYMMETRY_FILE = "transfer_asymmetry.csv"
 
-# The columns of the contract this report reads (the others of the contract are shown where present).
-TRANSFER_COLUMNS = ("source", "target", "dataset", "n", "attack", "attack_params", "norm", "eps", "eps_label",
-                    "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy")
+# The columns of transfer.csv and transfer_examples.csv this report needs (the others are shown where present).
+CELL_COLUMNS = ("source", "target", "dataset", "n", "attack", "attack_params", "norm", "eps", "eps_label",
+                "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy")
 EXAMPLE_COLUMNS = ("source", "target", "dataset", "n", "attack", "attack_params", "eps_label", "index", "robust")
-_NUMERIC = {"n", "eps", "n_correct", "accuracy", "ci_low", "ci_high", "clean_accuracy", "seed", "seconds", "index",
-            "label", "clean_pred", "adv_pred", "robust"}
-_REQUIRED_NUMBERS = {"n", "eps", "n_correct", "accuracy", "index", "robust"}
+# Numbers the report computes with: an empty one is an error, not a missing value.
+_REQUIRED_NUMBERS = ("n", "eps", "n_correct", "accuracy", "index", "robust")
 # One transfer cell: a source's adversarial examples of one attack at one eps, scored by one target.
 CELL = ["source", "target", "dataset", "n", "attack", "attack_params", "eps_label"]
 # How transfer_examples.csv keys a cell: the whole CELL, so a folder holding runs on two -n (or two
@@ -68,7 +67,8 @@ PAIR_MATCH = ["training_threat_model", "trained_on"]
 ATTENTION_RULE = ("a model is an attention model when the transfer run recorded a baseline architecture for it "
                   "(source_baseline, target_baseline: an attention, squeeze-and-excitation or CBAM variant of a "
                   "backbone); its baseline is the model of that architecture with the same training threat model "
-                  "and training data, when there is exactly one. Folders written by robust-attn 0.3 record none of "
+                  "and training data (source_trained_on, target_trained_on; a folder that did not record them "
+                  "matches any), when there is exactly one. Folders written by robust-attn 0.3 record none of "
                   "this: there a model name reads ARCH_SUFFIX and the baseline of vgg-att3-concat-pc_c10s is "
                   "vgg_c10s, of resnet-se_c10s_seed1 resnet_c10s_seed1.")
 
@@ -76,10 +76,10 @@ ATTENTION_RULE = ("a model is an attention model when the transfer run recorded 
 # ------------------------------------------------------------------ models
 
 def model_descriptions(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per model (``model`` and MODEL_DESCRIPTION) from the ``source_*``/``target_*`` columns
+    """One row per model (``model`` and TRANSFER_MODEL_FACTS) from the ``source_*``/``target_*`` columns
     of the cells it appears in (as a target where it is both)."""
-    parts = [cells[[role, *(f"{role}_{c}" for c in MODEL_DESCRIPTION)]].set_axis(
-        ["model", *MODEL_DESCRIPTION], axis=1) for role in ROLES]
+    parts = [cells[[role, *(f"{role}_{c}" for c in TRANSFER_MODEL_FACTS)]].set_axis(
+        ["model", *TRANSFER_MODEL_FACTS], axis=1) for role in TRANSFER_ENDS]
     return pd.concat(parts, ignore_index=True).astype(str).drop_duplicates("model", keep="last").reset_index(drop=True)
 
 
@@ -114,8 +114,16 @@ def _check_cells(path: Path, cells: pd.DataFrame) -> None:
         raise UserError(f"{path}: n_correct does not equal accuracy x n in some rows")
 
 
-def _read(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
-    return read_table(path, columns, what, _NUMERIC, required_numbers=_REQUIRED_NUMBERS, nonempty=True)
+def _read(path: Path, schema: Schema, columns: Sequence[str]) -> pd.DataFrame:
+    """One of the folder's tables through :mod:`robust_attn.results`' reader (``columns``: those the report
+    needs), refused when it has no rows or an empty number the report computes with."""
+    frame = read_table(path, schema, required=columns)
+    if frame.empty:
+        raise UserError(f"{path} holds no rows: nothing to report")
+    for column in (c for c in _REQUIRED_NUMBERS if c in frame.columns):
+        if frame[column].isna().any():
+            raise UserError(f"{path}: column {column!r} has empty values")
+    return frame
 
 
 def read_transfer(folder: str | os.PathLike) -> TransferInputs:
@@ -125,7 +133,7 @@ def read_transfer(folder: str | os.PathLike) -> TransferInputs:
     if not path.is_file():
         raise UserError(f"{folder} is not a transfer output folder: it lacks {TRANSFER_FILE} "
                         "(written by robust-attn transfer --out DIR)")
-    cells = describe_transfer(_read(path, TRANSFER_COLUMNS, "a transfer table"))
+    cells = describe_transfer(_read(path, TRANSFER, CELL_COLUMNS))
     _check_cells(path, cells)
     notes: list[str] = []
     dupes = int(cells.duplicated(CELL, keep="last").sum())
@@ -133,12 +141,12 @@ def read_transfer(folder: str | os.PathLike) -> TransferInputs:
         notes.append(f"{TRANSFER_FILE} holds {dupes} repeated cells; the last row of each is shown")
         cells = cells.drop_duplicates(CELL, keep="last").reset_index(drop=True)
     examples = None
-    if (folder / EXAMPLES_FILE).is_file():
-        examples = _read(folder / EXAMPLES_FILE, EXAMPLE_COLUMNS, "a per-example transfer table")
+    if (folder / TRANSFER_EXAMPLES_FILE).is_file():
+        examples = _read(folder / TRANSFER_EXAMPLES_FILE, TRANSFER_EXAMPLES, EXAMPLE_COLUMNS)
         if not examples["robust"].isin([0, 1]).all():
-            raise UserError(f"{folder / EXAMPLES_FILE}: column 'robust' must hold 0 or 1")
+            raise UserError(f"{folder / TRANSFER_EXAMPLES_FILE}: column 'robust' must hold 0 or 1")
     else:
-        notes.append(f"{EXAMPLES_FILE} is missing from {folder}: no paired tests; the sanity check compares "
+        notes.append(f"{TRANSFER_EXAMPLES_FILE} is missing from {folder}: no paired tests; the sanity check compares "
                      f"accuracies alone (more than {100 * UNPAIRED_TOLERANCE:g} point below the white box fails)")
     runs = read_runs_log(folder)
     if not (folder / RUNS_FILE).is_file():

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..results import CELL
 from ..study_files import (
     ALPHA,
     AUC,
@@ -35,7 +36,6 @@ from ..study_files import (
     WITHIN_SEED_COLUMNS,
     Verdict,
 )
-from ..sweep.store import IDENTITY as CELL
 
 CONFIDENCE = 1 - ALPHA
 _CURVE = ["attack", "attack_params", "metric"]

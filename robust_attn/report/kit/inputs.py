@@ -1,22 +1,22 @@
-"""Reading what a report page reads besides a sweep's results: CSV tables with declared columns, and
-run logs (``runs.jsonl``: a start record per command, an end record when it ends).
+"""What every report page reads besides its own tables: run logs (``runs.jsonl``: a start record per
+command, an end record when it ends) as :class:`Run` records, the attacks they ran and could have run.
 
-One reader per kind of input, used by every page: the study and transfer pages read their tables
-with :func:`read_table`, and every page reads run logs with :func:`read_runs_log`.
+The files themselves are read by :mod:`robust_attn.results`' one reader per file kind (tables through
+``read_table`` and its schemas, run logs through ``read_runs``); this module only shapes what a page
+needs from them.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ...errors import UserError
-from ...results import read_run_log
+from ...results import read_runs
 from ..legacy import describe_catalog
 from .labels import NOISE
 
@@ -29,31 +29,6 @@ def require_folder(path: str | os.PathLike, what: str) -> Path:
     if not folder.is_dir():
         raise UserError(f"{what} {folder} does not exist")
     return folder
-
-
-def read_table(path: Path, columns: Sequence[str], what: str, numeric: Collection[str], *,
-               required_numbers: Collection[str] = (), nonempty: bool = False) -> pd.DataFrame:
-    """A CSV with its declared ``columns`` checked: text stays text (a model named 'NA' is not a missing
-    value), the ``numeric`` columns present become numbers; a one-line :class:`UserError` when it is not
-    what ``what`` promises (missing columns, a number that is not one, empty ``required_numbers``, no
-    rows where ``nonempty``)."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:  # pandas' parser and empty-file errors are ValueErrors
-        raise UserError(f"cannot read {path} as CSV: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks the columns {missing} of {what}")
-    if nonempty and frame.empty:
-        raise UserError(f"{path} holds no rows: nothing to report")
-    for column in set(numeric) & set(frame.columns):
-        try:
-            frame[column] = pd.to_numeric(frame[column].replace("", np.nan))
-        except (ValueError, TypeError):
-            raise UserError(f"{path}: column {column!r} holds a value that is not a number") from None
-        if column in required_numbers and frame[column].isna().any():
-            raise UserError(f"{path}: column {column!r} has empty values")
-    return frame
 
 
 @dataclass(frozen=True)
@@ -87,24 +62,14 @@ def _records(value: Any) -> list[dict[str, Any]]:
 
 
 def read_runs_log(folder: str | os.PathLike) -> list[Run]:
-    """The runs of a folder's run log, in the order they started (empty without a log)."""
-    starts: dict[str, dict] = {}
-    ends: dict[str, dict] = {}
-    for record in read_run_log(folder):
-        if not isinstance(record, dict) or "run_id" not in record:
-            continue
-        if record.get("event") == "start":
-            starts[str(record["run_id"])] = record
-        elif record.get("event") == "end":
-            ends[str(record["run_id"])] = record
+    """The runs of a folder's run log (:func:`robust_attn.results.read_runs`), in the order they started,
+    as records a page reads (empty without a log)."""
     runs = []
-    for run_id, s in starts.items():
-        end = ends.get(run_id, {})
-        wall = end.get("wall_seconds")
-        settings = s.get("settings")
-        runs.append(Run(str(folder), run_id, s.get("time"), s.get("command"),
+    for s in read_runs(folder):
+        wall, settings = s.get("wall_seconds"), s.get("settings")
+        runs.append(Run(str(folder), str(s["run_id"]), s.get("time"), s.get("command"),
                         settings if isinstance(settings, dict) else {}, _records(s.get("attacks")),
-                        _records(s.get("checkpoints")), _records(s.get("planned")), str(end.get("status") or NO_END),
+                        _records(s.get("checkpoints")), _records(s.get("planned")), str(s.get("status") or NO_END),
                         wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
                         describe_catalog(s)))
     return runs
@@ -144,4 +109,4 @@ def non_ce_gradient_attacks(catalog: dict[str, dict[str, Any]]) -> list[str]:
 
 
 __all__ = ["NO_END", "Run", "attack_catalog", "attack_defaults", "non_ce_gradient_attacks", "read_runs_log",
-           "read_table", "require_folder"]
+           "require_folder"]

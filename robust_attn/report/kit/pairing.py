@@ -19,18 +19,25 @@ def is_variant(baseline: pd.Series) -> pd.Series:
     return (text != "") & (text.str.lower() != "nan")
 
 
+def _unknown(value: object) -> bool:
+    """A value a row did not record (NA or empty text): it matches every value."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value) or str(value).strip() == ""
+
+
 def match_baselines(models: pd.DataFrame, key: Sequence[str], match: Sequence[str]) -> dict[tuple, list[str]]:
     """Per variant (its ``key`` values, e.g. model, dataset, n), the ``model`` names it can be compared
     with: ``architecture`` equal to its ``baseline`` and equal ``match`` values (those of ``match`` the
-    frame has)."""
+    frame has; a value unknown on either side matches, so a row that did not record its training data
+    pairs as it did before it could)."""
     match = [c for c in match if c in models.columns]
     rows = models.drop_duplicates(list(key))
-    variant = is_variant(rows["baseline"])
-    by_arch: dict[tuple, list[str]] = {}
-    for r in rows.to_dict("records"):
-        by_arch.setdefault((str(r["architecture"]), *(str(r[c]) for c in match)), []).append(str(r["model"]))
-    return {tuple(r[k] for k in key): sorted(set(by_arch.get((str(r["baseline"]), *(str(r[c]) for c in match)), [])))
-            for r in rows[variant].to_dict("records")}
+    records = rows.to_dict("records")
+
+    def alike(variant: dict, other: dict) -> bool:
+        return str(other["architecture"]) == str(variant["baseline"]) and all(
+            _unknown(variant[c]) or _unknown(other[c]) or str(variant[c]) == str(other[c]) for c in match)
+    return {tuple(v[k] for k in key): sorted({str(r["model"]) for r in records if alike(v, r)})
+            for v, is_v in zip(records, is_variant(rows["baseline"])) if is_v}
 
 
 __all__ = ["is_variant", "match_baselines"]
