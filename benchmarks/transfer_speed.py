@@ -1,7 +1,7 @@
 """Transfer speed, measured in one run on shipped checkpoints: one source, k targets, one eps grid.
 
 (a) per pair: the attack run once for every (source, target) pair, k transfers of one target each
-    (``transfer(source, [target])`` k times: k attacks, k forwards);
+    (``run_transfer(source, [target])`` k times: k attacks, k forwards);
 (b) robust-attn's transfer: the attack run once per source and eps, each batch of adversarial
     examples put through all k targets (one attack, k forwards).
 
@@ -33,7 +33,7 @@ import torch
 
 from robust_attn.attacks import parse_attack_args
 from robust_attn.checkpoints import load_checkpoint, resolve_checkpoints
-from robust_attn.transfer import transfer
+from robust_attn.transfer import run_transfer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,17 +69,17 @@ def main() -> None:
           f"{' '.join(args.attack_arg)} eps {args.eps} "
           f"(/255), {args.n} cifar10-embedded images, batch {args.batch_size}, {args.threads} threads, "
           f"load average {os.getloadavg()[0]:.2f}")
-    transfer([source], [targets[0]], args.attack, "0", n=8, attack_args=common["attack_args"])  # warm-up: imports, first-call allocations
+    run_transfer([source], [targets[0]], args.attack, "0", n=8, attack_args=common["attack_args"])  # warm-up: imports, first-call allocations
 
     pair_times = [[] for _ in targets]  # per target: (wall, cpu) of each repeat
     once_times = []
     for _ in range(args.repeats):
         frames = []
         for i, target in enumerate(targets):
-            *t, f = timed(lambda: transfer([source], [target], args.attack, args.eps, **common))
+            *t, f = timed(lambda: run_transfer([source], [target], args.attack, args.eps, **common))
             pair_times[i].append(t)
             frames.append(f)
-        *t, frame = timed(lambda: transfer([source], targets, args.attack, args.eps, **common))
+        *t, frame = timed(lambda: run_transfer([source], targets, args.attack, args.eps, **common))
         once_times.append(t)
     keys = ["target", "eps_label"]
     per_pair = pd.concat(frames).sort_values(keys, kind="stable")["n_correct"].tolist()

@@ -19,7 +19,7 @@ _API = {
     "parse_eps_grid": "robust_attn.attacks",
     "run_sweep": "robust_attn.sweep",
     "run_study": "robust_attn.study",
-    "transfer": "robust_attn.transfer",
+    "run_transfer": "robust_attn.transfer",
     "load_study": "robust_attn.study",
     "UserModel": "robust_attn.user_models",
     "load_dataset": "robust_attn.data",

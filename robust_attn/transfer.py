@@ -37,7 +37,6 @@ import torch
 from . import __version__
 from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg
 from .budget import exceeds_budget
-from .callable_module import make_callable
 from .checkpoints import Checkpoint
 from .data import ImageSet, get_dataset_cfg
 from .distributed import Ranks
@@ -76,7 +75,7 @@ class TransferEvent:
     stored: bool
 
 
-def transfer(
+def run_transfer(
     sources: Sequence[Any] | Mapping[str, torch.nn.Module] | None,
     targets: Sequence[Any] | Mapping[str, torch.nn.Module] | None,
     attacks: str | AttackSpec | Sequence[str | AttackSpec],
@@ -448,7 +447,4 @@ def _write_results(store: TransferStore, out: Path) -> None:
 
 __all__ = ["DEFAULT_OUT", "TRANSFER_CELLS_DIR", "TRANSFER_COLUMNS", "TRANSFER_EXAMPLES_FILE", "TRANSFER_EXAMPLE_COLUMNS",
            "TRANSFER_FILE", "TransferEvent", "TransferExampleRow", "TransferRow", "TransferStore",
-           "read_transfer_csv", "read_transfer_examples_csv", "transfer"]
-
-
-make_callable(__name__, transfer)  # ``robust_attn.transfer(...)`` whatever was imported first
+           "read_transfer_csv", "read_transfer_examples_csv", "run_transfer"]

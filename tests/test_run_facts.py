@@ -17,7 +17,7 @@ from robust_attn.results import (
 )
 from robust_attn.run import model_facts
 from robust_attn.sweep import run_sweep
-from robust_attn.transfer import transfer
+from robust_attn.transfer import run_transfer
 
 N = 8
 
@@ -100,7 +100,7 @@ def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, t
 
 def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_path):
     sources = [shipped["resnet-cbam_c10s"], shipped["resnet_c10s"]]
-    frame = transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path)
+    frame = run_transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path)
     row = frame[(frame["source"] == "resnet-cbam_c10s") & (frame["target"] == "resnet_c10s")].iloc[0]
     assert (row["source_architecture"], row["source_family"], row["source_baseline"], row["source_attention_maps"]) \
         == ("resnet-cbam", "resnet", "resnet", "gate")
@@ -117,7 +117,7 @@ def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_
     old = read_transfer_csv(tmp_path)
     assert (old["source_family"] == UNKNOWN).all() and old["ce_gradient"].isna().all()
     events = []
-    again = transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path, on_cell=events.append)
+    again = run_transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path, on_cell=events.append)
     assert all(e.stored for e in events)
     assert again["accuracy"].tolist() == frame["accuracy"].tolist()
     back = read_transfer_csv(tmp_path)

@@ -21,7 +21,7 @@ from robust_attn.transfer import (
     _plan,
     read_transfer_csv,
     read_transfer_examples_csv,
-    transfer,
+    run_transfer,
 )
 
 from .conftest import MODELS_DIR, run_cli
@@ -61,7 +61,7 @@ def run(tmp_path_factory):
     counter = Counter()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep_walks, "create_attack", counter.wrap(attack_registry.create_attack))
-        frame = transfer(SOURCES, TARGETS, ATTACKS, GRID, n=N, batch_size=BATCH, out=out, models_dir=MODELS_DIR,
+        frame = run_transfer(SOURCES, TARGETS, ATTACKS, GRID, n=N, batch_size=BATCH, out=out, models_dir=MODELS_DIR,
                          attack_args=ARGS)
     return out, frame, counter
 
@@ -129,7 +129,7 @@ def test_a_rerun_resumes_computes_nothing_and_returns_identical_rows(run, monkey
     monkeypatch.setattr(sweep_walks, "create_attack", no_work)
     monkeypatch.setattr("robust_attn.transfer.prepare", no_work)
     before = (out / TRANSFER_FILE).read_text()
-    again = transfer(SOURCES, TARGETS, ATTACKS, GRID, n=N, batch_size=BATCH, out=out, models_dir=MODELS_DIR,
+    again = run_transfer(SOURCES, TARGETS, ATTACKS, GRID, n=N, batch_size=BATCH, out=out, models_dir=MODELS_DIR,
                      attack_args=ARGS)
     pd.testing.assert_frame_equal(again, frame)
     assert (out / TRANSFER_FILE).read_text() == before
@@ -141,10 +141,10 @@ def test_a_rerun_resumes_computes_nothing_and_returns_identical_rows(run, monkey
 def test_other_settings_on_the_same_folder_are_refused_in_one_line(run):
     out, _, _ = run
     with pytest.raises(UserError, match="seed=0 there, seed=1 now") as info:
-        transfer(["vgg_c10s"], ["vgg_c10s"], "fgsm", GRID, n=N, batch_size=BATCH, seed=1, out=out, models_dir=MODELS_DIR)
+        run_transfer(["vgg_c10s"], ["vgg_c10s"], "fgsm", GRID, n=N, batch_size=BATCH, seed=1, out=out, models_dir=MODELS_DIR)
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match="batch_size=32 there, batch_size=64 now"):
-        transfer(["vgg_c10s"], ["vgg_c10s"], "fgsm", GRID, n=N, batch_size=64, out=out, models_dir=MODELS_DIR)
+        run_transfer(["vgg_c10s"], ["vgg_c10s"], "fgsm", GRID, n=N, batch_size=64, out=out, models_dir=MODELS_DIR)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -159,7 +159,7 @@ def test_other_settings_on_the_same_folder_are_refused_in_one_line(run):
 def test_bad_inputs_are_one_line_errors(kwargs, message, tmp_path):
     args = {"sources": ["vgg_c10s"], "targets": ["vgg_c10s"], "attacks": "fgsm", **kwargs}
     with pytest.raises(UserError, match=message) as info:
-        transfer(args.pop("sources"), args.pop("targets"), args.pop("attacks"), GRID, n=8, out=tmp_path / "out",
+        run_transfer(args.pop("sources"), args.pop("targets"), args.pop("attacks"), GRID, n=8, out=tmp_path / "out",
                  models_dir=MODELS_DIR, **args)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out" / TRANSFER_FILE).exists()

@@ -84,7 +84,7 @@ def transfer_cmd(
     from rich.console import Console
 
     from ..attacks import parse_attack_args
-    from ..transfer import TRANSFER_FILE, transfer
+    from ..transfer import TRANSFER_FILE, run_transfer
     from .progress import CommandProgress
 
     set_threads(threads)
@@ -103,7 +103,7 @@ def transfer_cmd(
             bars.log(f"cell {event.done}/{event.total}: {event.source} {event.attack} eps={event.eps_label} -> "
                      f"{accuracy}{' (stored)' if event.stored else ''}", soft_wrap=True)
 
-        frame = transfer(split_values(sources), split_values(targets), split_values(attack), eps, dataset,
+        frame = run_transfer(split_values(sources), split_values(targets), split_values(attack), eps, dataset,
                          eps_unit=eps_unit, attack_args=parse_attack_args(attack_arg), data_dir=data_dir,
                          models_dir=models_dir, n=n, batch_size=batch_size, seed=seed, device=device, out=out,
                          on_start=on_start, on_cell=on_cell, provenance={"command": command_line()}, strict=strict)
