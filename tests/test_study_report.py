@@ -141,7 +141,7 @@ def _section(page: str, section: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_study(tmp_path_factory) -> Path:
+def study(tmp_path_factory) -> Path:
     return make_study(tmp_path_factory.mktemp("study") / "out", sweep=True)
 
 
