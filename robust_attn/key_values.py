@@ -15,13 +15,17 @@ FALSE_WORDS = ("false", "0", "no")
 
 def split_key_values(items: Iterable[str] | None, option: str) -> dict[str, str]:
     """``["steps=20", " random_start = false "]`` -> ``{"steps": "20", "random_start": "false"}``; an item
-    without a key, a ``=`` or a value is a one-line :class:`UserError` naming ``option``."""
+    without a key, a ``=`` or a value, and a key given twice with different values (which one would win is
+    a guess), are each a one-line :class:`UserError` naming ``option``."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
             raise UserError(f"{option} expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
+        if out.get(key, value) != value:
+            raise UserError(f"{option} gives {key} twice: {key}={out[key]} and {key}={value}")
+        out[key] = value
     return out
 
 

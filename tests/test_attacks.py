@@ -134,6 +134,9 @@ def test_parameters_are_typed_and_checked():
     assert parse_attack_args(["steps=20", " rel_stepsize = 0.1 "]) == {"steps": "20", "rel_stepsize": "0.1"}
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_attack_args(["steps"])
+    assert parse_attack_args(["steps=20", "steps=20"]) == {"steps": "20"}
+    with pytest.raises(UserError, match="--attack-arg gives steps twice: steps=20 and steps=5"):
+        parse_attack_args(["steps=20", "steps=5"])
 
 
 def test_pgd_without_early_stop_is_torchattacks_pgd_and_early_stop_is_no_weaker(shipped, embedded_cifar):

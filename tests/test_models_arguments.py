@@ -159,7 +159,8 @@ def test_study_files_take_model_args_and_the_0_3_depth_key():
     assert spec.recipe.train_config("vgg", 0).model_args == {}  # each argument goes to those that declare it
     assert parse_study(_study(depth=56), Path("/tmp/s.toml")).recipe.model_args == {"depth": 56}
     assert spec.record()["train"]["model_args"] == {"depth": 56}
-    for train, message in (({"model_args": {"dpeth": 56}}, "none of ['resnet', 'resnet-se', 'vgg'] takes a dpeth"),
+    for train, message in (({"model_args": {"dpeth": 56}},
+                            "none of ['resnet', 'resnet-se', 'vgg'] takes a dpeth; did you mean 'depth'?"),
                            ({"model_args": 56}, "[train] model_args must be a table"),
                            ({"depth": 20, "model_args": {"depth": 56}}, "disagree"),
                            ({"model_args": {"depth": "56"}}, "[train]: resnet: depth must be an integer")):

@@ -45,16 +45,6 @@ def _print_transfer_tables(frame, console) -> None:
             console.print(table)
 
 
-def _transfer_report_builder():
-    """The report's transfer builder, when this version has one (None otherwise)."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("robust_attn.report.transfer") is None:
-        return None
-    return getattr(importlib.import_module("robust_attn.report.transfer"), "build_transfer_report", None)
-
-
 @app.command("transfer")
 def transfer_cmd(
     attack: Annotated[list[str], typer.Option("--attack", "-a", help="Eps-bounded label attack(s) to craft with; repeat or comma-separate.")],
@@ -110,10 +100,8 @@ def transfer_cmd(
     _print_transfer_tables(frame, Console(width=None if sys.stdout.isatty() else 200))
     typer.echo(f"wrote {out / TRANSFER_FILE} ({len(frame)} rows)")
     if report:
-        build = _transfer_report_builder()
-        if build is None:
-            bars.print("no transfer report in this version: skipped")
-            return
+        from ..report.transfer import build_transfer_report
+
         with bars.console.status("building report"):
-            index = build(out, out / "report", command=command_line())
+            index = build_transfer_report(out, out / "report", command=command_line())
         typer.echo(f"wrote {index}")

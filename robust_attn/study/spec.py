@@ -322,9 +322,12 @@ def parse_study(raw: Mapping[str, Any], file: Path) -> StudySpec:
     for arch in architectures:
         get_model_cfg(arch)
     recipe = _recipe(_table(raw, "train", str(file)), base)
+    declared = sorted({k for a in architectures for k in get_model_cfg(a).model_args})
     for key, value in recipe.model_args.items():
-        if all(key not in get_model_cfg(a).model_args for a in architectures):
-            raise UserError(f"[train] {key} {value!r}: none of {list(architectures)} takes a {key}")
+        if key not in declared:
+            close = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"[train] {key} {value!r}: none of {list(architectures)} takes a {key}{hint}")
     for arch in architectures:
         try:
             recipe.train_config(arch, 0).validate()
