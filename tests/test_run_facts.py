@@ -48,6 +48,8 @@ def test_sweep_rows_carry_the_registry_facts(shipped, tmp_path):
         ["vgg", "vgg", "distribution"]
     assert by_model.loc["vgg_c10s", ["model_family", "baseline", "attention_maps"]].tolist() == ["vgg", "", "none"]
     assert (frame["training_threat_model"] == "standard").all()
+    assert by_model["model_args"].to_dict() == {"resnet-cbam_c10s": '{"depth":20}', "vgg-att3-concat-pc_c10s": "{}",
+                                                "vgg_c10s": "{}"}
     by_attack = frame.drop_duplicates("attack").set_index("attack")
     assert by_attack.loc["fgsm", "attack_kind"] == "single-step" and bool(by_attack.loc["fgsm", "ce_gradient"])
     assert by_attack.loc["noise", "attack_kind"] == "noise" and not bool(by_attack.loc["noise", "ce_gradient"])
@@ -102,7 +104,7 @@ def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, t
     rows = read_results_csv(tmp_path)
     assert len(rows) == 4 and (rows["attack_kind"] != UNKNOWN).all() and rows["ce_gradient"].notna().all()
     assert set(rows.loc[rows["attack"] == "fgsm", "attack_kind"]) == {"single-step"}
-    assert (rows["model_family"] == "vgg").all()
+    assert (rows["model_family"] == "vgg").all() and (rows["model_args"] == "{}").all()
 
 
 def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_path):
