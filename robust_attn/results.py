@@ -63,6 +63,7 @@ class ResultRow:
     baseline: str  # the architecture a variant is compared against (ModelCfg.baseline); '' for a backbone or user model
     attention_maps: str  # an AttentionMaps value: 'none', 'distribution' or 'gate'
     training_threat_model: str  # the checkpoint's metadata; 'standard' when it trained on clean images only
+    model_args: str  # canonical JSON of the architecture's arguments, defaults filled ('{}': none); '' for a user model
     dataset: str
     n: int
     attack: str
@@ -147,7 +148,9 @@ class TransferRow:
     source_baseline: str
     source_attention_maps: str
     source_training_threat_model: str
-    source_trained_on: str  # the checkpoint's training data, as results.csv's trained_on (pairs seed replicas)
+    source_trained_on: str  # the checkpoint's training data, as results.csv's trained_on
+    source_training_seed: str  # the checkpoint's training seed (pairs seed replicas); '' for a user model
+    source_model_args: str  # as results.csv's model_args
     target: str
     target_sha256: str
     target_architecture: str
@@ -156,6 +159,8 @@ class TransferRow:
     target_attention_maps: str
     target_training_threat_model: str
     target_trained_on: str
+    target_training_seed: str
+    target_model_args: str
     dataset: str
     n: int
     attack: str
@@ -200,11 +205,12 @@ EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ExampleRow))
 TRANSFER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferRow))
 TRANSFER_EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferExampleRow))
 # The columns rows gained when they began to describe themselves: a 0.3 folder lacks them.
-MODEL_FACTS = ("model_family", "baseline", "attention_maps", "training_threat_model")
+MODEL_FACTS = ("model_family", "baseline", "attention_maps", "training_threat_model", "model_args")
 ATTACK_FACTS = ("attack_kind", "ce_gradient")
 DESCRIPTIVE_COLUMNS: tuple[str, ...] = (*MODEL_FACTS, *ATTACK_FACTS)
 # What transfer.csv records about each end of a cell (as ``source_*`` and ``target_*``).
-TRANSFER_MODEL_FACTS = ("architecture", "family", "baseline", "attention_maps", "training_threat_model", "trained_on")
+TRANSFER_MODEL_FACTS = ("architecture", "family", "baseline", "attention_maps", "training_threat_model", "trained_on",
+                        "training_seed", "model_args")
 TRANSFER_ENDS = ("source", "target")
 TRANSFER_DESCRIPTIVE_COLUMNS: tuple[str, ...] = (
     *(f"{end}_{fact}" for end in TRANSFER_ENDS for fact in TRANSFER_MODEL_FACTS), *ATTACK_FACTS,

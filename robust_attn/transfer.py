@@ -322,7 +322,8 @@ def _facts(source: _Model, target: _Model, spec: AttackSpec) -> dict[str, Any]:
         facts.update({f"{end}_architecture": f.architecture, f"{end}_family": f.family, f"{end}_baseline": f.baseline,
                       f"{end}_attention_maps": f.attention_maps,
                       f"{end}_training_threat_model": f.training_threat_model,
-                      f"{end}_trained_on": str(m.ckpt.metadata["dataset"])})
+                      f"{end}_trained_on": str(m.ckpt.metadata["dataset"]),
+                      f"{end}_training_seed": f.training_seed, f"{end}_model_args": f.model_args})
     a = attack_facts(spec.name)
     return {**facts, "attack_kind": a.attack_kind, "ce_gradient": a.ce_gradient}
 

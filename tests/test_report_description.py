@@ -15,9 +15,9 @@ import pytest
 
 from robust_attn.report import build_report
 from robust_attn.report.legacy import RESULT_DESCRIPTION, describe_results, describe_transfer
-from robust_attn.report.tables import ambiguous_baselines, attention_vs_baseline
+from robust_attn.report.tables import ambiguous_baselines, attention_vs_baseline, baseline_candidates
 from robust_attn.report.transfer import build_transfer_report, model_descriptions, pairing
-from robust_attn.results import RESULT_COLUMNS, read_results_csv, wilson_interval
+from robust_attn.results import RESULT_COLUMNS, UNKNOWN, read_results_csv, wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 50
@@ -53,7 +53,7 @@ def _described_rows(**gradient) -> list[dict]:
         for attack, (kind, ce) in KINDS.items():
             shift = {"zap": 5, "zoom": 0, "fuzz": 15}[attack]
             rows += _curve(model, arch, attack, (counts[0], counts[1] + shift, counts[2] + shift),
-                           **DESCRIBED[arch], training_threat_model="standard", attack_kind=kind, ce_gradient=ce,
+                           **DESCRIBED[arch], training_threat_model="standard", model_args="{}", attack_kind=kind, ce_gradient=ce,
                            **gradient)
     return rows
 
@@ -275,3 +275,19 @@ def test_importing_every_report_page_loads_no_registry_sweep_or_transfer():
             f"print([m for m in sys.modules if m.startswith({FORBIDDEN!r})])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _sweep_models(**args: str) -> pd.DataFrame:
+    """One row per model of a sweep folder; ``args``: each model's recorded model_args."""
+    arch = {"r20": ("resnet", ""), "r8": ("resnet", ""), "se8": ("resnet-se", "resnet")}
+    return pd.DataFrame([{"model": m, "architecture": arch[m][0], "baseline": arch[m][1], "width": 1.0,
+                          "trained_on": "cifar10", "model_args": a, "dataset": "cifar10-subset", "n": N,
+                          "training_threat_model": "standard"} for m, a in args.items()])
+
+
+def test_the_sweep_page_pairs_no_depth_8_variant_with_a_depth_20_baseline():
+    key = ("se8", "cifar10-subset", N)
+    assert baseline_candidates(_sweep_models(r20='{"depth":20}', se8='{"depth":8}')) == {key: []}
+    assert baseline_candidates(_sweep_models(r20='{"depth":20}', r8='{"depth":8}', se8='{"depth":8}')) == {key: ["r8"]}
+    # 0.3 rows record no model arguments (the fallback leaves them unknown): they pair as before
+    assert baseline_candidates(_sweep_models(r20=UNKNOWN, se8=UNKNOWN)) == {key: ["r20"]}

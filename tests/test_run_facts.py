@@ -19,6 +19,8 @@ from robust_attn.run import model_facts
 from robust_attn.sweep import run_sweep
 from robust_attn.transfer import run_transfer
 
+from .conftest import MODELS_DIR
+
 N = 8
 
 
@@ -46,6 +48,8 @@ def test_sweep_rows_carry_the_registry_facts(shipped, tmp_path):
         ["vgg", "vgg", "distribution"]
     assert by_model.loc["vgg_c10s", ["model_family", "baseline", "attention_maps"]].tolist() == ["vgg", "", "none"]
     assert (frame["training_threat_model"] == "standard").all()
+    assert by_model["model_args"].to_dict() == {"resnet-cbam_c10s": '{"depth":20}', "vgg-att3-concat-pc_c10s": "{}",
+                                                "vgg_c10s": "{}"}
     by_attack = frame.drop_duplicates("attack").set_index("attack")
     assert by_attack.loc["fgsm", "attack_kind"] == "single-step" and bool(by_attack.loc["fgsm", "ce_gradient"])
     assert by_attack.loc["noise", "attack_kind"] == "noise" and not bool(by_attack.loc["noise", "ce_gradient"])
@@ -62,7 +66,9 @@ def test_sweep_rows_carry_the_registry_facts(shipped, tmp_path):
     assert [r["status"] for r in read_runs(tmp_path)] == ["finished"]
 
 
-def test_a_user_model_is_its_own_family_with_maps_only_if_it_shows_them():
+def test_a_user_model_is_its_own_family_and_its_rows_say_no_maps():
+    """The sweep's panels and attention shift read no user model's maps, so even one that exposes
+    ``forward_with_attention`` is recorded ``none``; its seed and model arguments are unknown."""
     class Plain(torch.nn.Module):
         def forward(self, x):
             return x.flatten(1)[:, :10]
@@ -76,7 +82,10 @@ def test_a_user_model_is_its_own_family_with_maps_only_if_it_shows_them():
     plain = model_facts(as_checkpoint(UserModel("mine", Plain()), "cifar10-embedded"))
     shows = model_facts(as_checkpoint(UserModel("mine", Shows()), "cifar10-embedded"))
     assert (plain.family, plain.baseline, plain.attention_maps) == ("Plain", "", "none")
-    assert (shows.family, shows.attention_maps) == ("Shows", "gate")
+    assert (shows.family, shows.attention_maps, shows.training_seed, shows.model_args) == ("Shows", "none", UNKNOWN,
+                                                                                            UNKNOWN)
+    rows = run_sweep([UserModel("mine", Shows())], ["fgsm"], "0", data="cifar10-embedded", n=4, batch_size=4)
+    assert (rows["attention_maps"] == "none").all() and (rows["model_family"] == "Shows").all()
 
 
 def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, tmp_path):
@@ -95,7 +104,7 @@ def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, t
     rows = read_results_csv(tmp_path)
     assert len(rows) == 4 and (rows["attack_kind"] != UNKNOWN).all() and rows["ce_gradient"].notna().all()
     assert set(rows.loc[rows["attack"] == "fgsm", "attack_kind"]) == {"single-step"}
-    assert (rows["model_family"] == "vgg").all()
+    assert (rows["model_family"] == "vgg").all() and (rows["model_args"] == "{}").all()
 
 
 def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_path):
@@ -110,6 +119,9 @@ def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_
     assert (row["source_trained_on"], row["target_trained_on"]) == (trained_on["resnet-cbam_c10s"],
                                                                    trained_on["resnet_c10s"])
     assert row["attack_kind"] == "single-step" and bool(row["ce_gradient"])
+    assert (row["source_training_seed"], row["target_training_seed"]) == (
+        str(sources[0].metadata["seed"]), str(sources[1].metadata["seed"]))
+    assert row["source_model_args"] == row["target_model_args"] == '{"depth":20}'
     start = next(r for r in read_run_log(tmp_path) if r["event"] == "start")
     assert start["kind"] == "transfer" and set(start["attack_catalog"]) == set(list_attacks())
 
@@ -123,6 +135,24 @@ def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_
     back = read_transfer_csv(tmp_path)
     assert (back["source_family"] == "resnet").all() and back["ce_gradient"].all()
     assert back["source_trained_on"].tolist() == frame["source_trained_on"].tolist()
+    assert back["target_model_args"].tolist() == frame["target_model_args"].tolist()
+    assert back["target_training_seed"].tolist() == frame["target_training_seed"].tolist()
+
+
+def test_seed_replicas_in_one_transfer_folder_pair_by_their_training_seed(tmp_path):
+    """Every replica is trained on the same data: the recorded seed pairs each variant with its own
+    backbone replica (the asymmetry table was empty when only ``trained_on`` was matched)."""
+    from robust_attn.checkpoints import load_checkpoint, resolve_checkpoints
+    from robust_attn.report.transfer import build_transfer_report
+
+    names = ["vgg_c10s", "vgg_c10s_seed1", "vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc_c10s_seed1"]
+    models = [load_checkpoint(r.path, r.sha256, r.name) for r in resolve_checkpoints(names, MODELS_DIR)]
+    run_transfer(models, models, "fgsm", "0,8", n=N, batch_size=N, out=tmp_path)
+    build_transfer_report(tmp_path, command="robust-attn report --transfer X")
+    asymmetry = pd.read_csv(tmp_path / "report" / "transfer_asymmetry.csv")
+    assert not asymmetry.empty
+    assert set(zip(asymmetry["attention"], asymmetry["baseline"])) == {
+        ("vgg-att3-concat-pc_c10s", "vgg_c10s"), ("vgg-att3-concat-pc_c10s_seed1", "vgg_c10s_seed1")}
 
 
 @pytest.mark.parametrize("value, expected", [("True", True), ("False", False)])

@@ -281,3 +281,58 @@ def test_a_folder_with_two_n_keeps_each_runs_paired_tests(tmp_path):
     at8 = asym[asym["eps_label"] == "8/255"].set_index("n")
     assert set(at8.index) == {20, 40} and at8["mcnemar_p"].notna().all()
     assert at8.loc[40, "mcnemar_p"] == pytest.approx(_mcnemar_by_hand(7, 2))
+
+
+def _described_cells(models: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Transfer cells (every source x target) of models given by their recorded facts (names follow no rule)."""
+    def end(role: str, name: str) -> dict[str, str]:
+        facts = {"architecture": "", "family": "vgg", "baseline": "", "attention_maps": "none",
+                 "training_threat_model": "standard", "trained_on": "cifar10", "training_seed": "0",
+                 "model_args": "{}", **models[name]}
+        return {role: name, **{f"{role}_{k}": v for k, v in facts.items()}}
+    return pd.DataFrame([{**end("source", s), **end("target", t), "attack": "fgsm", "attack_kind": "single-step",
+                          "ce_gradient": True} for s in models for t in models])
+
+
+def _pairs(models: dict[str, dict[str, str]]):
+    from robust_attn.report.legacy import describe_transfer
+    from robust_attn.report.transfer import model_descriptions, pairing
+
+    cells = describe_transfer(_described_cells(models))
+    return pairing(cells, model_descriptions(cells))
+
+
+def test_seed_replicas_in_one_transfer_folder_pair_by_training_seed():
+    """Every replica trained on the same data: the recorded training seed tells the baselines apart."""
+    found = _pairs({"b0": {"architecture": "vgg", "training_seed": "0"},
+                    "b1": {"architecture": "vgg", "training_seed": "1"},
+                    "a0": {"architecture": "vgg-att", "baseline": "vgg", "training_seed": "0"},
+                    "a1": {"architecture": "vgg-att", "baseline": "vgg", "training_seed": "1"}})
+    assert sorted(found.pairs) == [("a0", "b0"), ("a1", "b1")] and found.unpaired == []
+    # an unknown seed (a user's model, a folder that did not record it) matches either: no single baseline
+    assert _pairs({"b0": {"architecture": "vgg", "training_seed": "0"},
+                   "b1": {"architecture": "vgg", "training_seed": "1"},
+                   "a": {"architecture": "vgg-att", "baseline": "vgg", "training_seed": ""}}).unpaired == ["a"]
+
+
+def test_a_depth_8_variant_is_not_paired_with_a_depth_20_baseline():
+    found = _pairs({"r20": {"architecture": "resnet", "model_args": '{"depth":20}'},
+                    "se8": {"architecture": "resnet-se", "baseline": "resnet", "model_args": '{"depth":8}'}})
+    assert found.pairs == [] and found.unpaired == ["se8"]
+    found = _pairs({"r20": {"architecture": "resnet", "model_args": '{"depth":20}'},
+                    "r8": {"architecture": "resnet", "model_args": '{"depth":8}'},
+                    "se8": {"architecture": "resnet-se", "baseline": "resnet", "model_args": '{"depth":8}'}})
+    assert found.pairs == [("se8", "r8")]
+
+
+def test_0_3_seed_replicas_still_pair_by_name(tmp_path):
+    """A 0.3 transfer folder records no seed: its names' suffixes pair the replicas, as before."""
+    from robust_attn.report.legacy import describe_transfer
+    from robust_attn.report.transfer import model_descriptions, pairing
+
+    names = ["vgg_c10s", "vgg_c10s_seed1", "vgg-att3-concat-pc_c10s", "vgg-att3-concat-pc_c10s_seed1"]
+    cells = describe_transfer(pd.DataFrame([{"source": s, "target": t, "attack": "fgsm"} for s in names
+                                            for t in names]))
+    found = pairing(cells, model_descriptions(cells))
+    assert sorted(found.pairs) == [("vgg-att3-concat-pc_c10s", "vgg_c10s"),
+                                   ("vgg-att3-concat-pc_c10s_seed1", "vgg_c10s_seed1")]

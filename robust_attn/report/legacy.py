@@ -1,8 +1,9 @@
 """The one fallback path for results written by robust-attn 0.3: rows that do not describe themselves.
 
 Since 0.4 a run writes, beside every result row, the facts a report needs about its model and attack
-(``model_family``, ``baseline``, ``attention_maps``, ``training_threat_model``, ``attack_kind``,
-``ce_gradient``; in ``transfer.csv`` the same per end, ``source_*`` and ``target_*``), and each run log
+(``model_family``, ``baseline``, ``attention_maps``, ``training_threat_model``, ``model_args``,
+``attack_kind``, ``ce_gradient``; in ``transfer.csv`` the same per end, ``source_*`` and ``target_*``, with
+``trained_on`` and ``training_seed``), and each run log
 start record carries the ``attack_catalog`` of every attack registered when it ran. A folder written by
 0.3 has none of these: :mod:`robust_attn.results`' readers return them unknown (``UNKNOWN``; booleans
 NA). The report calls the ``describe_*`` functions here right after reading, and they fill every unknown
@@ -23,7 +24,8 @@ from ..results import MODEL_FACTS, STANDARD_TRAINING, TRANSFER_ENDS, TRANSFER_MO
 
 # The columns a 0.4 results.csv has and a 0.3 one lacks, and what each holds for a row the rules cannot place.
 RESULT_DESCRIPTION: dict[str, Any] = {"model_family": "", "baseline": "", "attention_maps": "none",
-                                      "training_threat_model": "standard", "attack_kind": "", "ce_gradient": False}
+                                      "training_threat_model": "standard", "model_args": UNKNOWN, "attack_kind": "",
+                                      "ce_gradient": False}
 
 # 0.3's attack registry as a run log's ``attack_catalog`` records it.
 _CATALOG_FIELDS = ("kind", "norm", "eps_bounded", "uses_gradient", "ce_gradient", "objective")
@@ -106,7 +108,7 @@ def describe_architecture(architecture: str) -> dict[str, str]:
     arch = str(architecture)
     family = variant_family(arch)
     return {"model_family": family or arch, "baseline": family or "", "attention_maps": attention_maps(arch),
-            "training_threat_model": STANDARD_TRAINING}
+            "training_threat_model": STANDARD_TRAINING, "model_args": UNKNOWN}
 
 
 # ------------------------------------------------------------------ filling frames and run records
@@ -160,8 +162,8 @@ def describe_results(frame: pd.DataFrame) -> pd.DataFrame:
         missing = objective.isna() | (objective == "") | (objective.str.lower() == "nan")
         if missing.any():
             out["objective"] = objective.where(~missing, by_name).astype(str)
-    for column in MODEL_FACTS:
-        out[column] = out[column].astype(str)
+    for column in MODEL_FACTS:  # a 0.4 folder written before a column existed lacks it: unknown
+        out[column] = _column(out, column).fillna(UNKNOWN).astype(str)
     out["attack_kind"] = out["attack_kind"].astype(str)
     out["ce_gradient"] = out["ce_gradient"].map(_truthy).astype(bool)
     return out
@@ -176,8 +178,9 @@ def describe_transfer(cells: pd.DataFrame) -> pd.DataFrame:
     each row described: an end whose ``architecture`` is unknown (a 0.3 row) gets every fact from 0.3's
     naming of transfer models, ``ARCH_SUFFIX`` (the suffix names training data and seed, so it stands in
     for ``trained_on``: ``vgg-att3-concat-pc_c10s_seed1`` pairs with ``vgg_c10s_seed1`` and no other; a
-    name without a suffix matches nothing); other unknown facts of a described end stay empty (an empty
-    ``trained_on`` matches everything)."""
+    name without a suffix matches nothing; ``training_seed`` and ``model_args`` stay unknown, matching
+    anything); other unknown facts of a described end stay empty (an empty ``trained_on``,
+    ``training_seed`` or ``model_args`` matches everything)."""
     out = cells.copy()
     for role in TRANSFER_ENDS:
         names = out[role].astype(str)
@@ -189,6 +192,8 @@ def describe_transfer(cells: pd.DataFrame) -> pd.DataFrame:
                 values: list[Any] = architectures
             elif column == "trained_on":
                 values = [split_name(n)[1] or n for n in names]
+            elif column == "training_seed":  # 0.3 never recorded it: the suffix (trained_on) pairs replicas
+                values = [UNKNOWN] * len(names)
             else:
                 values = [d["model_family" if column == "family" else column] for d in described]
             _fill(out, f"{role}_{column}", written_by_0_3, values)

@@ -91,8 +91,10 @@ DIFF_COLUMNS = ["model", "baseline", "attack", "attack_params", "attack_label", 
 
 
 # What makes a model the baseline of a variant model besides its architecture (the variant's recorded
-# ``baseline``): the same width, training data, training threat model and evaluation.
-BASELINE_MATCH = ["width", "trained_on", "dataset", "n"]
+# ``baseline``): the same width, training data, model arguments (a depth-8 variant is no match for a
+# depth-20 backbone; a row that did not record them, as 0.3's, matches any), training threat model and
+# evaluation. No training seed: seed replicas of a backbone are deliberately ambiguous on this page.
+BASELINE_MATCH = ["width", "trained_on", "model_args", "dataset", "n"]
 
 
 def baseline_candidates(frame: pd.DataFrame) -> dict[tuple, list[str]]:

@@ -63,13 +63,16 @@ CELL = ["source", "target", "dataset", "n", "attack", "attack_params", "eps_labe
 PAIRED = CELL
 
 # What a variant's baseline model shares with it besides the architecture the variant names.
-PAIR_MATCH = ["training_threat_model", "trained_on"]
+# The training seed pairs seed replicas (vgg-att3-concat-pc_c10s_seed1 with vgg_c10s_seed1); the model
+# arguments keep a depth-8 variant from a depth-20 backbone. An unknown value (a user's model, a folder
+# that did not record it) matches any.
+PAIR_MATCH = ["training_threat_model", "trained_on", "training_seed", "model_args"]
 ATTENTION_RULE = ("a model is an attention model when the transfer run recorded a baseline architecture for it "
                   "(source_baseline, target_baseline: an attention, squeeze-and-excitation or CBAM variant of a "
-                  "backbone); its baseline is the model of that architecture with the same training threat model "
-                  "and training data (source_trained_on, target_trained_on; a folder that did not record them "
-                  "matches any), when there is exactly one. Folders written by robust-attn 0.3 record none of "
-                  "this: there a model name reads ARCH_SUFFIX and the baseline of vgg-att3-concat-pc_c10s is "
+                  "backbone); its baseline is the model of that architecture with the same training threat model, "
+                  "training data, training seed and model arguments (source_/target_trained_on, _training_seed, "
+                  "_model_args; a value that was not recorded matches any), when there is exactly one. Folders "
+                  "written by robust-attn 0.3 record none of this: there a model name reads ARCH_SUFFIX and the baseline of vgg-att3-concat-pc_c10s is "
                   "vgg_c10s, of resnet-se_c10s_seed1 resnet_c10s_seed1.")
 
 

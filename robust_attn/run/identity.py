@@ -3,18 +3,20 @@ that rows describe themselves and a report decides nothing from a name.
 
 A registered architecture answers from its :class:`~robust_attn.models.config.ModelCfg`. A user's
 model (see :mod:`robust_attn.user_models`) has no registry entry: its family is its architecture string
-(its class name), it has no baseline, and its maps are ``gate`` when it exposes
-``forward_with_attention`` (maps not known to be distributions), ``none`` otherwise.
+(its class name), it has no baseline and its maps are ``none``: the sweep's panels and attention shift
+read maps of registered architectures only, so a user model's ``forward_with_attention`` (if any) is
+not a map the run uses. Its training seed and model arguments are unknown (``UNKNOWN``).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..attacks import get_attack_cfg, list_attacks
-from ..checkpoints import Checkpoint
+from ..checkpoints import Checkpoint, recorded_model_args
 from ..models import AttentionMaps, get_model_cfg
-from ..results import STANDARD_TRAINING
+from ..results import STANDARD_TRAINING, UNKNOWN
 from ..user_models import is_user_checkpoint
 
 
@@ -27,6 +29,8 @@ class ModelFacts:
     baseline: str  # '' for a backbone or a user's model
     attention_maps: str  # an AttentionMaps value
     training_threat_model: str
+    training_seed: str  # the checkpoint's training seed (metadata "seed"); UNKNOWN for a user's model
+    model_args: str  # canonical JSON of the architecture's arguments, defaults filled ("{}": none); UNKNOWN for a user's model
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,22 @@ def model_facts(ckpt: Checkpoint) -> ModelFacts:
     architecture = str(ckpt.metadata["architecture"])
     threat_model = str(ckpt.metadata.get("training_threat_model") or STANDARD_TRAINING)
     if is_user_checkpoint(ckpt):
-        maps = AttentionMaps.GATE if callable(getattr(ckpt.model, "forward_with_attention", None)) else AttentionMaps.NONE
-        return ModelFacts(architecture, architecture, "", maps.value, threat_model)
+        return ModelFacts(architecture, architecture, "", AttentionMaps.NONE.value, threat_model, UNKNOWN, UNKNOWN)
     cfg = get_model_cfg(architecture)
-    return ModelFacts(architecture, cfg.family, cfg.baseline or "", cfg.attention_maps.value, threat_model)
+    seed = ckpt.metadata.get("seed")
+    return ModelFacts(architecture, cfg.family, cfg.baseline or "", cfg.attention_maps.value, threat_model,
+                      UNKNOWN if seed is None else str(seed), canonical_model_args(ckpt.metadata))
+
+
+def canonical_model_args(metadata: dict[str, Any]) -> str:
+    """A registered checkpoint's model arguments as canonical JSON, the architecture's defaults filled in,
+    so a 0.3 checkpoint that recorded no ``depth`` and one that recorded the default compare equal."""
+    args = {**get_model_cfg(str(metadata["architecture"])).model_args, **recorded_model_args(metadata)}
+    return json.dumps(args, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def attack_facts(name: str) -> AttackFacts:
+    """The facts of a registered attack, from the attack registry."""
     cfg = get_attack_cfg(name)
     return AttackFacts(cfg.kind.value, cfg.ce_gradient)
 

@@ -196,7 +196,7 @@ def _facts(ckpt: Checkpoint, spec: AttackSpec) -> dict[str, Any]:
     """The descriptive columns of a (model, attack)'s rows (``results.DESCRIPTIVE_COLUMNS``)."""
     m, a = model_facts(ckpt), attack_facts(spec.name)
     return {"model_family": m.family, "baseline": m.baseline, "attention_maps": m.attention_maps,
-            "training_threat_model": m.training_threat_model, "attack_kind": a.attack_kind,
+            "training_threat_model": m.training_threat_model, "model_args": m.model_args, "attack_kind": a.attack_kind,
             "ce_gradient": a.ce_gradient}
 
 
