@@ -147,3 +147,20 @@ def _is_function_or_class(child: str, short: str, parent: str) -> bool:
             if any((a.asname or a.name) == short and f"{target}.{a.name}" != child for a in node.names):
                 return True
     return False
+
+
+def test_an_attack_is_one_file():
+    """Every module of the attacks package is imported with it, so a new attack file registers itself
+    without being named anywhere else."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, robust_attn.attacks as a; "
+            "print(sorted(m.name for m in pkgutil.iter_modules(a.__path__) if f'robust_attn.attacks.{m.name}' "
+            "not in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    entries = [p.stem for p in (PACKAGE / "attacks").glob("*.py") if "@register_attack" in p.read_text()
+               or "register_attack(AttackCfg" in p.read_text()]
+    init = (PACKAGE / "attacks" / "__init__.py").read_text()
+    assert entries and not [e for e in entries if e in init and e != "registry"], "entries are found, not listed"

@@ -1,14 +1,23 @@
-"""Attacks: the registry, eps grids, and the registered entries."""
-from . import attention_shift, foolbox_, noise, torchattacks_  # noqa: F401  (register the entries)
+"""Attacks: the registry, eps grids, and the registered entries.
+
+Every module of this package is imported here, so an attack is one file that registers itself with
+``@register_attack``: no other file names it (the sweep, results and report take what it declares).
+"""
+import importlib
+import pkgutil
+
 from .grids import EpsGrid, EpsUnit, parse_eps_grid
 from .layout import StandardLayout
 from .registry import (
-    AttackCfg, AttackKind, Norm, Objective, check_images, create_attack, eval_mode, get_attack_cfg, list_attacks, params_json,
-    parse_attack_args, register_attack, resolve_params, seeded,
+    AttackCfg, AttackKind, Norm, Objective, check_images, create_attack, eval_mode, get_attack_cfg, list_attacks,
+    params_json, parse_attack_args, register_attack, resolve_params, seeded,
 )
 
 __all__ = [
-    "AttackCfg", "AttackKind", "EpsGrid", "EpsUnit", "Norm", "Objective", "StandardLayout", "check_images", "create_attack", "eval_mode",
-    "get_attack_cfg", "list_attacks", "params_json", "parse_attack_args", "parse_eps_grid", "register_attack",
+    "AttackCfg", "AttackKind", "EpsGrid", "EpsUnit", "Norm", "Objective", "StandardLayout", "check_images",
+    "create_attack", "eval_mode", "get_attack_cfg", "list_attacks", "params_json", "parse_attack_args", "parse_eps_grid", "register_attack",
     "resolve_params", "seeded",
 ]
+
+for _module in pkgutil.iter_modules(__path__):  # register every entry, whatever its file is called
+    importlib.import_module(f"{__name__}.{_module.name}")
