@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -73,3 +74,8 @@ def ensure_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
     if not os.access(path, os.W_OK):
         raise UserError(f"{what} {path} is not writable")
     return path
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a user-controlled name (no path separators, no dots at the start)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "unnamed"

@@ -33,7 +33,8 @@ from scipy.spatial.distance import jensenshannon
 from ..errors import UserError
 from ..results import write_csv
 from . import plots
-from .kit.labels import NOISE, SINGLE_STEP, attention_objective, slug
+from ..files import slug
+from .kit.labels import NOISE, SINGLE_STEP, attention_objective
 from .inputs import Artifact, RunInputs
 
 log = logging.getLogger(__name__)

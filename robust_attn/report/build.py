@@ -25,7 +25,7 @@ from . import plots
 from .attention import attention_section, robustness_section
 from .inputs import COLUMNS, RunInputs, describe_missing, image_shapes, read_runs
 from .kit.inputs import NO_END, non_ce_gradient_attacks
-from .kit.labels import slug
+from ..files import slug
 from .kit.pairing import is_variant
 from .kit.provenance import page_header, run_rows
 from .kit.render import Section, build_sections, write_page

@@ -30,7 +30,8 @@ from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, ME
 from . import study_plots
 from .inputs import describe_missing, image_shapes, read_runs
 from .kit.inputs import require_folder
-from .kit.labels import attack_labels, slug
+from ..files import slug
+from .kit.labels import attack_labels
 from .kit.provenance import page_header, versions_text
 from .kit.render import Section, build_sections, write_page
 from .sanity import Status, run_checks

@@ -38,7 +38,8 @@ from ..results import (
 )
 from . import transfer_plots
 from .kit.inputs import Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, require_folder
-from .kit.labels import attack_labels, slug
+from ..files import slug
+from .kit.labels import attack_labels
 from .kit.pairing import is_variant, match_baselines
 from .kit.provenance import page_header, run_rows
 from .kit.render import Section, absent, build_sections, write_page

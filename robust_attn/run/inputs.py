@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,11 +51,6 @@ class EvalData:
         h.update(self.images.x.contiguous().numpy().tobytes())
         h.update(self.images.y.contiguous().numpy().tobytes())
         return h.hexdigest()
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a user-controlled name (no path separators, no dots at the start)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "unnamed"
 
 
 def needs_gradient(specs: Sequence[AttackSpec]) -> bool:

@@ -22,7 +22,8 @@ from ..attacks import EpsGrid, get_attack_cfg
 from ..distributed import Ranks
 from ..files import atomic_write_bytes
 from ..results import ATTENTION_DIR
-from ..run.inputs import AttackSpec, slug
+from ..files import slug
+from ..run.inputs import AttackSpec
 
 SHIFT_IMAGES = 64
 PANEL_IMAGES = 8

@@ -1,4 +1,4 @@
-"""How every page keys and names what it shows: the keys of a curve, attack labels, file-name slugs,
+"""How every page keys and names what it shows: the keys of a curve, attack labels,
 eps keys, and what an attack's recorded kind and objective say about a row.
 
 Facts about attacks come from the columns a run writes into each row (``attack_kind``, ``objective``;
@@ -7,7 +7,6 @@ see :mod:`..legacy` for folders written before them), never from an attack's nam
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,11 +24,6 @@ ITERATIVE = "iterative"
 NOISE = "noise"
 # An attack that aims at the attention maps, not the label (the registry's ``objective="attention"``).
 ATTENTION_OBJECTIVE = "attention"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a user-controlled name (no path separators, no dots at the start)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "unnamed"
 
 
 def _value(v: Any) -> str:
@@ -96,4 +90,4 @@ def of_kind(frame: pd.DataFrame, kind: str) -> pd.Series:
 
 
 __all__ = ["ATTENTION_OBJECTIVE", "CURVE", "ITERATIVE", "MODEL", "NOISE", "SINGLE_STEP", "attack_labels",
-           "attention_objective", "eps_key", "of_kind", "slug", "with_labels"]
+           "attention_objective", "eps_key", "of_kind", "with_labels"]
