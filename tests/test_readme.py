@@ -291,9 +291,46 @@ def offline_cifar(tmp_path_factory) -> Path:
 # A README command that did not finish, by what it writes: its dependents are skipped, naming it.
 _DID_NOT_RUN: dict[str, str] = {}
 
+# README commands that repeat a kind of run another README command already makes (a sweep of the shipped
+# checkpoints, a transfer between them), by what they write: the default run leaves them, and every command
+# reading what they write, to `pytest -m thorough`. The parse test still checks each of them against the CLI.
+REPEATS = {
+    "results/linf": "a sweep of the shipped checkpoints with more attacks: the README's first command is one",
+    "results/l2": "an L2 sweep of the shipped checkpoints: tests/test_sweep.py runs every L2 attack through the sweep",
+    "results/pgd20": "a sweep with attack arguments: tests/test_sweep.py and the attention-shift sweep pass them",
+    "results/transfer": "a transfer between every shipped checkpoint: the README's pgd transfer is one, smaller",
+}
+
+
+def repeats(command: Command) -> str | None:
+    """Why ``command`` is left to ``-m thorough`` (see REPEATS): it writes one of those folders, or reads
+    what a command so left writes; None for the commands of the default run."""
+    argv = robust_attn_argv(command)
+    own = (writes(argv) or "").rstrip("/")
+    if own in REPEATS:
+        return REPEATS[own]
+    for path in sorted(reads(argv)):
+        made_by = producer(path, command)
+        if made_by is not None and (why := repeats(made_by)):
+            return f"it reads {path} from `{made_by.text}` ({why})"
+    return None
+
+
+def test_every_repetition_left_out_is_a_readme_command_and_the_main_job_is_not():
+    written = {(writes(robust_attn_argv(c)) or "").rstrip("/") for c in TO_RUN}
+    assert set(REPEATS) <= written, "REPEATS names a folder no README command writes"
+    first = TO_RUN[0]
+    assert first.block == "## Two commands #0" and repeats(first) is None
+    assert repeats(next(c for c in TO_RUN if robust_attn_argv(c)[0] == "report")) is not None  # reads results/linf
+
+
+def _marked(command: Command):
+    why = repeats(command)
+    return pytest.param(command, marks=pytest.mark.thorough) if why else command
+
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", TO_RUN, ids=[" ".join(c.argv[1:3]) for c in TO_RUN])
+@pytest.mark.parametrize("command", [_marked(c) for c in TO_RUN], ids=[" ".join(c.argv[1:3]) for c in TO_RUN])
 def test_readme_command_runs(command, clone, offline_cifar):
     argv = robust_attn_argv(command)
     if argv[0] == "regress":  # its full run is the second half of CI's own command, right after the tests
