@@ -225,9 +225,11 @@ def attention_section(inputs: RunInputs, out: Path, panel_images: int, shift_ima
 
 @dataclass(frozen=True)
 class RobustnessSection:
-    models: list[dict[str, Any]]  # per attention model: plots, panel, table, note
+    models: list[dict[str, Any]]  # per attention model with artifacts: plots, panel, table, note
     csv: str | None  # ROBUSTNESS_CSV when written
     note: str | None
+    missing: tuple[str, ...] = ()  # the attention models without an artifact of either attack, said in one line
+    command: str | None = None  # the sweep that would add them
 
 
 def argmax_moved(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
@@ -284,9 +286,10 @@ def _most_moved(z: dict[str, np.ndarray], limit: int, count: int) -> tuple[int, 
     return e, order, js
 
 
-def _sweep_command(inputs: RunInputs, model: str) -> str:
+def _sweep_command(inputs: RunInputs, models: list[str]) -> str:
     paths = {c.get("name"): c.get("path") for r in inputs.runs for c in r.checkpoints if isinstance(c, dict)}
-    return f"robust-attn sweep --models {paths.get(model) or model} --attack {SHIFT_ATTACK},{LABEL_ATTACK} --eps 0:8:1"
+    named = ",".join(str(paths.get(m) or m) for m in models)
+    return f"robust-attn sweep --models {named} --attack {SHIFT_ATTACK},{LABEL_ATTACK} --eps 0:8:1"
 
 
 def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_images: int,
@@ -302,14 +305,13 @@ def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_im
         return RobustnessSection([], None, "attention panels switched off")
     aimed = _aimed_attacks(inputs)
     norms = frame.drop_duplicates("attack").set_index("attack")["norm"].astype(str).to_dict()
-    sections, all_rows = [], []
+    sections, all_rows, missing = [], [], []
     for model in models:
         arts = [a for a in inputs.artifacts if a.model == model and (a.attack in aimed or a.attack == LABEL_ATTACK)]
         arts.sort(key=lambda a: (a.attack not in aimed, inputs.labels.get((a.attack, a.attack_params), a.attack)))
-        command = _sweep_command(inputs, model)
+        command = _sweep_command(inputs, [model])
         if not arts:
-            sections.append({"model": model, "note": f"no {SHIFT_ATTACK} or {LABEL_ATTACK} attention artifact for {model}",
-                             "add": f"{SHIFT_ATTACK} and {LABEL_ATTACK}", "command": command})
+            missing.append(model)
             continue
         rows, panel, notes = [], None, []
         for art in arts:
@@ -364,4 +366,4 @@ def robustness_section(inputs: RunInputs, out: Path, panel_images: int, shift_im
     if all_rows:
         write_csv(pd.DataFrame(all_rows)[ROBUSTNESS_COLUMNS], out / ROBUSTNESS_CSV)
         csv = ROBUSTNESS_CSV
-    return RobustnessSection(sections, csv, None)
+    return RobustnessSection(sections, csv, None, tuple(missing), _sweep_command(inputs, missing) if missing else None)

@@ -26,13 +26,19 @@ from .attention import attention_section, robustness_section
 from .inputs import COLUMNS, RunInputs, describe_missing, image_shapes, read_runs
 from .kit.inputs import NO_END, non_ce_gradient_attacks
 from ..files import slug
+from .kit.banner import sanity_banner
 from .kit.pairing import is_variant
 from .kit.provenance import page_header, run_rows
 from .kit.render import Section, build_sections, write_page
 from .sanity import Check, Status, run_checks
-from .tables import across_attacks, ambiguous_baselines, attention_vs_baseline, html_tables, shown_models, summary_table
+from .tables import (across_attacks, ambiguous_baselines, attention_vs_baseline, baseline_candidates, html_tables,
+                     shown_models, summary_table)
+from .verdicts import SWEEP_VERDICT_RULE, answers, decide
 
-SETTINGS = ("n", "seed", "batch_size", "device", "processes", "threads", "channels_last", "amp", "fast_path", "data_dir")
+# The run settings the provenance table shows, each with what an unset (None) value means for that run.
+SETTINGS = {"n": "all images", "seed": None, "batch_size": None, "device": None, "processes": None,
+            "threads": "torch's default", "channels_last": None, "amp": None, "fast_path": None,
+            "data_dir": "the embedded images"}
 
 
 def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) -> set[str]:
@@ -83,7 +89,7 @@ def _provenance(inputs: RunInputs) -> list[dict[str, Any]]:
     out = []
     for folder in inputs.folders:
         runs = sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or "")
-        rows = run_rows(runs, SETTINGS)
+        rows = run_rows(runs, SETTINGS.keys(), SETTINGS)
         for row, r in zip(rows, runs):
             row.update(cells=len(r.planned), eps=", ".join(map(str, r.settings.get("eps_labels") or [])),
                        attacks=", ".join(_label(inputs, a) for a in r.attacks))
@@ -107,10 +113,49 @@ class SweepPage:
     variants: set[str]  # attention of any kind: maps or channel gates (SE)
     summary: pd.DataFrame
     checks: list[Check]
+    decided: pd.DataFrame  # every variant vs its baseline per attack and eps, with the verdict (.verdicts.decide)
+    panels: dict[tuple, str]  # (model, dataset, n) -> the title of its accuracy panel (evaluation set, backbone)
+    roles: dict[str, str]  # model -> baseline / variant / model
     panel_images: int
     shift_images: int
     panel_attack: str | None
     panel_eps: float | None
+
+
+def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, str]]:
+    """Which accuracy panel each model as evaluated (model, dataset, n) is drawn in, and its role there:
+    a variant with one baseline model (:func:`.tables.baseline_candidates`) shares its baseline's panel,
+    titled by the evaluation set and the backbone; every other model goes to its evaluation set's panel
+    of other models. Decided from what the rows record, never from a name."""
+    several_n = frame[["dataset", "n"]].drop_duplicates().shape[0] > frame["dataset"].nunique()
+    architecture = dict(zip(frame["model"], frame["architecture"]))
+
+    def where(dataset: str, n: int) -> str:
+        return f"{dataset}, n={n}" if several_n else str(dataset)
+
+    panels: dict[tuple, str] = {}
+    roles: dict[str, str] = {}
+    for (model, dataset, n), names in baseline_candidates(frame).items():
+        if len(names) != 1:
+            continue
+        title = f"{where(dataset, n)}: {architecture.get(names[0], names[0])} ({names[0]})"
+        panels[(model, dataset, n)] = panels[(names[0], dataset, n)] = title
+        roles[model], roles[names[0]] = "variant", "baseline"
+    for model, dataset, n in frame[MODEL_KEY].drop_duplicates().itertuples(index=False):
+        panels.setdefault((model, dataset, n), f"{where(dataset, n)}: other models")
+        roles.setdefault(model, "model")
+    return panels, roles
+
+
+MODEL_KEY = ["model", "dataset", "n"]
+
+
+def _main_attack(summary: pd.DataFrame) -> str | None:
+    """The attack of the page's key figure: the first per-attack curve label (the worst cases across
+    attacks come after)."""
+    own = summary[summary["source"] == "attack"]
+    labels = sorted(own["attack_label"].unique())
+    return labels[0] if labels else None
 
 
 def provenance_section(page: SweepPage) -> dict[str, Any]:
@@ -124,8 +169,17 @@ def provenance_section(page: SweepPage) -> dict[str, Any]:
 def accuracy_section(page: SweepPage) -> dict[str, Any]:
     summary = page.summary
     labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
-    return {"accuracy_plots": [(lab, plots.accuracy_plot(summary[summary["attack_label"] == lab], lab, page.variants,
-                                                         page.out, f"accuracy_{slug(lab)}")) for lab in labels]}
+    main = _main_attack(summary)
+
+    def grid(label: str, metric: str) -> str:
+        what = "per eps" if metric == "accuracy" else "worst case (robust at every eps' <= eps)"
+        return plots.accuracy_grid(summary[summary["attack_label"] == label], page.panels, page.roles, metric,
+                                   f"accuracy under {label}, {what} (bands: Wilson 95% CI)", page.out,
+                                   f"accuracy_{slug(label)}" + ("" if metric == "accuracy" else "_worst_case"))
+    return {"accuracy_plots": [(lab, grid(lab, "accuracy")) for lab in labels if lab != main],
+            "key_attack": main, "key_figure": grid(main, "accuracy") if main else None,
+            "worst_case_plots": [(lab, grid(lab, "worst_case_accuracy")) for lab in labels
+                                 if not lab.startswith("worst case over")]}
 
 
 def summary_section(page: SweepPage) -> dict[str, Any]:
@@ -133,11 +187,12 @@ def summary_section(page: SweepPage) -> dict[str, Any]:
 
 
 def baseline_section(page: SweepPage) -> dict[str, Any]:
-    diffs = attention_vs_baseline(page.inputs.results, page.inputs.examples, page.attention)
-    write_csv(diffs, page.out / "attention_vs_baseline.csv")
-    shown = shown_models(diffs)
+    decided = page.decided
+    write_csv(decided, page.out / "attention_vs_baseline.csv")
+    shown = shown_models(decided)
     return {"diffs": shown.to_dict("records"), "has_examples": page.inputs.examples is not None,
-            "diff_plot": plots.difference_plot(shown, page.out, "attention_minus_baseline") if len(diffs) else None}
+            "diff_plot": plots.difference_heatmap(shown, page.out, "attention_minus_baseline") if len(shown) else None,
+            "verdict_rule": SWEEP_VERDICT_RULE}
 
 
 def under_attack_section(page: SweepPage) -> dict[str, Any]:
@@ -149,35 +204,46 @@ def under_attack_section(page: SweepPage) -> dict[str, Any]:
 
 def robustness_of_attention_section(page: SweepPage) -> dict[str, Any]:
     robustness = robustness_section(page.inputs, page.out, page.panel_images, page.shift_images, page.attention)
-    return {"robustness": robustness.models, "robustness_csv": robustness.csv, "robustness_note": robustness.note}
+    return {"robustness": robustness.models, "robustness_csv": robustness.csv, "robustness_note": robustness.note,
+            "robustness_missing": robustness.missing, "robustness_command": robustness.command}
 
 
 def sanity_section(page: SweepPage) -> dict[str, Any]:
     return {"checks": page.checks}
 
 
-# The sweep page's sections, in page order (each renders templates/sweep_ID.html.j2).
+# The sweep page's sections, in page order (each renders templates/sweep_ID.html.j2); the folded ones are
+# details a reader opens.
 SECTIONS: tuple[Section[SweepPage], ...] = (
-    Section("provenance", provenance_section),
-    Section("accuracy", accuracy_section),
-    Section("summary", summary_section),
-    Section("attention-vs-baseline", baseline_section),
-    Section("attention-under-attack", under_attack_section),
-    Section("attention-robustness", robustness_of_attention_section),
-    Section("sanity", sanity_section),
+    Section("accuracy", "Accuracy vs eps", accuracy_section),
+    Section("attention-vs-baseline", "Attention vs baseline", baseline_section),
+    Section("sanity", "Sanity checks", sanity_section),
+    Section("summary", "Per-eps tables", summary_section, folded=True),
+    Section("attention-under-attack", "Attention maps, clean vs adversarial", under_attack_section, folded=True),
+    Section("attention-robustness", "Is the attention itself robust?", robustness_of_attention_section, folded=True),
+    Section("provenance", "Provenance", provenance_section, folded=True),
 )
 
 
 def banner(page: SweepPage) -> dict[str, Any]:
-    """What the page says above everything else: failed checks, what to run next, incomplete folders, notes."""
+    """What the page says above everything else: the sanity checks' state (failures and untested checks
+    named), what to run next, incomplete folders, notes."""
     inputs, checks = page.inputs, page.checks
     ambiguous = [f"{model} (evaluated on {dataset}, n={n}) is not compared with a baseline: {len(names)} models could "
                  f"be its baseline ({', '.join(names)}); compare architectures across such seeds with a study"
                  for (model, dataset, n), names in ambiguous_baselines(inputs.results).items()]
-    return {"failures": [c for c in checks if c.status is Status.FAIL], "next_attacks": _next_attacks(checks, inputs),
-            "incomplete": [{"folder": r.folder, "command": r.command, "status": r.status,
-                            "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete],
-            "notes": [*inputs.notes, *ambiguous]}
+    incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
+                   "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
+    return sanity_banner(checks, incomplete=incomplete, notes=[*inputs.notes, *ambiguous],
+                         next_attacks=_next_attacks(checks, inputs))
+
+
+def verdict_context(page: SweepPage) -> dict[str, Any]:
+    """The answer under the banner: a verdict sentence per evaluation set, backbone and attack."""
+    architecture = dict(zip(page.inputs.results["model"], page.inputs.results["architecture"]))
+    return {"answers": answers(page.decided, architecture) if len(page.decided) else [],
+            "verdict_rule": SWEEP_VERDICT_RULE, "has_examples": page.inputs.examples is not None,
+            "variant_count": len(page.variants)}
 
 
 def build_report(
@@ -205,9 +271,11 @@ def build_report(
     checks = run_checks(frame, inputs.examples, image_shapes(inputs))
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks]), out / "sanity.csv")
-    page = SweepPage(inputs, out, attention, attention | variant_models(frame), summary, checks, panel_images,
-                     shift_images, panel_attack, panel_eps)
-    context = {**page_header(command), **banner(page), **build_sections("sweep", SECTIONS, page)}
+    decided = decide(attention_vs_baseline(frame, inputs.examples, attention))
+    panels, roles = backbone_panels(frame)
+    page = SweepPage(inputs, out, attention, attention | variant_models(frame), summary, checks, decided, panels, roles,
+                     panel_images, shift_images, panel_attack, panel_eps)
+    context = {**page_header(command), **banner(page), **verdict_context(page), **build_sections("sweep", SECTIONS, page)}
     return write_page(out / "index.html", "sweep.html.j2", context, started, Status=Status)
 
 

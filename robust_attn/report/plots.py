@@ -34,25 +34,69 @@ def _eps_axis(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
     return rows["eps"].to_numpy(), f"eps ({rows['norm'].iloc[0]}, raw)"
 
 
-def accuracy_plot(rows: pd.DataFrame, label: str, attention: set[str], out_dir: Path, stem: str) -> str:
-    """One model per colour: its per-eps accuracy with the Wilson 95% band (attention models solid,
-    baselines dashed) and, dotted, the worst case (robust to the attack at every eps' <= eps)."""
-    rows = rows.sort_values(["model", "eps"])
-    models = sorted(rows["model"].unique())
-    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    xlabel = ""
-    for model in models:
-        r = rows[rows["model"] == model]
-        x, xlabel = _eps_axis(r)
-        att = model in attention
-        ax.plot(x, 100 * r["accuracy"], "-" if att else "--", marker="o" if att else "s", ms=3.5, color=palette[model],
-                label=f"{model} ({'attention' if att else 'baseline'})")
-        ax.fill_between(x, 100 * r["ci_low"], 100 * r["ci_high"], color=palette[model], alpha=0.15, lw=0)
-        if not np.allclose(r["accuracy"], r["worst_case_accuracy"]):
-            ax.plot(x, 100 * r["worst_case_accuracy"], ":", lw=1.2, color=palette[model])
-    ax.plot([], [], ":", color="gray", label="worst case (robust at every eps' <= eps)")
-    finish_percent_axes(ax, xlabel, "accuracy (%)", f"accuracy under {label}, per eps (bands: Wilson 95% CI)")
+BASELINE_COLOUR = "black"
+
+
+def accuracy_grid(rows: pd.DataFrame, panels: dict[tuple, str], roles: dict[str, str], metric: str, heading: str,
+                  out_dir: Path, stem: str) -> str:
+    """Accuracy vs eps as a grid of panels (seaborn ``FacetGrid``), one per evaluation set and backbone:
+    ``panels`` maps a model as evaluated (model, dataset, n) to its panel's title, ``roles`` a model to
+    ``baseline`` (drawn in black, squares) or ``variant`` (in colour, circles; one colour per model on
+    every panel), anything else to ``model``. ``metric``: ``accuracy`` (each eps alone) or
+    ``worst_case_accuracy`` (robust at every eps' <= eps), each with its Wilson 95% band. Panels share
+    the y axis (0-100%), so that only models of one evaluation set and backbone share a panel."""
+    keys = list(zip(rows["model"], rows["dataset"], rows["n"]))
+    data = rows.assign(panel=[panels.get(k, "other models") for k in keys]).sort_values(["panel", "model", "eps"])
+    x, xlabel = _eps_axis(data)
+    data = data.assign(eps_axis=x)
+    coloured = sorted({m for m in data["model"] if roles.get(m) != "baseline"})
+    colours = dict(zip(coloured, sns.color_palette("tab10", max(len(coloured), 1)))) if len(coloured) <= 10 else \
+        dict(zip(coloured, sns.color_palette("husl", len(coloured))))
+    low, high = ("ci_low", "ci_high") if metric == "accuracy" else ("worst_case_ci_low", "worst_case_ci_high")
+    order = sorted(data["panel"].unique(), key=lambda t: (t == "other models", t))
+    columns = min(len(order), 3)
+    grid = sns.FacetGrid(data, col="panel", col_order=order, col_wrap=columns if len(order) > 1 else None,
+                         height=3.3, aspect=1.35, sharex=False, sharey=True)
+    for title, ax in zip(order, grid.axes.flat):
+        panel = data[data["panel"] == title]
+        for model, r in panel.groupby("model", sort=False):
+            base = roles.get(model) == "baseline"
+            colour = BASELINE_COLOUR if base else colours[model]
+            ax.plot(r["eps_axis"], 100 * r[metric], "-", marker="s" if base else "o", ms=3.5, lw=2 if base else 1.4,
+                    color=colour, label=f"{model} (baseline)" if base else model, zorder=3 if base else 2)
+            ax.fill_between(r["eps_axis"], 100 * r[low], 100 * r[high], color=colour, alpha=0.12, lw=0)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="upper right")
+    grid.set_axis_labels(xlabel, "accuracy (%)")
+    grid.figure.suptitle(heading, fontsize=10)
+    grid.figure.tight_layout()
+    return save_figure(grid.figure, out_dir, stem)
+
+
+def difference_heatmap(decided: pd.DataFrame, out_dir: Path, stem: str) -> str:
+    """Variant minus baseline accuracy (points) as a heatmap, one row per comparison (variant, baseline,
+    evaluation set, attack) and one column per eps; a star marks a verdict word (significant after the
+    page's Holm correction, see :mod:`.verdicts`). Green: the variant is more robust."""
+    data = decided.assign(row=decided["model"] + " vs " + decided["baseline"] + " · " + decided["dataset"] + " · "
+                          + decided["attack_label"], points=100 * decided["difference"].astype(float))
+    columns = list(data.sort_values("eps").drop_duplicates("eps_label")["eps_label"])
+    table = data.pivot_table(index="row", columns="eps_label", values="points", aggfunc="first")[columns]
+    marked = data.assign(star=data["verdict"].isin(["more robust", "less robust"]))
+    stars = marked.pivot_table(index="row", columns="eps_label", values="star", aggfunc="first")[columns]
+    text = table.map(lambda v: "" if pd.isna(v) else f"{v:+.1f}") + stars.map(lambda s: "*" if s is True else "")
+    limit = max(float(np.nanmax(np.abs(table.to_numpy()))) if table.size else 1.0, 1.0)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.62 * len(columns) + 0.06 * max(len(r) for r in table.index),
+                                    1.2 + 0.33 * len(table)))
+    sns.heatmap(table, annot=text.to_numpy(), fmt="", cmap="PiYG", center=0, vmin=-limit, vmax=limit,
+                annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white",
+                cbar_kws={"label": "variant - baseline (points)"}, ax=ax)
+    ax.set_xlabel("eps")
+    ax.set_ylabel("")
+    ax.set_title("how each variant's per-eps accuracy differs from its baseline's (* verdict word: Holm-significant)",
+                 fontsize=9)
+    ax.tick_params(labelsize=7.5)
     return save_figure(fig, out_dir, stem)
 
 
@@ -78,16 +122,6 @@ def _line_plot(data: pd.DataFrame, y: str, ylabel: str, title: str, **style):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig, ax
-
-
-def difference_plot(diffs: pd.DataFrame, out_dir: Path, stem: str) -> str:
-    """Attention minus baseline per-eps accuracy (points) per eps, one line per (attention model, attack)."""
-    data = diffs.assign(pair=diffs["model"] + " / " + diffs["attack_label"], diff_points=100 * diffs["difference"])
-    fig, ax = _line_plot(data, "diff_points", "attention - baseline accuracy (points)",
-                         "how attention changes per-eps robustness",
-                         hue="pair")
-    ax.axhline(0, color="black", lw=0.8)
-    return save_figure(fig, out_dir, stem)
 
 
 def shift_plot(shift: pd.DataFrame, out_dir: Path, stem: str) -> str:

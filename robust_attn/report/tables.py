@@ -24,7 +24,8 @@ from .kit.pairing import match_baselines
 from .kit.stats import discordant, mcnemar_exact
 
 ACROSS = "across attacks"
-SUMMARY_COLUMNS = ["source", "model", "architecture", "width", "trained_on", "dataset", "n", "attack", "attack_params",
+SUMMARY_COLUMNS = ["source", "model", "architecture", "width", "trained_on", "training_threat_model", "dataset", "n",
+                   "attack", "attack_params",
                    "attack_label", "norm", "eps", "eps_label", "clean_accuracy", "n_correct", "accuracy", "ci_low",
                    "ci_high", "worst_case_n_correct", "worst_case_accuracy", "worst_case_ci_low", "worst_case_ci_high",
                    "accuracy_method"]
@@ -61,7 +62,8 @@ def across_attacks(frame: pd.DataFrame, examples: pd.DataFrame | None) -> pd.Dat
             lo, hi = wilson_interval(k, total)
             wlo, whi = wilson_interval(w, total)
             rows.append({"source": ACROSS, "model": model, "architecture": first.architecture, "width": first.width,
-                         "trained_on": first.trained_on, "dataset": dataset, "n": total, "attack": label,
+                         "trained_on": first.trained_on, "training_threat_model": first.training_threat_model,
+                         "dataset": dataset, "n": total, "attack": label,
                          "attack_params": "", "attack_label": label, "norm": norm, "eps": cells[0].eps,
                          "eps_label": cells[0].eps_label, "clean_accuracy": first.clean_accuracy, "n_correct": k,
                          "accuracy": k / total, "ci_low": lo, "ci_high": hi, "worst_case_n_correct": w,
@@ -153,31 +155,43 @@ def shown_models(diffs: pd.DataFrame) -> pd.DataFrame:
     return diffs.assign(model=[f"{m} ({d}, n={n})" for m, d, n in zip(diffs["model"], diffs["dataset"], diffs["n"])])
 
 
+# What makes numbers comparable in one summary table (where "best" means something): one evaluation set
+# (a CIFAR-10 model is never "best" against a Fashion-MNIST one) and one training threat model.
+COMPARABLE = ["dataset", "n", "training_threat_model"]
+
+
 def html_tables(summary: pd.DataFrame, attention: set[str]) -> list[dict[str, Any]]:
-    """Per attack label (per-attack curves first, then the worst cases across attacks): rows of models,
-    per eps the per-eps accuracy with its interval (best per eps flagged) and the worst case beside it."""
+    """Per attack label (per-attack curves first, then the worst cases across attacks) and per COMPARABLE
+    group (evaluation set, training threat model): rows of models, per eps the per-eps accuracy with its
+    interval (best per eps within the table flagged) and the worst case beside it."""
     tables = []
     order = summary.drop_duplicates("attack_label")[["attack_label", "source", "norm"]]
     order = order.sort_values(["source", "norm", "attack_label"], key=lambda c: c.map({"attack": 0}).fillna(1)
                               if c.name == "source" else c, kind="stable")
+    groups = summary[COMPARABLE].astype(str).drop_duplicates()
+    several_threats = summary["training_threat_model"].astype(str).nunique() > 1
     for label, source in zip(order["attack_label"], order["source"]):
-        rows = summary[summary["attack_label"] == label].sort_values("eps")
-        labels = rows.drop_duplicates("eps_label")["eps_label"].tolist()
-        best = rows.groupby("eps_label")["accuracy"].max()
-        body = []
-        for (model, dataset, n), r in rows.groupby(MODEL, sort=True):
-            by = {x.eps_label: x for x in r.itertuples()}
-            cells = []
-            for lab in labels:
-                x = by.get(lab)
-                cells.append(None if x is None else {
-                    "text": f"{100 * x.accuracy:.1f}", "ci": f"[{100 * x.ci_low:.1f}, {100 * x.ci_high:.1f}]",
-                    "worst": f"{100 * x.worst_case_accuracy:.1f}",
-                    "same": bool(np.isclose(x.accuracy, x.worst_case_accuracy)),
-                    "best": bool(np.isclose(x.accuracy, best[lab]))})
-            multi = rows[["dataset", "n"]].drop_duplicates().shape[0] > 1
-            body.append({"model": f"{model} ({dataset}, n={n})" if multi else model, "attention": model in attention,
-                         "cells": cells})
-        tables.append({"attack": label, "across": source == ACROSS, "labels": labels, "rows": body,
-                       "methods": sorted(set(rows["accuracy_method"]))})
+        of_label = summary[summary["attack_label"] == label]
+        for dataset, n, threat in groups.itertuples(index=False):
+            rows = of_label[(of_label["dataset"].astype(str) == dataset) & (of_label["n"].astype(str) == n)
+                            & (of_label["training_threat_model"].astype(str) == threat)].sort_values("eps")
+            if rows.empty:
+                continue
+            labels = rows.drop_duplicates("eps_label")["eps_label"].tolist()
+            best = rows.groupby("eps_label")["accuracy"].max()
+            body = []
+            for model, r in rows.groupby("model", sort=True):
+                by = {x.eps_label: x for x in r.itertuples()}
+                cells = []
+                for lab in labels:
+                    x = by.get(lab)
+                    cells.append(None if x is None else {
+                        "text": f"{100 * x.accuracy:.1f}", "ci": f"[{100 * x.ci_low:.1f}, {100 * x.ci_high:.1f}]",
+                        "worst": f"{100 * x.worst_case_accuracy:.1f}",
+                        "same": bool(np.isclose(x.accuracy, x.worst_case_accuracy)),
+                        "best": len(r) > 0 and rows["model"].nunique() > 1 and bool(np.isclose(x.accuracy, best[lab]))})
+                body.append({"model": model, "attention": model in attention, "cells": cells})
+            where = f"{dataset}, n={n}" + (f", trained {threat}" if several_threats else "")
+            tables.append({"attack": label, "where": where, "across": source == ACROSS, "labels": labels, "rows": body,
+                           "methods": sorted(set(rows["accuracy_method"]))})
     return tables

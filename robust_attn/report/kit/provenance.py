@@ -3,7 +3,7 @@ runs (from their run logs) that wrote the folders it reads."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +31,38 @@ def versions_text(value: Any) -> str:
     return ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else ""
 
 
-def settings_text(settings: dict[str, Any], keys: Sequence[str] | None = None) -> str:
-    """A run's settings as 'n 100, seed 0': ``keys`` in that order where given, else every scalar one."""
+def human(value: Any, unset: str | None = None) -> str:
+    """A recorded setting as a reader reads it: on/off for a flag, ``unset`` (or 'default') for None,
+    lists joined, numbers as written."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return unset or "default"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def settings_text(settings: dict[str, Any], keys: Sequence[str] | None = None,
+                  unset: Mapping[str, str | None] | None = None) -> str:
+    """A run's settings as 'n all images, seed 0, amp off': ``keys`` in that order where given, else every
+    scalar one; ``unset`` says per key what None means for it (see :func:`human`)."""
+    unset = unset or {}
     if keys is not None:
-        return ", ".join(f"{k} {settings[k]}" for k in keys if k in settings)
-    return ", ".join(f"{k} {v}" for k, v in settings.items()
-                     if k != "versions" and isinstance(v, (str, int, float, bool)))
+        return ", ".join(f"{k.replace('_', ' ')} {human(settings[k], unset.get(k))}" for k in keys if k in settings)
+    return ", ".join(f"{k.replace('_', ' ')} {human(v, unset.get(k))}" for k, v in settings.items()
+                     if k != "versions" and (v is None or isinstance(v, (str, int, float, bool))))
 
 
-def run_rows(runs: Iterable[Run], settings_keys: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def run_rows(runs: Iterable[Run], settings_keys: Iterable[str] | None = None,
+             unset: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
     """One row per run for a page's provenance table, oldest first."""
     return [{"run_id": r.run_id, "time": r.time, "command": r.command, "status": r.status, "ok": r.finished,
              "wall_seconds": r.wall_seconds, "planned": len(r.planned), "missing": len(r.missing),
-             "settings": settings_text(r.settings, settings_keys), "versions": versions_text(r.settings.get("versions")),
+             "settings": settings_text(r.settings, None if settings_keys is None else list(settings_keys), unset),
+             "versions": versions_text(r.settings.get("versions")),
              "models": ", ".join(str(c.get("name")) for c in r.checkpoints)}
             for r in sorted(runs, key=lambda r: str(r.time or ""))]
 
 
-__all__ = ["git_commit", "page_header", "run_rows", "settings_text", "versions_text"]
+__all__ = ["git_commit", "human", "page_header", "run_rows", "settings_text", "versions_text"]

@@ -27,19 +27,25 @@ State = TypeVar("State")
 @dataclass(frozen=True)
 class Section(Generic[State]):
     """One part of a page, so that adding one is its code and its partial: ``id`` is its anchor and names
-    its partial, ``templates/PAGE_ID.html.j2``; ``build`` turns what the page read and computed into the
-    names that partial reads (writing the files it links: CSVs, figures)."""
+    its partial, ``templates/PAGE_ID.html.j2``; ``title`` heads it and its line in the table of contents;
+    ``build`` turns what the page read and computed into the names that partial reads (writing the files
+    it links: CSVs, figures). A ``folded`` section is details a reader opens (closed by default), so that
+    the page a researcher scrolls holds the answers and the figures, not every table behind them."""
 
     id: str
+    title: str
     build: Callable[[State], Mapping[str, Any]]
+    folded: bool = False
 
 
 def build_sections(page: str, sections: Sequence[Section[State]], state: State) -> dict[str, Any]:
-    """Every section's context, merged, and ``sections``: the partials the page template includes, in order."""
+    """Every section's context, merged, and ``sections``: what ``page.html.j2`` lays out, in order (id,
+    title, folded and the partial it includes), which is also the table of contents."""
     context: dict[str, Any] = {}
     for section in sections:
         context.update(section.build(state))
-    return {**context, "sections": [f"{page}_{section.id}.html.j2" for section in sections]}
+    return {**context, "sections": [{"id": s.id, "title": s.title, "folded": s.folded,
+                                     "template": f"{page}_{s.id}.html.j2"} for s in sections]}
 
 
 def render_page(template: str, context: Mapping[str, Any], missing_integer: str = "n/a", **extra: Any) -> str:
