@@ -335,14 +335,14 @@ def provenance_section(page: StudyPage) -> dict[str, Any]:
 # The study page's sections, in page order (each renders templates/study_ID.html.j2). The member sweeps'
 # sanity checks and the CSV links are the page's: the verdicts section cites them too.
 SECTIONS: tuple[Section[StudyPage], ...] = (
-    Section("verdicts", verdicts_section),
-    Section("curves", curves_section),
-    Section("differences", curves_section),
-    Section("clean-vs-robust", scatter_section),
-    Section("per-eps", per_eps_section),
-    Section("within-seed", within_seed_section),
-    Section("sanity", lambda page: {}),
-    Section("provenance", provenance_section),
+    Section("verdicts", "verdicts", verdicts_section),
+    Section("curves", "curves", curves_section),
+    Section("differences", "differences", curves_section),
+    Section("clean-vs-robust", "clean-vs-robust", scatter_section),
+    Section("per-eps", "per-eps", per_eps_section),
+    Section("within-seed", "within-seed", within_seed_section),
+    Section("sanity", "sanity", lambda page: {}),
+    Section("provenance", "provenance", provenance_section),
 )
 
 
