@@ -291,22 +291,30 @@ def offline_cifar(tmp_path_factory) -> Path:
 # A README command that did not finish, by what it writes: its dependents are skipped, naming it.
 _DID_NOT_RUN: dict[str, str] = {}
 
-# README commands that repeat a kind of run another README command already makes (a sweep of the shipped
-# checkpoints, a transfer between them), by what they write: the default run leaves them, and every command
-# reading what they write, to `pytest -m thorough`. The parse test still checks each of them against the CLI.
+# README commands that repeat a kind of run another README command or test already makes (a sweep of the shipped
+# checkpoints, a transfer between them, the shipped study), by what they write (their --out, else their first
+# two words): the default run leaves them, and every command reading what they write, to `pytest -m thorough`.
+# The parse test still checks each of them against the CLI.
 REPEATS = {
     "results/linf": "a sweep of the shipped checkpoints with more attacks: the README's first command is one",
     "results/l2": "an L2 sweep of the shipped checkpoints: tests/test_sweep.py runs every L2 attack through the sweep",
     "results/pgd20": "a sweep with attack arguments: tests/test_sweep.py and the attention-shift sweep pass them",
     "results/transfer": "a transfer between every shipped checkpoint: the README's pgd transfer is one, smaller",
+    "study studies/attention-vs-baseline.toml": ("the shipped study: tests/test_study.py runs it end to end and checks its "
+                                                 "verdict rows"),
 }
+
+
+def _identity(argv: list[str]) -> str:
+    """What REPEATS knows a command by: the folder it writes, else its first two words."""
+    return (writes(argv) or " ".join(argv[:2])).rstrip("/")
 
 
 def repeats(command: Command) -> str | None:
     """Why ``command`` is left to ``-m thorough`` (see REPEATS): it writes one of those folders, or reads
     what a command so left writes; None for the commands of the default run."""
     argv = robust_attn_argv(command)
-    own = (writes(argv) or "").rstrip("/")
+    own = _identity(argv)
     if own in REPEATS:
         return REPEATS[own]
     for path in sorted(reads(argv)):
@@ -317,8 +325,8 @@ def repeats(command: Command) -> str | None:
 
 
 def test_every_repetition_left_out_is_a_readme_command_and_the_main_job_is_not():
-    written = {(writes(robust_attn_argv(c)) or "").rstrip("/") for c in TO_RUN}
-    assert set(REPEATS) <= written, "REPEATS names a folder no README command writes"
+    known = {_identity(robust_attn_argv(c)) for c in TO_RUN}
+    assert set(REPEATS) <= known, "REPEATS names a folder no README command writes"
     first = TO_RUN[0]
     assert first.block == "## Two commands #0" and repeats(first) is None
     assert repeats(next(c for c in TO_RUN if robust_attn_argv(c)[0] == "report")) is not None  # reads results/linf

@@ -191,7 +191,7 @@ def baseline_section(page: SweepPage) -> dict[str, Any]:
     write_csv(decided, page.out / "attention_vs_baseline.csv")
     shown = shown_models(decided)
     return {"diffs": shown.to_dict("records"), "has_examples": page.inputs.examples is not None,
-            "diff_plot": plots.difference_heatmap(shown, page.out, "attention_minus_baseline") if len(shown) else None,
+            "diff_plot": plots.difference_heatmap(decided, page.out, "attention_minus_baseline") if len(decided) else None,
             "verdict_rule": SWEEP_VERDICT_RULE}
 
 

@@ -79,8 +79,11 @@ def difference_heatmap(decided: pd.DataFrame, out_dir: Path, stem: str) -> str:
     """Variant minus baseline accuracy (points) as a heatmap, one row per comparison (variant, baseline,
     evaluation set, attack) and one column per eps; a star marks a verdict word (significant after the
     page's Holm correction, see :mod:`.verdicts`). Green: the variant is more robust."""
-    data = decided.assign(row=decided["model"] + " vs " + decided["baseline"] + " · " + decided["dataset"] + " · "
-                          + decided["attack_label"], points=100 * decided["difference"].astype(float))
+    label = decided["model"] + " vs " + decided["baseline"]
+    for column in ("dataset", "n", "attack_label"):  # only what tells rows apart
+        if decided[column].nunique() > 1:
+            label = label + " · " + (("n=" if column == "n" else "") + decided[column].astype(str))
+    data = decided.assign(row=label, points=100 * decided["difference"].astype(float))
     columns = list(data.sort_values("eps").drop_duplicates("eps_label")["eps_label"])
     table = data.pivot_table(index="row", columns="eps_label", values="points", aggfunc="first")[columns]
     marked = data.assign(star=data["verdict"].isin(["more robust", "less robust"]))
