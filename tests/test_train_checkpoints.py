@@ -251,7 +251,8 @@ def test_rewriting_the_shipped_manifest_keeps_its_bytes(tmp_path):
 def test_train_refuses_to_overwrite_a_checkpoint_without_force(tmp_path):
     out = tmp_path / "m.pt"
     out.write_bytes(b"an earlier result")
-    args = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1", "--threads", "2", "--out", str(out)]
+    args = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1", "--width", "0.125", "--threads", "2",
+            "--out", str(out)]
     refused = run_cli(*args)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip() == f"error: checkpoint {out} exists; pass --force to overwrite (or --resume to continue it)"
