@@ -26,6 +26,7 @@ from robust_attn.sweep import run_sweep
 from robust_attn.sweep.panels import maps_are_distributions
 
 from .conftest import MODELS_DIR
+from .pages import section
 
 ATT = "vgg-att3-concat-pc_c10s"
 CBAM = "resnet-cbam_c10s"
@@ -115,7 +116,6 @@ def test_the_sweep_records_gates_and_the_report_names_the_measure_per_model(tmp_
     gates = rows[rows.model == CBAM]
     assert gates["mean_gate_change"].between(0, 1).all() and (gates.loc[gates.eps == 0, "mean_gate_change"] == 0).all()
     page = (report / "index.html").read_text()
-    section = page[page.index('id="attention-robustness"'):page.index('id="sanity"')]
-    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", section)).split())
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", section(page, "attention-robustness"))).split())
     assert text.count("Shift measure: spatial gates, so the mean absolute gate change") == 1
     assert text.count("Shift measure: attention distributions, so the Jensen-Shannon distance") == 1

@@ -24,6 +24,7 @@ from robust_attn.report.sanity import Status, run_checks
 from robust_attn.sweep import run_sweep
 
 from .conftest import MODELS_DIR
+from .pages import section
 
 MODEL = "vgg-att3-concat-pc_c10s"
 N = 16
@@ -45,8 +46,7 @@ def report(swept, tmp_path_factory):
 
 
 def _section(page: str) -> str:
-    start = page.index('id="attention-robustness"')
-    return page[start:page.index('id="sanity"')]
+    return section(page, "attention-robustness")
 
 
 def _artifact(swept, attack: str) -> dict[str, np.ndarray]:

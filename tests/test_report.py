@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import ast
-import html
 import json
 import re
 import subprocess
@@ -18,8 +17,10 @@ from robust_attn.results import RUNS_FILE, read_examples_csv, read_results_csv
 from robust_attn.sweep import AttackSpec, run_sweep
 
 from .conftest import ROOT, run_cli
+from .pages import section, text, top_html
 
-SECTIONS = ["provenance", "accuracy", "summary", "attention-vs-baseline", "attention-under-attack", "sanity"]
+SECTIONS = ["banner", "verdicts", "toc", "accuracy", "attention-vs-baseline", "sanity", "summary", "attention-under-attack",
+            "attention-robustness", "provenance"]
 MODELS = ["vgg_c10s", "vgg-att2-concat-pc_c10s"]
 N = 64
 
@@ -43,13 +44,13 @@ def report(results, tmp_path_factory):
 
 
 def _banner(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page[: page.index('id="provenance"')])).split())
+    return text(top_html(page))
 
 
 def test_report_has_every_section_and_its_files(report):
     page = (report / "index.html").read_text()
-    for section in SECTIONS:
-        assert f'id="{section}"' in page, section
+    for part in SECTIONS:
+        assert f'id="{part}"' in page, part
     for attack in ("fgsm", "noise", "pgd"):  # two result folders merged into one report
         assert (report / f"accuracy_{attack}.png").stat().st_size > 0 and (report / f"accuracy_{attack}.svg").exists()
         assert f'src="accuracy_{attack}.png"' in page
@@ -72,7 +73,7 @@ def test_tables_lead_with_per_eps_accuracy_and_show_the_worst_case_beside_it(rep
     mine = (results["model"] == "vgg_c10s") & (results["attack"] == "fgsm")
     row = results[mine & (results["eps_label"] == "8/255")].iloc[0]
     assert row.worst_case_accuracy < row.accuracy  # per-eps FGSM is not the envelope
-    table = page[page.index("<h3>fgsm</h3>"):page.index("<h3>noise</h3>")]
+    table = page[page.index("<h3>fgsm &middot;"):page.index("<h3>noise &middot;")]
     cells = table[table.index(">vgg_c10s</td>"):].split("</tr>")[0].split("<td")[1:]
     last = cells[-1]  # eps 8/255
     assert re.search(rf">{100 * row.accuracy:.1f} <span class=\"ci\">", last)
@@ -115,11 +116,11 @@ def test_two_parameter_sets_of_one_attack_are_two_curves(results, tmp_path):
     for label, rows in (("pgd (steps=10)", 3), ("pgd (steps=3)", 2)):
         assert len(own[(own["attack_label"] == label) & (own["model"] == "vgg_c10s")]) == rows
     page = (out / "index.html").read_text()
-    assert "<h3>pgd (steps=3)</h3>" in page and "<h3>pgd (steps=10)</h3>" in page
+    assert "<h3>pgd (steps=3) &middot;" in page and "<h3>pgd (steps=10) &middot;" in page
     assert (out / "accuracy_pgd_steps_3.png").exists() and (out / "accuracy_pgd_steps_10.png").exists()
     diffs = pd.read_csv(out / "attention_vs_baseline.csv")
     assert {"pgd (steps=10)", "pgd (steps=3)"} <= set(diffs["attack_label"])
-    provenance = page[page.index('id="provenance"'):page.index('id="accuracy"')]
+    provenance = section(page, "provenance")
     assert "robust-attn sweep (test)" in provenance and "--attack-arg steps=3 (test)" in provenance
     assert provenance.count("<code>Python API</code>") == 1  # folder b's run
 
@@ -185,7 +186,7 @@ def test_incomplete_folders_and_their_missing_cells_are_named_in_the_banner(tmp_
     build_report([out], tmp_path / "r2", panel_images=0, shift_images=0)
     page = (tmp_path / "r2" / "index.html").read_text()
     assert "no end record (crashed, killed, or still running)" in _banner(page)
-    provenance = page[page.index('id="provenance"'):page.index('id="accuracy"')]
+    provenance = section(page, "provenance")
     assert "<code>Python API</code>" in provenance and "robust-attn sweep --attack noise (stopped)" in provenance
     # finishing the grid later completes the folder: no banner
     run_sweep(["vgg_c10s"], ["noise"], "0,1,2,3,4", n=32, out=out, per_example=True)

@@ -7,8 +7,6 @@ its results folder; no CSV is edited.
 """
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +23,7 @@ from robust_attn.sweep import AttackSpec, run_sweep
 
 from . import fixtures_masking as fm
 from .conftest import MODELS_DIR, run_cli
+from .pages import text, top_html
 
 N = 100
 # The label attacks that do not follow the cross-entropy gradient (random noise aside): what a report names
@@ -54,9 +53,8 @@ def _report(folder: Path, **kw) -> tuple[dict[str, str], str]:
 
 
 def _banner(page: str) -> str:
-    """The text above the provenance section (the banner), without the style sheet."""
-    top = re.sub(r"<style>.*?</style>", " ", page[: page.index('id="provenance"')], flags=re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", top)).split())
+    """The text of the page's top (banner and verdicts)."""
+    return text(top_html(page))
 
 
 def _status(statuses: dict[str, str], prefix: str) -> str:

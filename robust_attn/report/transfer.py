@@ -488,10 +488,10 @@ def provenance_section(page: TransferPage) -> dict[str, Any]:
 
 # The transfer page's sections, in page order (each renders templates/transfer_ID.html.j2).
 SECTIONS: tuple[Section[TransferPage], ...] = (
-    Section("heatmaps", heatmaps_section),
-    Section("asymmetry", asymmetry_section),
-    Section("sanity", sanity_section),
-    Section("provenance", provenance_section),
+    Section("heatmaps", "heatmaps", heatmaps_section),
+    Section("asymmetry", "asymmetry", asymmetry_section),
+    Section("sanity", "sanity", sanity_section),
+    Section("provenance", "provenance", provenance_section),
 )
 
 
