@@ -437,13 +437,13 @@ def provenance_section(page: StudyPage) -> dict[str, Any]:
 # The study page's sections, in page order (each renders templates/study_ID.html.j2); the folded ones
 # are details a reader opens. The answer itself (banner, verdict sentences, key figure) is the page's top.
 SECTIONS: tuple[Section[StudyPage], ...] = (
-    Section("verdict-table", "Verdicts in numbers", verdict_table_section),
-    Section("curves", "Accuracy vs eps across seeds", curves_section),
+    Section("verdict-table", "Verdict table", verdict_table_section),
+    Section("curves", "Curves across seeds", curves_section),
     Section("differences", "Difference to baseline", curves_section),
     Section("clean-vs-robust", "Robustness vs clean accuracy", scatter_section),
-    Section("sanity", "Sanity checks of the member sweeps", sanity_section),
+    Section("sanity", "Sanity checks", sanity_section),
     Section("per-eps", "Per-eps effects", per_eps_section, folded=True),
-    Section("within-seed", "Within-seed view (same seed, same images)", within_seed_section, folded=True),
+    Section("within-seed", "Within-seed view", within_seed_section, folded=True),
     Section("provenance", "Provenance", provenance_section, folded=True),
 )
 
