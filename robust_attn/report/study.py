@@ -219,11 +219,13 @@ class StudyAnswer:
 
 
 def study_answers(effects: pd.DataFrame) -> list[StudyAnswer]:
-    """One :class:`StudyAnswer` per (baseline, attack, metric) of effects.csv's AUC rows, with the eps
-    where the per-eps rows of the same curve carry the same word. Reads the verdicts; decides none."""
+    """One :class:`StudyAnswer` per (baseline, attack, metric) of effects.csv's AUC rows, in that order (per-eps
+    accuracy before the worst case), with the eps where the per-eps rows of the same curve carry the same
+    word. Reads the verdicts; decides none."""
     per_eps = effects[effects["summary"] == EPS]
     out = []
-    auc = _order(effects[effects["summary"] == AUC], "baseline", "architecture")
+    auc = _order(effects[effects["summary"] == AUC], "architecture").sort_values(["baseline", "attack_label"],
+                                                                                 kind="stable")
     keys = ["baseline", "attack_label", "metric"]
     for (baseline, label, metric), rows in auc.groupby(keys, sort=False):
         found: dict[Verdict, list[Comparison]] = {}
