@@ -250,7 +250,7 @@ def test_sanity_transfer_stronger_than_white_box(tmp_path, wb_att, transferred, 
     banner = section(page, "banner")
     if status == "FAIL":
         assert 'class="state-fail"' in banner and "gradient masking" in banner.lower()
-        assert f"FAIL: transfer is not stronger than white-box: 1 of" in text(banner)
+        assert "FAIL: transfer is not stronger than white-box: 1 of" in text(banner)
         assert f"{BASE} \u2192 {ATT}, pgd eps 8/255" in html.unescape(banner)  # the flagged transfer, named first
         assert f"{BASE} \u2192 {ATT}, pgd eps 8/255: transfer 12.5% vs white box 87.5%" in html.unescape(page)
         assert flagged[["source", "target", "eps_label"]].values.tolist() == [[BASE, ATT, "8/255"]]
