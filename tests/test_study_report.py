@@ -3,7 +3,6 @@ so these tests need no training, no sweep and no checkpoint."""
 from __future__ import annotations
 
 import ast
-import html
 import json
 import re
 from pathlib import Path
@@ -14,16 +13,19 @@ import pytest
 from scipy import stats
 
 from robust_attn.errors import UserError
-from robust_attn.report.study import build_study_report
+from robust_attn.report.study import backbone_panels, build_study_report
 from robust_attn.results import RESULT_COLUMNS
 from robust_attn.study.stats import decide
 from robust_attn.study_files import VERDICT_RULE
+
+from .pages import section, text, top_html
 
 BASE = "vgg"
 ATT = "vgg-att3-concat-pc"
 EPS = (0, 1, 2)
 FGSM = "{}"
-SECTIONS = ["verdicts", "curves", "differences", "clean-vs-robust", "per-eps", "within-seed", "sanity", "provenance"]
+SECTIONS = ["verdict-table", "curves", "differences", "clean-vs-robust", "sanity", "per-eps", "within-seed", "provenance"]
+FOLDED = ["per-eps", "within-seed", "provenance"]
 # per architecture: clean accuracy, robust accuracy lost per 1/255 (a lower slope: more robust)
 RECIPE = {BASE: (0.80, 0.20), ATT: (0.80, 0.12)}
 
@@ -52,11 +54,12 @@ def _welch(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def make_study(folder: Path, seeds: dict[str, list[int]] | None = None, attention: str = ATT,
-               sweep: bool = False) -> Path:
+               sweep: bool = False, slope: float = RECIPE[ATT][1]) -> Path:
     """A study output folder: 2 architectures x 3 seeds (unless ``seeds`` says otherwise), fgsm at
-    eps 0, 1/255, 2/255, metrics accuracy and worst case, plus auc rows."""
+    eps 0, 1/255, 2/255, metrics accuracy and worst case, plus auc rows; the attention architecture
+    loses ``slope`` accuracy per 1/255 (the baseline's slope: no difference)."""
     seeds = seeds or {BASE: [0, 1, 2], attention: [0, 1, 2]}
-    recipe = {BASE: RECIPE[BASE], attention: RECIPE[ATT]}
+    recipe = {BASE: RECIPE[BASE], attention: (RECIPE[ATT][0], slope)}
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     members, per_seed = [], []
@@ -130,16 +133,6 @@ def _member_sweep(folder: Path, members: list[dict]) -> None:
     (folder / "report" / "index.html").write_text("<html></html>")
 
 
-def _text(fragment: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def _section(page: str, section: str) -> str:
-    start = page.index(f'id="{section}"')
-    later = [page.index(f'id="{s}"') for s in SECTIONS if page.index(f'id="{s}"') > start]
-    return page[start:min(later, default=len(page))]
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     return make_study(tmp_path_factory.mktemp("study") / "out", sweep=True)
@@ -152,37 +145,97 @@ def page(study) -> str:
     return path.read_text()
 
 
-def test_verdict_table_opens_the_report(page):
+def _sentences(page: str) -> list[str]:
+    """The verdict sentences under the banner, as a reader reads them."""
+    verdicts = section(page, "verdicts")
+    return [text(li) for li in re.findall(r"<li>(.*?)</li>", verdicts[:verdicts.index("</ul>")], re.S)]
+
+
+def test_the_answer_opens_the_report(page):
+    top = top_html(page)
+    assert top.index('id="banner"') < top.index('id="verdicts"') < top.index('class="key-figure"')
+    assert re.search(r'class="key-figure"><img src="curves_00_fgsm_accuracy\.png"', top), "the key figure: accuracy"
+    assert "<table" not in top, "the tables come after the answer"
     positions = [page.index(f'id="{s}"') for s in SECTIONS]
-    assert positions == sorted(positions), "sections in the order of the issue"
-    assert page.index("<table") > positions[0] and page.index("<table") < positions[1], "the first table is the verdicts"
-    assert "<img" not in page[:positions[1]]
+    assert positions == sorted(positions), "sections in page order"
+    toc = page[page.index('<nav id="toc">'):page.index("</nav>")]
+    assert re.findall(r'href="#([^"]+)"', toc) == SECTIONS
     assert "<script" not in page.lower() and "http://" not in page and "https://" not in page
 
 
+def test_details_are_folded_and_the_rest_is_open(page):
+    for part in FOLDED:
+        block = page[:page.index(f'id="{part}"')]
+        opening = block[block.rindex("<details"):]
+        assert opening.startswith('<details class="section">'), part  # closed: no "open" attribute
+    for part in set(SECTIONS) - set(FOLDED):
+        assert f'<section id="{part}">' in page, part
+    for part in SECTIONS:  # the layout writes each title once (an open section's after its anchor); a partial none
+        assert section(page, part).count("<h2") == (0 if part in FOLDED else 1), part
+
+
+def test_banner_counts_the_member_sweeps_checks(page):
+    banner = section(page, "banner")
+    assert 'class="state-partial"' in banner  # the member sweep ran fgsm alone: three checks cannot be made
+    words = text(banner)
+    assert "Sanity checks of the member sweeps: 4 of 7 passed, 3 not tested." in words
+    assert len(re.findall(r"<li><span class=\"status-NOT\">not tested</span>", banner)) == 3
+    assert "FAIL" not in words
+
+
+def test_verdict_sentences_say_the_study_words(page, study):
+    effects = pd.read_csv(study / "effects.csv", dtype={"eps_label": str})
+    auc = effects[effects["summary"] == "auc"].set_index("metric")
+    assert set(auc["verdict"]) == {"more robust"}  # the attention arm loses less per eps
+    sentences = _sentences(page)
+    assert len(sentences) == 2, sentences  # one baseline x fgsm x two metrics, accuracy first
+    for sentence, metric, name in zip(sentences, ("accuracy", "worst_case_accuracy"),
+                                      ("accuracy", "worst-case accuracy")):
+        e = auc.loc[metric]
+        assert sentence.startswith(f"{BASE}, fgsm, {name} (AUC over eps): {ATT} more robust than {BASE} "
+                                   f"(difference {100 * e.difference:+.1f} points [{100 * e.ci_low:+.1f}, "
+                                   f"{100 * e.ci_high:+.1f}], Holm p {e.p_holm:.2g}"), sentence
+        hits = effects[(effects["summary"] == "eps") & (effects["metric"] == metric)
+                       & (effects["verdict"] == "more robust")]["eps_label"].tolist()
+        assert ("per eps at" in sentence) == bool(hits), (sentence, hits)
+        assert not hits or f"per eps at {'-'.join(dict.fromkeys([hits[0], hits[-1]]))})" in sentence  # consecutive
+    rule = text(section(page, "verdicts"))
+    assert " ".join(VERDICT_RULE.split()) in rule
+
+
+def test_no_difference_is_said_when_the_arms_agree(tmp_path):
+    folder = make_study(tmp_path / "study", slope=RECIPE[BASE][1])
+    effects = pd.read_csv(folder / "effects.csv")
+    assert set(effects.loc[effects["summary"] == "auc", "verdict"]) == {"no detectable difference"}
+    sentences = _sentences(build_study_report(folder).read_text())
+    assert len(sentences) == 2
+    for sentence in sentences:
+        assert f"{ATT} against {BASE}: no detectable difference (difference" in sentence, sentence
+        assert "more robust" not in sentence and "less robust" not in sentence
+
+
 def test_verdict_rows_show_both_arms_the_difference_and_the_verdict(page, study):
-    verdicts = _section(page, "verdicts")
+    verdicts = section(page, "verdict-table")
     effects = pd.read_csv(study / "effects.csv")
     arms = pd.read_csv(study / "study.csv").query("summary == 'auc'").set_index(["architecture", "metric"])
     auc = effects[effects["summary"] == "auc"]
     table = verdicts[:verdicts.index("</table>")]
     rows = table.split("</tr>")[1:-1]
     assert len(rows) == len(auc) == 2  # one comparison x fgsm x two metrics
-    assert "per-eps accuracy" in _text(rows[0]) and "worst case" in _text(rows[1])  # accuracy leads
+    assert "per-eps accuracy" in text(rows[0]) and "worst case" in text(rows[1])  # accuracy leads
     for row, e in zip(rows, auc.sort_values("metric").itertuples()):
-        text = _text(row)
+        words = text(row)
         arm, base = arms.loc[(ATT, e.metric)], arms.loc[(BASE, e.metric)]
-        assert f"{100 * arm['mean']:.1f} [{100 * arm.ci_low:.1f}, {100 * arm.ci_high:.1f}]" in text
-        assert f"{100 * base['mean']:.1f} [{100 * base.ci_low:.1f}, {100 * base.ci_high:.1f}]" in text
-        assert f"{100 * e.difference:+.1f} [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]" in text
-        assert f" {e.p_value:.2g} " in text and text.endswith(e.verdict) and e.p_value > 1e-4
-        assert "3 / 3" in text
-    assert set(auc["verdict"]) == {"more robust"}  # the attention arm loses less per eps
+        assert f"{100 * arm['mean']:.1f} [{100 * arm.ci_low:.1f}, {100 * arm.ci_high:.1f}]" in words
+        assert f"{100 * base['mean']:.1f} [{100 * base.ci_low:.1f}, {100 * base.ci_high:.1f}]" in words
+        assert f"{100 * e.difference:+.1f} [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}]" in words
+        assert f" {e.p_value:.2g} " in words and words.endswith(e.verdict) and e.p_value > 1e-4
+        assert "3 / 3" in words
     assert 'class="name verdict-more">more robust' in table
-    prose = _text(verdicts)
-    assert " ".join(VERDICT_RULE.split()) in prose and "eps 0 is included" in prose
+    assert '<div class="scroll">' in verdicts[:verdicts.index("<table")]
+    prose = text(verdicts)
+    assert "eps 0 is included" in prose and "end points half-weighted" in prose
     assert "Holm p: Holm-adjusted over all of the study's tested curves" in prose and "one metric" not in prose
-    assert "end points half-weighted" in prose
     assert "too-few-seeds" not in verdicts
 
 
@@ -195,13 +248,21 @@ def test_curves_differences_and_scatter_are_plotted(page, study):
     assert len(curves) == 2 and len(diffs) == 2 and len(scatter) == 1  # fgsm x {accuracy, worst case}; per attack
     for name in sources:
         assert (out / name).stat().st_size > 1000 and (out / name).with_suffix(".svg").is_file()
-    assert all(s in _section(page, "curves") for s in curves)
-    assert all(s in _section(page, "differences") for s in diffs)
-    assert scatter[0] in _section(page, "clean-vs-robust")
+    assert curves[0] in top_html(page) and curves[0] not in section(page, "curves"), "the key figure, once"
+    assert curves[1] in section(page, "curves")
+    assert all(s in section(page, "differences") for s in diffs)
+    assert scatter[0] in section(page, "clean-vs-robust")
+
+
+def test_curves_have_one_panel_per_backbone():
+    effects = pd.DataFrame({"architecture": ["vgg-att", "vgg-se", "resnet-se"], "baseline": ["vgg", "vgg", "resnet"]})
+    panels = backbone_panels(effects, ["vgg", "vgg-att", "vgg-se", "resnet", "resnet-se", "mlp"])
+    assert panels == {"vgg": "vgg", "vgg-att": "vgg", "vgg-se": "vgg", "resnet": "resnet", "resnet-se": "resnet",
+                      "mlp": "other architectures"}
 
 
 def test_per_eps_and_within_seed_tables(page, study):
-    per_eps = _text(_section(page, "per-eps"))
+    per_eps = text(section(page, "per-eps"))
     effects = pd.read_csv(study / "effects.csv", dtype={"eps_label": str})
     row = effects[(effects["summary"] == "eps") & (effects["eps_label"] == "2/255") & (effects["metric"] == "accuracy")].iloc[0]
     assert (f"2/255 3 / 3 {100 * row['mean']:.1f} {100 * row.baseline_mean:.1f} {100 * row.difference:+.1f} "
@@ -209,49 +270,68 @@ def test_per_eps_and_within_seed_tables(page, study):
         in per_eps
     assert "numbers, not verdicts" in per_eps
     assert per_eps.count("vgg-att3-concat-pc vs vgg") == 2  # per metric
-    within = _text(_section(page, "within-seed"))
+    within = text(section(page, "within-seed"))
     assert "McNemar" in within and within.count("0.012") == 9  # 3 seed pairs x 3 eps
     assert "2 fgsm 1/255 50.0 40.0 +10.0 0.012" in within
 
 
 def test_member_sweep_checks_and_link(page):
-    sanity = _section(page, "sanity")
+    sanity = section(page, "sanity")
     assert 'href="../sweep/report/index.html"' in sanity
     assert "6 models" in sanity
     statuses = re.findall(r'class="name status-\w+">([^<]+)</td>', sanity)
     assert len(statuses) == 7 and set(statuses) <= {"PASS", "FAIL", "NOT TESTED"}
-    assert "eps 0" in _text(sanity)  # a check's own name and text
+    assert "eps 0" in text(sanity)  # a check's own name and text
     assert "member sweeps are missing" not in sanity
 
 
 def test_provenance(page, study):
-    prov = _text(_section(page, "provenance"))
+    prov = text(section(page, "provenance"))
     assert "attention-vs-baseline" in prov and "ab" * 32 in prov and "robust-attn study studies/x.toml" in prov
     assert "robust-attn report-study OUT (test)" in prov
     assert "checkpoints trained by this run 4:" in prov and "checkpoints reused 2:" in prov
     assert "torch 2.5.0" in prov and "12.5 s" in prov
     assert prov.count("reused") == 1 + 2 and prov.count(" trained ") >= 4  # members table: seeds 1, 2 trained now
+    assert not re.search(r"\b(None|True|False|nan)\b", prov), prov
+
+
+def test_provenance_says_unknown_for_what_the_file_does_not_say(tmp_path):
+    folder = make_study(tmp_path / "study")
+    (folder / "provenance.json").write_text(json.dumps({"study": "s", "command": None, "started": None,
+                                                        "wall_seconds": None}))
+    prov = text(section(build_study_report(folder).read_text(), "provenance"))
+    assert "study command Python API" in prov and "started unknown" in prov and "wall time unknown" in prov
+    assert not re.search(r"\b(None|True|False|nan)\b", prov), prov
 
 
 def test_missing_member_sweeps_are_said(tmp_path):
     folder = make_study(tmp_path / "study")
     page = build_study_report(folder, tmp_path / "elsewhere").read_text()
     assert (tmp_path / "elsewhere" / "index.html").is_file() and not (folder / "report").exists()
-    sanity = _text(_section(page, "sanity"))
+    sanity = text(section(page, "sanity"))
     assert "the member sweeps are missing" in sanity and "status" not in sanity
+    banner = section(page, "banner")
+    assert 'class="state-partial"' in banner and "none could be made" in text(banner)
+    assert "the member sweeps are missing" in text(banner)  # among its notes
     assert 'href="../study/study.csv"' in page  # links to the study's CSVs from wherever the report is
 
 
 def test_too_few_seeds_is_said_in_words(tmp_path):
     folder = make_study(tmp_path / "study", seeds={BASE: [0, 1, 2], ATT: [0]})
     page = build_study_report(folder).read_text()
-    verdicts = _section(page, "verdicts")
+    sentences = _sentences(page)
+    assert sentences == [f"{BASE}, fgsm, accuracy (AUC over eps): {ATT}: too few seeds for a verdict (1 / 3 seeds).",
+                         f"{BASE}, fgsm, worst-case accuracy (AUC over eps): {ATT}: too few seeds for a verdict "
+                         "(1 / 3 seeds)."]
+    assert f"{ATT} vs {BASE}: too few seeds for a verdict (1 / 3 seeds; the rule needs 3 per arm)" \
+        in text(section(page, "banner"))
+    verdicts = section(page, "verdict-table")
     assert 'id="too-few-seeds"' in verdicts
-    assert ("Too few seeds for a verdict : the rule needs at least 3 training seeds per arm, and vgg-att3-concat-pc "
-            "vs vgg has 1 / 3 (on fgsm per-eps accuracy; fgsm worst case") in _text(verdicts)
+    assert ("Too few seeds for a verdict: the rule needs at least 3 training seeds per arm, and vgg-att3-concat-pc "
+            "vs vgg has 1 / 3 (on fgsm per-eps accuracy; fgsm worst case") in text(verdicts)
     table = verdicts[:verdicts.index("</table>")]
     assert table.count("too few seeds for a verdict") == 2 and "more robust" not in table
-    row = _text(table.split("</tr>")[1])
+    row = text(table.split("</tr>")[1])
     assert "1 / 3" in row and row.count("n/a") == 4  # arm interval, difference interval, Welch and Holm p
     assert re.search(r" \d+\.\d n/a \d+\.\d \[", row), "the single-seed arm has a mean but no interval"
 
@@ -261,8 +341,10 @@ def test_too_few_seeds_is_said_whenever_the_rule_refuses_for_it(tmp_path):
     folder = make_study(tmp_path / "study", seeds={BASE: [0, 1], ATT: [0, 1]})
     effects = pd.read_csv(folder / "effects.csv")
     assert effects["p_value"].notna().any() and set(effects["verdict"]) == {"too few seeds for a verdict"}
-    text = _text(_section(build_study_report(folder).read_text(), "verdicts"))
-    assert "the rule needs at least 3 training seeds per arm, and vgg-att3-concat-pc vs vgg has 2 / 2" in text
+    page = build_study_report(folder).read_text()
+    assert "the rule needs at least 3 training seeds per arm, and vgg-att3-concat-pc vs vgg has 2 / 2" \
+        in text(section(page, "verdict-table"))
+    assert all("too few seeds for a verdict (2 / 2 seeds)" in s for s in _sentences(page))
 
 
 def test_rows_without_spread_are_named_apart_from_too_few_seeds(tmp_path):
@@ -272,10 +354,10 @@ def test_rows_without_spread_are_named_apart_from_too_few_seeds(tmp_path):
     effects.loc[flat, ["p_value", "p_holm", "test"]] = [np.nan, np.nan, "none"]
     effects.loc[flat, "verdict"] = "too few seeds for a verdict"
     effects.to_csv(folder / "effects.csv", index=False)
-    verdicts = _section(build_study_report(folder).read_text(), "verdicts")
+    verdicts = section(build_study_report(folder).read_text(), "verdict-table")
     assert 'id="too-few-seeds"' not in verdicts
     assert "no observed spread, so no verdict): vgg-att3-concat-pc vs vgg on fgsm per-eps accuracy at 2/255." \
-        in _text(verdicts)
+        in text(verdicts)
 
 
 def test_architecture_names_are_escaped(tmp_path):

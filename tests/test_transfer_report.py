@@ -18,8 +18,10 @@ from markupsafe import escape
 
 from robust_attn.errors import UserError
 from robust_attn.report.legacy import baseline_name, is_attention
-from robust_attn.report.transfer import build_transfer_report
+from robust_attn.report.transfer import TRANSFER_VERDICT_RULE, build_transfer_report, decide_asymmetry, transfer_answers
 from robust_attn.results import wilson_interval
+
+from .pages import section, text, top_html
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40
@@ -71,7 +73,8 @@ def write_folder(folder: Path, robust: dict[tuple[str, str], set[int]], *, names
         pd.DataFrame(rows).to_csv(folder / "transfer_examples.csv", index=False)
     if runs:
         start = {"event": "start", "run_id": "r1", "time": "2025-01-01T10:00:00+0000",
-                 "command": "robust-attn transfer --attack pgd --eps 0:8:8", "settings": {"n": N, "seed": 0},
+                 "command": "robust-attn transfer --attack pgd --eps 0:8:8",
+                 "settings": {"n": N, "seed": 0, "channels_last": True, "data_dir": None, "eps_labels": ["0", "8/255"]},
                  "attacks": [{"name": "pgd", "params": {"steps": 10}}],
                  "checkpoints": [{"name": names.get(m, m)} for m in (BASE, ATT)], "planned": []}
         end = {"event": "end", "run_id": "r1", "status": "finished", "wall_seconds": 12.4}
@@ -122,13 +125,17 @@ def test_asymmetry_numbers_and_mcnemar_by_hand(sound):
     assert zero["mcnemar_p"] == pytest.approx(_mcnemar_by_hand(0, 2)) and zero["difference"] == pytest.approx(2 / N)
     # the page: percent with one decimal, points with a sign, p as the sweep report writes it
     assert re.search(r"<td>62\.5 <span class=\"ci\">\[[\d.]+, [\d.]+\]</span></td>\s*<td>50\.0 ", page)
-    assert "<td>+12.5</td><td>2</td><td>7</td>\n      <td>0.18</td>" in page
+    assert "<td>+12.5</td><td>2</td><td>7</td>\n      <td>0.18</td><td>0.18</td>" in page  # McNemar p, Holm p
+    # the family of the page's words: eps > 0 (here one test, so Holm p = p); eps 0 is the clean gap, untested
+    assert row["p_holm"] == pytest.approx(row["mcnemar_p"]) and row["verdict"] == "no detectable difference"
+    assert math.isnan(zero["p_holm"]) and zero["verdict"].startswith("not tested")
 
 
 def test_sanity_passes_and_summary(sound):
     path, page = sound
     assert _check_row(page) == "PASS"
-    assert 'id="banner"' not in page
+    banner = section(page, "banner")
+    assert 'class="state-ok"' in banner and "Sanity checks: 1 of 1 passed; read the numbers as sound." in text(banner)
     summary = pd.read_csv(path.parent / "transfer_summary.csv", dtype={"eps_label": str})
     assert len(summary) == 2 * 2 * len(EPS) and not summary["sanity_flagged"].any()
     row = summary[(summary["source"] == BASE) & (summary["target"] == ATT) & (summary["eps_label"] == "8/255")].iloc[0]
@@ -145,6 +152,90 @@ def test_provenance(sound):
     assert "abababababababab&hellip;" in page and "cdcdcdcdcdcdcdcd&hellip;" in page
 
 
+def test_provenance_is_folded_with_human_settings(sound):
+    _, page = sound
+    block = page[:page.index('id="provenance"')]
+    assert block[block.rindex("<details"):].startswith('<details class="section">')  # closed
+    prov = text(section(page, "provenance"))
+    assert "n 40, seed 0, channels last on, data dir the embedded images" in prov
+    assert "0, 8/255" in prov  # the run's eps grid
+    assert not re.search(r"\b(None|True|False|nan)\b", prov), prov
+
+
+def test_the_answer_opens_the_report(sound):
+    path, page = sound
+    top = top_html(page)
+    assert top.index('id="banner"') < top.index('id="verdicts"') < top.index('class="key-figure"')
+    key = re.search(r'class="key-figure"><img src="([^"]+)"', top).group(1)
+    assert key in re.findall(r'<img class="heatmap" src="([^"]+)"', page)[-1:], "the largest eps of the main attack"
+    assert (path.parent / key).stat().st_size > 0
+    toc = page[page.index('<nav id="toc">'):page.index("</nav>")]
+    assert re.findall(r'href="#([^"]+)"', toc) == ["heatmaps", "asymmetry", "sanity", "provenance"]
+    for part in ("heatmaps", "asymmetry", "sanity"):
+        assert f'<section id="{part}"><h2>' in page, part
+    rows = section(page, "asymmetry")
+    assert re.search(r'<details class="more" id="asymmetry-rows-1"><summary>', rows)  # per-pair rows folded, closed
+    assert '<div class="scroll">' in rows
+    sentences = re.findall(r"<li>(.*?)</li>", section(page, "verdicts"), re.S)
+    assert [text(s) for s in sentences] == [f"{ATT} vs {BASE}, pgd: no detectable difference (largest difference "
+                                            "+12.5 points at 8/255, Holm p 0.18)."]
+    assert " ".join(TRANSFER_VERDICT_RULE.split()) in text(section(page, "verdicts"))
+
+
+# At 8/255 the attention model keeps 30 images of its baseline's examples, the baseline 10 of the attention
+# model's, and every image the baseline keeps the attention model keeps too: 20 discordant pairs, one way.
+APART = {**SOUND, (BASE, ATT): set(range(30)), (ATT, BASE): set(range(10))}
+
+
+@pytest.mark.parametrize("robust, words", [
+    (APART, "the attention model resists its baseline's examples better than the reverse at 8/255 (largest +50.0 "
+            "points at 8/255)."),
+    ({**SOUND, (BASE, ATT): set(range(10)), (ATT, BASE): set(range(30))},
+     "the baseline resists the attention model's examples better than the reverse at 8/255 (largest -50.0 points "
+     "at 8/255)."),
+])
+def test_a_pair_that_differs_is_said_to(tmp_path, robust, words):
+    path = build_transfer_report(write_folder(tmp_path / "t", robust))
+    sentences = [text(s) for s in re.findall(r"<li>(.*?)</li>", section(path.read_text(), "verdicts"), re.S)]
+    assert sentences == [f"{ATT} vs {BASE}, pgd: {words}"]
+    table = pd.read_csv(path.parent / "transfer_asymmetry.csv", dtype={"eps_label": str}).set_index("eps_label")
+    assert table.loc["8/255", "mcnemar_p"] == pytest.approx(_mcnemar_by_hand(0, 20))
+    assert table.loc["8/255", "verdict"] == ("more robust" if "attention model resists" in words else "less robust")
+
+
+def test_the_words_are_held_to_one_holm_family():
+    """Two tests at p 0.03 and 0.04: each below 0.05 alone, neither after Holm (0.06, 0.06); eps 0 is outside."""
+    rows = pd.DataFrame({"attention": "a", "baseline": "b", "dataset": "d", "n": 40, "attack_label": ["pgd"] * 3,
+                         "eps": [0.0, 4 / 255, 8 / 255], "eps_label": ["0", "4/255", "8/255"],
+                         "difference": [0.1, 0.2, 0.3], "mcnemar_p": [0.001, 0.03, 0.04]})
+    decided = decide_asymmetry(rows)
+    assert decided["p_holm"].tolist()[1:] == pytest.approx([0.06, 0.06]) and math.isnan(decided["p_holm"][0])
+    assert decided["verdict"].tolist()[1:] == ["no detectable difference"] * 2
+    (answer,) = transfer_answers(decided)
+    assert answer.tested and answer.findings == () and answer.largest_at == "8/255"
+    strong = decide_asymmetry(rows.assign(mcnemar_p=[0.001, 0.001, 0.04]))
+    (answer,) = transfer_answers(strong)
+    assert [(f.verdict.value, f.eps, f.largest_at) for f in answer.findings] == [("more robust", "4/255-8/255", "8/255")]
+
+
+def test_without_a_pair_the_page_says_so_in_one_line(tmp_path):
+    path = build_transfer_report(write_folder(tmp_path / "t", {(ATT, ATT): set(range(10))}))
+    page = path.read_text()
+    verdicts = text(section(page, "verdicts"))
+    assert "> No attention model with its baseline in both transfer directions in this folder, so no verdict" in verdicts
+    assert "<li>" not in section(page, "verdicts")
+    banner = section(page, "banner")
+    assert 'class="state-partial"' in banner and "1 not tested" in text(banner)
+    assert f"{ATT}: no single baseline model in this folder" in text(banner)
+
+
+def test_without_per_image_outcomes_the_pair_is_not_tested(tmp_path):
+    page = build_transfer_report(write_folder(tmp_path / "t", APART, examples=False)).read_text()
+    (sentence,) = re.findall(r"<li>(.*?)</li>", section(page, "verdicts"), re.S)
+    assert text(sentence) == f"{ATT} vs {BASE}, pgd: not tested (no paired test at eps > 0: transfer_examples.csv " \
+                             "is missing)."
+
+
 @pytest.mark.parametrize("wb_att, transferred, status", [
     (set(range(35)), set(range(5)), "FAIL"),  # transfer fools 30 of the 35 images the white box left robust
     (set(range(27)), set(range(25)) | {35}, "PASS"),  # 2 vs 1 discordant: a drop of one image, not significant
@@ -156,13 +247,16 @@ def test_sanity_transfer_stronger_than_white_box(tmp_path, wb_att, transferred, 
     assert _check_row(page) == status
     summary = pd.read_csv(path.parent / "transfer_summary.csv", dtype={"eps_label": str})
     flagged = summary[summary["sanity_flagged"]]
+    banner = section(page, "banner")
     if status == "FAIL":
-        assert 'id="banner"' in page and "gradient masking" in page.lower()
+        assert 'class="state-fail"' in banner and "gradient masking" in banner.lower()
+        assert "FAIL: transfer is not stronger than white-box: 1 of" in text(banner)
+        assert f"{BASE} \u2192 {ATT}, pgd eps 8/255" in html.unescape(banner)  # the flagged transfer, named first
         assert f"{BASE} \u2192 {ATT}, pgd eps 8/255: transfer 12.5% vs white box 87.5%" in html.unescape(page)
         assert flagged[["source", "target", "eps_label"]].values.tolist() == [[BASE, ATT, "8/255"]]
         assert flagged["sanity_p"].iloc[0] == pytest.approx(0.5 ** 30)
     else:
-        assert flagged.empty and "largest non-significant drop" in page
+        assert flagged.empty and "largest non-significant drop" in page and 'class="state-ok"' in banner
 
 
 def test_sanity_without_examples_compares_accuracies(tmp_path):

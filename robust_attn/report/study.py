@@ -28,13 +28,16 @@ from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, ME
                            PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
                            VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
 from . import study_plots
+from .study_plots import OTHER_PANEL
 from .inputs import describe_missing, image_shapes, read_runs
+from .kit.banner import sanity_banner
 from .kit.inputs import require_folder
 from ..files import slug
 from .kit.labels import attack_labels
-from .kit.provenance import page_header, versions_text
+from .kit.provenance import human, page_header, versions_text
 from .kit.render import Section, build_sections, write_page
 from .sanity import Status, run_checks
+from .verdicts import eps_ranges
 
 REPORT_DIR = "report"
 _NUMERIC = {"eps", "n_seeds", "n_seeds_baseline", "mean", "std", "ci_low", "ci_high", "baseline_mean", "difference",
@@ -55,6 +58,8 @@ OPTIONAL = {name: _schema(name, cols) for name, cols in ((WITHIN_SEED_FILE, WITH
 
 EPS = "eps"
 METRIC_NAMES = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case (robust at every eps' \u2264 eps)"}
+# A curve's metric as a verdict sentence names it: the verdict reads the curve's AUC.
+METRIC_SENTENCE = {"accuracy": "accuracy (AUC over eps)", "worst_case_accuracy": "worst-case accuracy (AUC over eps)"}
 VERDICT_CLASS = {Verdict.MORE: "more", Verdict.LESS: "less", Verdict.NONE: "none", Verdict.TOO_FEW: "few"}
 
 
@@ -185,6 +190,70 @@ def _count(n: float) -> int:
     return int(n) if np.isfinite(n) else 0
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One architecture against its baseline on one curve's AUC, as the verdict sentence says it."""
+
+    architecture: str
+    verdict: Verdict
+    difference: float  # architecture mean minus baseline mean (accuracy as a fraction)
+    interval: str  # the difference's 95% Welch interval in points, '[+1.0, +5.2]', or 'n/a'
+    p_holm: float
+    n_seeds: int
+    n_seeds_baseline: int
+    eps: str  # where a per-eps verdict agrees with the curve's ('1/255-3/255'), '' where none does
+
+
+@dataclass(frozen=True)
+class StudyAnswer:
+    """The verdict sentence of one baseline architecture, attack and metric (the study's own words,
+    decided in effects.csv by :data:`~robust_attn.study_files.VERDICT_RULE`)."""
+
+    baseline: str
+    attack: str
+    metric: str
+    metric_label: str
+    findings: tuple[Comparison, ...]  # "more robust" / "less robust", more first
+    no_difference: tuple[Comparison, ...]
+    too_few: tuple[Comparison, ...]  # "too few seeds for a verdict"
+
+
+def study_answers(effects: pd.DataFrame) -> list[StudyAnswer]:
+    """One :class:`StudyAnswer` per (baseline, attack, metric) of effects.csv's AUC rows, in that order (per-eps
+    accuracy before the worst case), with the eps where the per-eps rows of the same curve carry the same
+    word. Reads the verdicts; decides none."""
+    per_eps = effects[effects["summary"] == EPS]
+    out = []
+    auc = _order(effects[effects["summary"] == AUC], "architecture").sort_values(["baseline", "attack_label"],
+                                                                                 kind="stable")
+    keys = ["baseline", "attack_label", "metric"]
+    for (baseline, label, metric), rows in auc.groupby(keys, sort=False):
+        found: dict[Verdict, list[Comparison]] = {}
+        for r in rows.to_dict("records"):
+            word = Verdict(r["verdict"]) if r["verdict"] in set(Verdict) else Verdict.TOO_FEW
+            curve = per_eps[(per_eps["architecture"] == r["architecture"]) & (per_eps["baseline"] == baseline)
+                            & (per_eps["attack_label"] == label) & (per_eps["metric"] == metric)].sort_values("eps")
+            grid = [str(e) for e in curve["eps_label"]]
+            hits = [str(e) for e in curve.loc[curve["verdict"] == word.value, "eps_label"]]
+            found.setdefault(word, []).append(Comparison(
+                str(r["architecture"]), word, float(r["difference"]), _signed_interval(r["ci_low"], r["ci_high"]),
+                float(r["p_holm"]), _count(r["n_seeds"]), _count(r["n_seeds_baseline"]),
+                eps_ranges(hits, grid) if hits and word in (Verdict.MORE, Verdict.LESS) else ""))
+        out.append(StudyAnswer(str(baseline), str(label), str(metric), METRIC_SENTENCE.get(metric, metric),
+                               (*found.get(Verdict.MORE, []), *found.get(Verdict.LESS, [])),
+                               tuple(found.get(Verdict.NONE, [])),
+                               tuple(c for w in (Verdict.TOO_FEW, Verdict.UNTESTED) for c in found.get(w, []))))
+    return out
+
+
+def too_few_notes(refused: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The banner's notes on comparisons the verdict rule could not judge (see :func:`refusals`)."""
+    return [f"{f['architecture']} vs {f['baseline']}: too few seeds for a verdict ({f['n_seeds']} / "
+            f"{f['n_seeds_baseline']} seeds; the rule needs {MIN_SEEDS} per arm)" for f in refused["seeds"]] + \
+           [f"{f['architecture']} vs {f['baseline']}: no test where every seed gave the same number ({f['where']})"
+            for f in refused["spread"]]
+
+
 def per_eps_tables(effects: pd.DataFrame) -> list[dict[str, Any]]:
     """Per comparison x attack x metric: the difference at every eps with its interval, the unadjusted
     and (where the curve's verdict holds) the adjusted p, and the verdict."""
@@ -211,12 +280,23 @@ def within_seed_tables(within: pd.DataFrame | None) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ figures
 
+def backbone_panels(effects: pd.DataFrame, architectures: Iterable[str]) -> dict[str, str]:
+    """Which panel of the curves grid each architecture is drawn in: a baseline and the architectures
+    compared with it (effects.csv) share the baseline's panel; any other goes to OTHER_PANEL."""
+    panels: dict[str, str] = {}
+    for arch, base in sorted(set(zip(effects["architecture"].astype(str), effects["baseline"].astype(str)))):
+        panels.setdefault(base, base)
+        panels.setdefault(arch, base)
+    return {**{str(a): OTHER_PANEL for a in architectures}, **panels}
+
+
 def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per attack x metric the curves and difference plots; per attack the clean-vs-robust plot."""
+    """Per attack x metric the curves grid and difference plot; per attack the clean-vs-robust plot."""
     study, effects, seeds = inputs.study, inputs.effects, inputs.per_seed
     palette = study_plots.architecture_palette([*study["architecture"], *seeds["architecture"],
                                                 *effects["baseline"]])
     baselines = set(effects["baseline"])
+    panels = backbone_panels(effects, study["architecture"])
     curves = []
     study_eps = _order(study[study["summary"] == EPS])
     for i, ((metric, label), arms) in enumerate(study_eps.groupby(["metric", "attack_label"], sort=False)):
@@ -228,7 +308,7 @@ def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list
             "attack": label, "metric": metric, "metric_label": name,
             "curves_png": study_plots.curves_plot(arms, seeds[same], palette, baselines,
                                                   f"{name} under {label}: mean and 95% band across seeds", out,
-                                                  f"curves_{stem}"),
+                                                  f"curves_{stem}", panels),
             "difference_png": study_plots.difference_plot(diffs, palette,
                                                           f"{name} under {label}: difference to baseline", out,
                                                           f"difference_{stem}") if len(diffs) else None,
@@ -243,35 +323,51 @@ def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list
 
 # ------------------------------------------------------------------ member sweeps
 
-def member_sanity(study_dir: Path, out: Path) -> dict[str, Any]:
-    """The sanity checks of the member sweeps (``sweep/``), as the sweep report runs them, and a link to
-    that report where it was built. A study whose members fail a check has suspect verdicts too."""
+@dataclass(frozen=True)
+class MemberSanity:
+    """The sanity checks of the member sweeps (``sweep/``) as the sweep report runs them: a study whose
+    members fail a check has suspect verdicts too."""
+
+    present: bool  # the member sweep could be read
+    message: str | None  # why not, where not
+    checks: list[Any]
+    link: str | None  # the member sweep's own report, relative to the study page
+    notes: list[str]  # the sweep folder's notes
+    incomplete: list[dict[str, Any]]  # the banner's incomplete runs
+    models: int
+
+
+def member_sanity(study_dir: Path, out: Path) -> MemberSanity:
+    """Read the member sweeps and run their checks; a missing or unreadable sweep is said, not raised."""
     sweep_dir = study_dir / SWEEP_DIR
     report = sweep_dir / REPORT_DIR / "index.html"
     link = Path(os.path.relpath(report, out)).as_posix() if report.is_file() else None
     if not sweep_dir.is_dir():
-        return {"present": False, "message": f"the member sweeps are missing: {sweep_dir} does not exist, "
-                                             "so their sanity checks were not run", "checks": [], "link": link}
+        return MemberSanity(False, f"the member sweeps are missing: {sweep_dir} does not exist, so their sanity "
+                                   "checks were not run", [], link, [], [], 0)
     try:
         inputs = read_runs([sweep_dir])
     except UserError as exc:
-        return {"present": False, "message": f"the member sweeps are missing: {exc}", "checks": [], "link": link}
+        return MemberSanity(False, f"the member sweeps are missing: {exc}", [], link, [], [], 0)
     checks = run_checks(inputs.results, inputs.examples, image_shapes(inputs))
-    incomplete = [f"{r.command or 'Python API'} ({r.status}): {describe_missing(r, inputs.labels)}"
-                  for r in inputs.incomplete]
-    return {"present": True, "message": None, "checks": checks, "link": link, "notes": [*inputs.notes, *incomplete],
-            "failures": [c for c in checks if c.status is Status.FAIL],
-            "models": int(inputs.results["model"].nunique())}
+    incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
+                   "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
+    return MemberSanity(True, None, checks, link, list(inputs.notes), incomplete,
+                        int(inputs.results["model"].nunique()))
 
 
 # ------------------------------------------------------------------ provenance
+
+UNKNOWN = "unknown"
+
 
 def _paths(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
-    """provenance.json as the page shows it, with the members (trained now or reused) from members.csv."""
+    """provenance.json as the page shows it (every value as a reader reads it, ``unknown`` where the file
+    does not say), with the members (trained now or reused) from members.csv."""
     p = inputs.provenance
     versions = p.get("versions") if isinstance(p.get("versions"), dict) else {}
     baselines = p.get("baselines") if isinstance(p.get("baselines"), dict) else {}
@@ -280,10 +376,12 @@ def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
         trained = inputs.members["trained"].astype(str).str.strip().str.lower().isin(["true", "1"])
         members = inputs.members.assign(trained=trained).sort_values(["architecture", "seed"]).to_dict("records")
     wall = p.get("wall_seconds")
-    return {"study": p.get("study"), "file": p.get("file"), "sha256": p.get("sha256"),
-            "description": p.get("description"), "command": p.get("command"), "started": p.get("started"),
-            "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None,
-            "versions": versions_text(versions),
+    seconds = wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None
+    return {**{k: human(p.get(k), UNKNOWN) for k in ("study", "file", "sha256", "started")},
+            "name": p.get("study"), "description": p.get("description"),
+            "command": human(p.get("command"), "Python API"),
+            "wall_time": UNKNOWN if seconds is None else f"{seconds:.1f} s",
+            "versions": versions_text(versions) or UNKNOWN,
             "baselines": sorted((str(k), str(v)) for k, v in baselines.items()),
             "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members}
 
@@ -301,14 +399,16 @@ class StudyPage:
 
     inputs: StudyInputs
     out: Path
-    curves: list[dict[str, Any]]  # per attack x metric: curves and difference plots
+    curves: list[dict[str, Any]]  # per attack x metric: curves and difference plots (the first is the key figure)
     scatter: list[dict[str, Any]]  # per attack: clean vs robust
+    sanity: MemberSanity
+    csv: dict[str, str]  # the study's CSVs, linked
 
 
-def verdicts_section(page: StudyPage) -> dict[str, Any]:
+def verdict_table_section(page: StudyPage) -> dict[str, Any]:
     effects = page.inputs.effects
     return {"verdicts": verdict_rows(page.inputs.study, effects), "refusals": refusals(effects),
-            "verdict_rule": VERDICT_RULE, "min_seeds": MIN_SEEDS}
+            "min_seeds": MIN_SEEDS, "csv": page.csv}
 
 
 def curves_section(page: StudyPage) -> dict[str, Any]:
@@ -328,22 +428,44 @@ def within_seed_section(page: StudyPage) -> dict[str, Any]:
     return {"within": within_seed_tables(within), "has_within": within is not None}
 
 
+def sanity_section(page: StudyPage) -> dict[str, Any]:
+    return {"sanity": page.sanity}
+
+
 def provenance_section(page: StudyPage) -> dict[str, Any]:
     return {"provenance": provenance_context(page.inputs)}
 
 
-# The study page's sections, in page order (each renders templates/study_ID.html.j2). The member sweeps'
-# sanity checks and the CSV links are the page's: the verdicts section cites them too.
+# The study page's sections, in page order (each renders templates/study_ID.html.j2); the folded ones
+# are details a reader opens. The answer itself (banner, verdict sentences, key figure) is the page's top.
 SECTIONS: tuple[Section[StudyPage], ...] = (
-    Section("verdicts", "verdicts", verdicts_section),
-    Section("curves", "curves", curves_section),
-    Section("differences", "differences", curves_section),
-    Section("clean-vs-robust", "clean-vs-robust", scatter_section),
-    Section("per-eps", "per-eps", per_eps_section),
-    Section("within-seed", "within-seed", within_seed_section),
-    Section("sanity", "sanity", lambda page: {}),
-    Section("provenance", "provenance", provenance_section),
+    Section("verdict-table", "Verdict table", verdict_table_section),
+    Section("curves", "Curves across seeds", curves_section),
+    Section("differences", "Difference to baseline", curves_section),
+    Section("clean-vs-robust", "Robustness vs clean accuracy", scatter_section),
+    Section("sanity", "Sanity checks", sanity_section),
+    Section("per-eps", "Per-eps effects", per_eps_section, folded=True),
+    Section("within-seed", "Within-seed view", within_seed_section, folded=True),
+    Section("provenance", "Provenance", provenance_section, folded=True),
 )
+
+
+def banner(page: StudyPage) -> dict[str, Any]:
+    """What the page says above everything else: the member sweeps' checks (failures and untested ones
+    named), their incomplete runs, and the notes: missing files, comparisons without a verdict."""
+    sanity = page.sanity
+    notes = [*([sanity.message] if sanity.message else []), *page.inputs.notes,
+             *too_few_notes(refusals(page.inputs.effects)), *sanity.notes]
+    return sanity_banner(sanity.checks, incomplete=sanity.incomplete, notes=notes, scope="of the member sweeps")
+
+
+def verdict_context(page: StudyPage) -> dict[str, Any]:
+    """The answer under the banner: a verdict sentence per baseline, attack and metric, and the key figure
+    (the first curves grid: per-eps accuracy under the first attack)."""
+    key = page.curves[0] if page.curves else None
+    return {"answers": study_answers(page.inputs.effects), "verdict_rule": VERDICT_RULE,
+            "key_figure": key["curves_png"] if key else None, "key_attack": key["attack"] if key else None,
+            "key_metric": key["metric_label"] if key else None}
 
 
 def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | None = None,
@@ -354,15 +476,12 @@ def build_study_report(study_dir: str | os.PathLike, out: str | os.PathLike | No
     inputs = read_study(study_dir)  # before anything is written: a wrong folder leaves no report behind
     folder = inputs.folder
     out_dir = ensure_dir(folder / REPORT_DIR if out is None else out, "report directory")
-    page = StudyPage(inputs, out_dir, *_figures(inputs, out_dir))
-    context = {
-        **page_header(command),
-        "sanity": member_sanity(folder, out_dir),
-        "notes": inputs.notes,
-        "csv": _csv_links(folder, out_dir, (STUDY_FILE, EFFECTS_FILE, PER_SEED_FILE, WITHIN_SEED_FILE, MEMBERS_FILE)),
-        **build_sections("study", SECTIONS, page),
-    }
+    csv = _csv_links(folder, out_dir, (STUDY_FILE, EFFECTS_FILE, PER_SEED_FILE, WITHIN_SEED_FILE, MEMBERS_FILE))
+    page = StudyPage(inputs, out_dir, *_figures(inputs, out_dir), member_sanity(folder, out_dir), csv)
+    context = {**page_header(command), **banner(page), **verdict_context(page),
+               **build_sections("study", SECTIONS, page)}
     return write_page(out_dir / "index.html", "study.html.j2", context, started, missing_integer="?", Status=Status)
 
 
-__all__ = ["SECTIONS", "StudyInputs", "StudyPage", "build_study_report", "read_study"]
+__all__ = ["SECTIONS", "Comparison", "MemberSanity", "StudyAnswer", "StudyInputs", "StudyPage", "backbone_panels",
+           "build_study_report", "read_study", "study_answers"]

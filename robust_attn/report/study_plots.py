@@ -51,29 +51,49 @@ def _band(ax, x: np.ndarray, low: pd.Series, high: pd.Series, color: Color) -> N
                         where=finite, color=color, alpha=0.18, lw=0)
 
 
-def curves_plot(arms: pd.DataFrame, seeds: pd.DataFrame, palette: Mapping[str, Color], baselines: set[str],
-                title: str, out_dir: Path, stem: str) -> str:
-    """Per architecture: the across-seed mean (solid for attention architectures, dashed for
-    baselines), its 95% across-seed band, and each seed's own curve as a thin line, so a reader sees
-    whether the band is one outlier seed or a real spread.
+BASELINE_COLOUR = "black"
+# The panel of architectures compared with no baseline (the study report assigns it).
+OTHER_PANEL = "other architectures"
 
+
+def curves_plot(arms: pd.DataFrame, seeds: pd.DataFrame, palette: Mapping[str, Color], baselines: set[str],
+                title: str, out_dir: Path, stem: str, panels: Mapping[str, str] | None = None) -> str:
+    """Per architecture: the across-seed mean (baselines dashed with squares, in black; attention
+    architectures solid with circles, in their colour), its 95% across-seed band, and each seed's own
+    curve as a thin line, so a reader sees whether the band is one outlier seed or a real spread.
+
+    ``panels`` (architecture -> panel title) draws one panel per backbone, so that an architecture is
+    only ever drawn beside its own baseline; without it every architecture shares one panel.
     ``arms``: study.csv eps rows of one attack and metric; ``seeds``: per_seed.csv eps rows of the same."""
     scale, xlabel = eps_scale([*arms["eps_label"], *seeds["eps_label"]])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for arch in sorted(arms["architecture"].unique()):
-        color = palette[arch]
-        for _, one in seeds[seeds["architecture"] == arch].groupby("seed"):
-            one = one.sort_values("eps")
-            ax.plot(scale * one["eps"].to_numpy(float), 100 * one["value"], "-", lw=0.6, alpha=0.45, color=color)
-        r = arms[arms["architecture"] == arch].sort_values("eps")
-        x = scale * r["eps"].to_numpy(float)
-        n = int(r["n_seeds"].min()) if len(r) else 0
-        base = arch in baselines
-        ax.plot(x, 100 * r["mean"], "--" if base else "-", marker="s" if base else "o", ms=3.5, lw=1.8, color=color,
-                label=f"{plain(arch)} ({'baseline' if base else 'attention'}, {n} seed{'s' if n != 1 else ''})")
-        _band(ax, x, r["ci_low"], r["ci_high"], color)
-    ax.plot([], [], "-", lw=0.6, color="gray", label="one training seed")
-    finish_percent_axes(ax, xlabel, "accuracy (%)", plain(title))
+    where = {str(a): (panels or {}).get(str(a), "") for a in arms["architecture"].unique()}
+    order = sorted(set(where.values()), key=lambda t: (t == OTHER_PANEL, t))
+    columns = min(len(order), 3)
+    rows = -(-len(order) // columns)
+    single = len(order) == 1
+    fig, axes = plt.subplots(rows, columns, figsize=(6.4, 4.2) if single else (4.6 * columns, 3.7 * rows),
+                             sharey=True, squeeze=False)
+    for ax, panel in zip(axes.flat, order):
+        for arch in sorted(a for a, p in where.items() if p == panel):
+            base = arch in baselines
+            color = BASELINE_COLOUR if base else palette[arch]
+            for _, one in seeds[seeds["architecture"] == arch].groupby("seed"):
+                one = one.sort_values("eps")
+                ax.plot(scale * one["eps"].to_numpy(float), 100 * one["value"], "-", lw=0.6, alpha=0.45, color=color)
+            r = arms[arms["architecture"] == arch].sort_values("eps")
+            x = scale * r["eps"].to_numpy(float)
+            n = int(r["n_seeds"].min()) if len(r) else 0
+            ax.plot(x, 100 * r["mean"], "--" if base else "-", marker="s" if base else "o", ms=3.5, lw=1.8,
+                    color=color, zorder=3 if base else 2,
+                    label=f"{plain(arch)} ({'baseline' if base else 'attention'}, {n} seed{'s' if n != 1 else ''})")
+            _band(ax, x, r["ci_low"], r["ci_high"], color)
+        ax.plot([], [], "-", lw=0.6, color="gray", label="one training seed")
+        finish_percent_axes(ax, xlabel, "accuracy (%)", plain(title if single else panel))
+    for ax in list(axes.flat)[len(order):]:
+        ax.set_visible(False)
+    if not single:
+        fig.suptitle(plain(title), fontsize=10)
+        fig.tight_layout()
     return save_figure(fig, out_dir, stem)
 
 

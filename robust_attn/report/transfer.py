@@ -7,7 +7,8 @@ transfer, sweep or attack code, so a folder copied elsewhere can be reported on 
 * per attack and eps, a source x target heatmap of accuracy, the white-box diagonal outlined;
 * the attention-vs-baseline asymmetry: the attention model's accuracy on examples crafted on its
   baseline against the baseline's accuracy on examples crafted on the attention model, with an exact
-  McNemar test on the per-image transfer successes of the two directions (same images);
+  McNemar test on the per-image transfer successes of the two directions (same images), Holm-corrected
+  over every such test on the page (eps > 0) and said first, in words, per pair and attack;
 * the sanity check "transfer is not stronger than white-box" (a transferred attack that beats the
   target's own white-box attack points to gradient masking of the target);
 * the provenance of the runs that wrote the folder, and ``transfer_summary.csv``.
@@ -32,11 +33,14 @@ import pandas as pd
 
 from ..errors import UserError
 from ..files import ensure_dir
+from ..study_files import ALPHA as VERDICT_ALPHA
+from ..study_files import Verdict
 from ..results import (
     RUNS_FILE, TRANSFER, TRANSFER_ENDS, TRANSFER_EXAMPLES, TRANSFER_EXAMPLES_FILE, TRANSFER_FILE, TRANSFER_MODEL_FACTS,
     Schema, read_table, write_csv,
 )
 from . import transfer_plots
+from .kit.banner import sanity_banner
 from .kit.inputs import Run, attack_catalog, attack_defaults, non_ce_gradient_attacks, read_runs_log, require_folder
 from ..files import slug
 from .kit.labels import attack_labels
@@ -46,6 +50,7 @@ from .kit.render import Section, absent, build_sections, write_page
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
 from .legacy import describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
+from .verdicts import Finding, decide, eps_ranges
 
 REPORT_DIR = "report"
 SUMMARY_FILE = "transfer_summary.csv"
@@ -269,6 +274,65 @@ def asymmetry_table(cells: pd.DataFrame, outcomes: Outcomes, pairs: Sequence[tup
     return pd.DataFrame(rows, columns=ASYMMETRY_COLUMNS)
 
 
+# ------------------------------------------------------------------ the page's answer: asymmetry verdicts
+
+TRANSFER_VERDICT_RULE = (
+    f"A pair's words need a Holm-adjusted p < {VERDICT_ALPHA:g} in one family: every asymmetry test on this page "
+    "(each attention model and its baseline, per attack and eps > 0; eps 0 is the clean-accuracy gap, not "
+    "transfer), each an exact two-sided McNemar test on the images fooled in one direction only, so that when "
+    "no attention model differs from its baseline the chance of any claimed difference on the page is at most "
+    f"{VERDICT_ALPHA:.0%}. These are the weights evaluated here, one training seed per model."
+)
+
+
+def decide_asymmetry(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (:func:`asymmetry_table`) with ``p_holm`` and ``verdict`` by TRANSFER_VERDICT_RULE: the words
+    of :class:`~robust_attn.study_files.Verdict`, "more robust" where the attention model resists its
+    baseline's examples better than the baseline resists its own; rows outside the family (eps 0, no
+    per-image outcomes) get ``Verdict.UNTESTED``."""
+    return decide(table, VERDICT_ALPHA)
+
+
+@dataclass(frozen=True)
+class TransferAnswer:
+    """The verdict sentence of one attention model, its baseline and one attack."""
+
+    attention: str
+    baseline: str
+    attack: str
+    where: str  # the evaluation set ('cifar10-subset, n=40') where the page holds several, else ''
+    findings: tuple[Finding, ...]  # where the attention model resists better (more) or worse (less)
+    tested: bool  # some eps > 0 has a paired test
+    largest: float  # among the tested eps: the largest difference (points as a fraction, signed; NaN untested)
+    largest_at: str  # its eps
+    largest_p: float  # and its Holm p
+
+
+def transfer_answers(decided: pd.DataFrame) -> list[TransferAnswer]:
+    """One :class:`TransferAnswer` per pair, evaluation set and attack of :func:`decide_asymmetry`'s rows,
+    with the eps ranges (over the pair's grid) where a word holds and the largest difference among them."""
+    several = decided[["dataset", "n"]].drop_duplicates().shape[0] > 1
+    out = []
+    keys = ["attention", "baseline", "dataset", "n", "attack_label"]
+    for (a, b, dataset, n, label), rows in decided.groupby(keys, sort=True):
+        grid = [str(e) for e in rows.sort_values("eps").drop_duplicates("eps_label")["eps_label"]]
+        findings = []
+        for word in (Verdict.MORE, Verdict.LESS):
+            hit = rows[rows["verdict"] == word.value]
+            if len(hit):
+                top = hit.loc[hit["difference"].abs().idxmax()]
+                findings.append(Finding(str(a), word, eps_ranges([str(e) for e in hit["eps_label"]], grid),
+                                        float(top["difference"]), str(top["eps_label"])))
+        tested = rows[rows["verdict"] != Verdict.UNTESTED.value]
+        top = tested.loc[tested["difference"].abs().idxmax()] if len(tested) else None
+        out.append(TransferAnswer(str(a), str(b), str(label), f"{dataset}, n={int(n)}" if several else "",
+                                  tuple(findings), top is not None,
+                                  float("nan") if top is None else float(top["difference"]),
+                                  "" if top is None else str(top["eps_label"]),
+                                  float("nan") if top is None else float(top["p_holm"])))
+    return out
+
+
 # ------------------------------------------------------------------ sanity: transfer not stronger than white box
 
 CHECK_NAME = "transfer is not stronger than white-box"
@@ -442,11 +506,21 @@ def _models(cells: pd.DataFrame, models: pd.DataFrame, pairs: Pairing) -> list[d
     return out
 
 
+# The run settings the provenance table shows, each with what an unset (None) value means for that run.
+SETTINGS = {"n": "all images", "seed": None, "batch_size": None, "device": None, "processes": None,
+            "threads": "torch's default", "channels_last": None, "data_dir": "the embedded images"}
+
+
 def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
-    """The runs that wrote the folder (oldest first) and what transfer.csv says about seed and version."""
+    """The runs that wrote the folder (oldest first, settings as a reader reads them) and what
+    transfer.csv says about seed and version."""
     cells = inputs.cells
     unique = {k: ", ".join(sorted({str(v) for v in cells[k]})) for k in ("seed", "version") if k in cells}
-    return {"runs": run_rows(inputs.runs), "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
+    runs = sorted(inputs.runs, key=lambda r: str(r.time or ""))
+    rows = run_rows(runs, SETTINGS.keys(), SETTINGS)
+    for row, r in zip(rows, runs):
+        row["eps"] = ", ".join(map(str, r.settings.get("eps_labels") or []))
+    return {"runs": rows, "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
 
 
 # ------------------------------------------------------------------ page
@@ -458,27 +532,31 @@ class TransferPage:
     inputs: TransferInputs
     out: Path
     pairs: Pairing
-    asymmetry: pd.DataFrame
+    asymmetry: pd.DataFrame  # asymmetry_table with p_holm and verdict (decide_asymmetry)
     comparisons: pd.DataFrame
     check: Check
+    heatmaps: list[dict[str, Any]]  # per (dataset, n, attack): one heatmap per eps (see _figures)
 
 
 def heatmaps_section(page: TransferPage) -> dict[str, Any]:
-    models = page.inputs.models
-    attention = set(models.loc[is_variant(models["baseline"]).to_numpy(), "model"])
-    return {"heatmaps": _figures(page.inputs.cells, models, page.out, attention)}
+    return {"heatmaps": page.heatmaps}
 
 
 def asymmetry_section(page: TransferPage) -> dict[str, Any]:
     write_csv(page.asymmetry, page.out / ASYMMETRY_FILE)
     return {"asymmetry": _asymmetry_groups(page.asymmetry, page.out), "pairing": page.pairs, "rule": ATTENTION_RULE,
-            "has_examples": page.inputs.examples is not None, "asymmetry_file": ASYMMETRY_FILE}
+            "has_examples": page.inputs.examples is not None, "asymmetry_file": ASYMMETRY_FILE,
+            "verdict_alpha": VERDICT_ALPHA}
 
 
 def sanity_section(page: TransferPage) -> dict[str, Any]:
-    cells = page.inputs.cells
-    write_csv(summary_table(cells, page.comparisons, page.inputs.models), page.out / SUMMARY_FILE)
-    return {"alpha": ALPHA, "tolerance": UNPAIRED_TOLERANCE, "summary_file": SUMMARY_FILE}
+    cells, comparisons = page.inputs.cells, page.comparisons
+    write_csv(summary_table(cells, comparisons, page.inputs.models), page.out / SUMMARY_FILE)
+    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
+    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
+               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
+    return {"alpha": ALPHA, "tolerance": UNPAIRED_TOLERANCE, "summary_file": SUMMARY_FILE, "check": page.check,
+            "flagged": flagged}
 
 
 def provenance_section(page: TransferPage) -> dict[str, Any]:
@@ -486,22 +564,37 @@ def provenance_section(page: TransferPage) -> dict[str, Any]:
             "provenance": provenance_context(page.inputs), "folder": str(page.inputs.folder)}
 
 
-# The transfer page's sections, in page order (each renders templates/transfer_ID.html.j2).
+# The transfer page's sections, in page order (each renders templates/transfer_ID.html.j2); the folded
+# ones are details a reader opens. The answer (banner, verdict sentences, key heatmap) is the page's top.
 SECTIONS: tuple[Section[TransferPage], ...] = (
-    Section("heatmaps", "heatmaps", heatmaps_section),
-    Section("asymmetry", "asymmetry", asymmetry_section),
-    Section("sanity", "sanity", sanity_section),
-    Section("provenance", "provenance", provenance_section),
+    Section("heatmaps", "Source x target accuracy", heatmaps_section),
+    Section("asymmetry", "Transfer asymmetry", asymmetry_section),
+    Section("sanity", "Sanity check", sanity_section),
+    Section("provenance", "Provenance", provenance_section, folded=True),
 )
 
 
 def banner(page: TransferPage) -> dict[str, Any]:
-    """What the page says first: the check's FAIL with the transfers that beat the white box, and notes."""
-    cells, comparisons = page.inputs.cells, page.comparisons
-    labels = dict(zip(zip(cells["attack"], cells["attack_params"]), cells["attack_label"]))
-    flagged = [{**r, "attack_label": labels[(r["attack"], r["attack_params"])]}
-               for r in comparisons[comparisons["flagged"]].sort_values("difference").to_dict("records")]
-    return {"check": page.check, "flagged": flagged, "notes": page.inputs.notes, "folder": str(page.inputs.folder)}
+    """What the page says first: the check "transfer is not stronger than white-box" (a FAIL names the
+    transfers that beat the white box), the folder's notes and the attention models left unpaired."""
+    pairs = page.pairs
+    notes = [*page.inputs.notes,
+             *(f"{a}: no single baseline model in this folder (none, or several trained alike), so no asymmetry"
+               for a in pairs.unpaired),
+             *(f"{a} / {b}: one transfer direction only (each must be a source and a target), so no asymmetry"
+               for a, b in pairs.one_way)]
+    return sanity_banner([page.check], notes=notes)
+
+
+def verdict_context(page: TransferPage) -> dict[str, Any]:
+    """The answer under the banner: a sentence per attention model, its baseline and attack, and the key
+    figure (the heatmap of the first attack at its largest eps)."""
+    key = page.heatmaps[0] if page.heatmaps else None
+    last = key["maps"][-1] if key and key["maps"] else None
+    return {"answers": transfer_answers(page.asymmetry), "verdict_rule": TRANSFER_VERDICT_RULE,
+            "has_examples": page.inputs.examples is not None, "folder": str(page.inputs.folder),
+            "key_figure": last["png"] if last else None, "key_attack": key["attack"] if key else None,
+            "key_eps": last["eps_label"] if last else None}
 
 
 def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | None = None,
@@ -512,15 +605,19 @@ def build_transfer_report(folder: str | os.PathLike, out: str | os.PathLike | No
     started = time.perf_counter()
     inputs = read_transfer(folder)  # before anything is written: a wrong folder leaves no report behind
     out_dir = ensure_dir(inputs.folder / REPORT_DIR if out is None else out, "report directory")
-    cells = inputs.cells
+    cells, models = inputs.cells, inputs.models
     outcomes = Outcomes(inputs.examples)
-    pairs = pairing(cells, inputs.models)
+    pairs = pairing(cells, models)
     comparisons = white_box_comparisons(cells, outcomes)
     check = check_transfer_vs_white_box(cells, comparisons, non_ce_gradient_attacks(inputs.catalog))
-    page = TransferPage(inputs, out_dir, pairs, asymmetry_table(cells, outcomes, pairs.pairs), comparisons, check)
-    context = {**page_header(command), **banner(page), **build_sections("transfer", SECTIONS, page)}
+    attention = set(models.loc[is_variant(models["baseline"]).to_numpy(), "model"])
+    page = TransferPage(inputs, out_dir, pairs, decide_asymmetry(asymmetry_table(cells, outcomes, pairs.pairs)),
+                        comparisons, check, _figures(cells, models, out_dir, attention))
+    context = {**page_header(command), **banner(page), **verdict_context(page),
+               **build_sections("transfer", SECTIONS, page)}
     return write_page(out_dir / "index.html", "transfer.html.j2", context, started, Status=Status)
 
 
-__all__ = ["SECTIONS", "TransferInputs", "TransferPage", "asymmetry_table", "build_transfer_report",
-           "model_descriptions", "pairing", "read_transfer", "white_box_comparisons"]
+__all__ = ["SECTIONS", "TRANSFER_VERDICT_RULE", "TransferAnswer", "TransferInputs", "TransferPage", "asymmetry_table",
+           "build_transfer_report", "decide_asymmetry", "model_descriptions", "pairing", "read_transfer",
+           "transfer_answers", "white_box_comparisons"]
