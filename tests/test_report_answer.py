@@ -11,7 +11,7 @@ import pytest
 from robust_attn.report import build_report
 from robust_attn.report.build import backbone_panels
 from robust_attn.report.tables import html_tables
-from robust_attn.report.verdicts import answers, decide, eps_ranges
+from robust_attn.report.kit.verdicts import answers, decide, eps_ranges
 from robust_attn.study_files import Verdict
 from robust_attn.sweep import run_sweep
 

@@ -33,7 +33,7 @@ from .kit.render import Section, build_sections, write_page
 from .sanity import Check, Status, run_checks
 from .tables import (across_attacks, ambiguous_baselines, attention_vs_baseline, baseline_candidates, html_tables,
                      shown_models, summary_table)
-from .verdicts import SWEEP_VERDICT_RULE, answers, decide
+from .kit.verdicts import SWEEP_VERDICT_RULE, answers, decide
 
 # The run settings the provenance table shows, each with what an unset (None) value means for that run.
 SETTINGS = {"n": "all images", "seed": None, "batch_size": None, "device": None, "processes": None,

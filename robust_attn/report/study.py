@@ -37,7 +37,7 @@ from .kit.labels import attack_labels
 from .kit.provenance import human, page_header, versions_text
 from .kit.render import Section, build_sections, write_page
 from .sanity import Status, run_checks
-from .verdicts import eps_ranges
+from .kit.verdicts import eps_ranges
 
 REPORT_DIR = "report"
 _NUMERIC = {"eps", "n_seeds", "n_seeds_baseline", "mean", "std", "ci_low", "ci_high", "baseline_mean", "difference",

@@ -50,7 +50,7 @@ from .kit.render import Section, absent, build_sections, write_page
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
 from .legacy import describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
-from .verdicts import Finding, decide, eps_ranges
+from .kit.verdicts import Finding, decide, eps_ranges
 
 REPORT_DIR = "report"
 SUMMARY_FILE = "transfer_summary.csv"

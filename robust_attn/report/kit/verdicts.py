@@ -1,12 +1,13 @@
-"""The sweep page's answer: per evaluation set, backbone and attack, did attention change robustness?
+"""Verdict words for a page's paired per-eps comparisons: did attention change robustness, and where?
 
-A sweep evaluates one trained model per architecture, so its verdict is about those weights on these
-images: each variant against its baseline model at each eps, an exact McNemar test on the paired per-image
-outcomes (:func:`.tables.attention_vs_baseline`). The words are the study's (:class:`~robust_attn.study_files.Verdict`)
-under the same kind of multiplicity control: one Holm family over every such per-eps comparison on the page
-(eps > 0; eps 0 is clean accuracy, not robustness), at a family-wise ``ALPHA``, so that when no variant
-differs from its baseline the chance of any "more robust" or "less robust" anywhere on the page is at most
-5%. Whether the architectures differ, beyond one training seed each, is a study's question.
+A sweep (and a transfer) evaluates one trained model per architecture, so its verdict is about those
+weights on these images: a variant against its baseline model at each eps, an exact McNemar test on the
+paired per-image outcomes (the sweep page's :func:`..tables.attention_vs_baseline`, the transfer page's
+asymmetry rows). The words are the study's (:class:`~robust_attn.study_files.Verdict`) under the same kind
+of multiplicity control: one Holm family over every such per-eps comparison on the page (eps > 0; eps 0 is
+clean accuracy, not robustness), at a family-wise ``ALPHA``, so that when no variant differs from its
+baseline the chance of any "more robust" or "less robust" anywhere on the page is at most 5%. Whether the
+architectures differ, beyond one training seed each, is a study's question.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..study_files import ALPHA, Verdict
-from .kit.stats import holm
+from ...study_files import ALPHA, Verdict
+from .stats import holm
 
 SWEEP_VERDICT_RULE = (
     f"A verdict word needs a Holm-adjusted p < {ALPHA:g} in one family: every per-eps comparison (eps > 0) of a "
@@ -30,8 +31,9 @@ SWEEP_VERDICT_RULE = (
 
 
 def decide(diffs: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """``diffs`` (:data:`.tables.DIFF_COLUMNS`) with ``p_holm`` and ``verdict``: the family is every row with
-    eps > 0 and a McNemar p; rows outside it (eps 0, no per-image outcomes) get no word (``Verdict.UNTESTED``)."""
+    """``diffs`` (one row per comparison and eps: ``eps``, ``difference``, ``mcnemar_p``) with ``p_holm`` and
+    ``verdict``: the family is every row with eps > 0 and a McNemar p; rows outside it (eps 0, no per-image
+    outcomes) get no word (``Verdict.UNTESTED``)."""
     frame = diffs.reset_index(drop=True)
     p = pd.to_numeric(frame["mcnemar_p"], errors="coerce").to_numpy(dtype=float)
     tested = np.isfinite(p) & (frame["eps"].astype(float).to_numpy() > 0)
