@@ -91,8 +91,7 @@ def _provenance(inputs: RunInputs) -> list[dict[str, Any]]:
         runs = sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or "")
         rows = run_rows(runs, SETTINGS.keys(), SETTINGS)
         for row, r in zip(rows, runs):
-            row.update(cells=len(r.planned), eps=", ".join(map(str, r.settings.get("eps_labels") or [])),
-                       attacks=", ".join(_label(inputs, a) for a in r.attacks))
+            row.update(cells=len(r.planned), attacks=", ".join(_label(inputs, a) for a in r.attacks))
         out.append({"folder": folder, "runs": rows})
     return out
 

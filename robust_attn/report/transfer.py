@@ -516,11 +516,7 @@ def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
     transfer.csv says about seed and version."""
     cells = inputs.cells
     unique = {k: ", ".join(sorted({str(v) for v in cells[k]})) for k in ("seed", "version") if k in cells}
-    runs = sorted(inputs.runs, key=lambda r: str(r.time or ""))
-    rows = run_rows(runs, SETTINGS.keys(), SETTINGS)
-    for row, r in zip(rows, runs):
-        row["eps"] = ", ".join(map(str, r.settings.get("eps_labels") or []))
-    return {"runs": rows, "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
+    return {"runs": run_rows(inputs.runs, SETTINGS.keys(), SETTINGS), "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
 
 
 # ------------------------------------------------------------------ page

@@ -61,6 +61,7 @@ def run_rows(runs: Iterable[Run], settings_keys: Iterable[str] | None = None,
              "wall_seconds": r.wall_seconds, "planned": len(r.planned), "missing": len(r.missing),
              "settings": settings_text(r.settings, None if settings_keys is None else list(settings_keys), unset),
              "versions": versions_text(r.settings.get("versions")),
+             "eps": ", ".join(map(str, r.settings.get("eps_labels") or [])),
              "models": ", ".join(str(c.get("name")) for c in r.checkpoints)}
             for r in sorted(runs, key=lambda r: str(r.time or ""))]
 
