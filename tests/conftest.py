@@ -45,6 +45,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           text=True, timeout=timeout, env=env)
 
 
+DEFAULT_SWEEP_N = 200  # images per dataset: the README's first command, cut for speed
+
+
+@pytest.fixture(scope="session")
+def default_sweep(tmp_path_factory) -> Path:
+    """The results folder of the README's first command, `robust-attn sweep --attack fgsm --eps 0:8:1` (every
+    shipped checkpoint, the embedded images; -n 200 for speed), run once per session: the sanity test and the
+    browser test both read it. Tests that ask for it are marked ``xdist_group("default-sweep")`` so that
+    ``--dist loadgroup`` gives them one worker, and the sweep runs once."""
+    out = tmp_path_factory.mktemp("default-sweep") / "default"
+    done = run_cli("sweep", "--attack", "fgsm", "--eps", "0:8:1", "-n", str(DEFAULT_SWEEP_N), "--out", str(out),
+                   "--models-dir", str(MODELS_DIR), "--threads", "2")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 @pytest.fixture(scope="session")
 def shipped():
     """The shipped small CIFAR checkpoints (manifest order)."""

@@ -91,12 +91,10 @@ def test_l2_large_budget_check_passes_on_a_shipped_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_default_sweep_passes_its_checks_on_the_shipped_checkpoints(tmp_path):
+@pytest.mark.xdist_group("default-sweep")
+def test_default_sweep_passes_its_checks_on_the_shipped_checkpoints(default_sweep):
     """`robust-attn sweep --attack fgsm --eps 0:8:1` (every shipped checkpoint; -n 200 for speed)."""
-    out = tmp_path / "default"
-    done = run_cli("sweep", "--attack", "fgsm", "--eps", "0:8:1", "-n", "200", "--out", str(out),
-                   "--models-dir", str(MODELS_DIR), "--threads", "2")
-    assert done.returncode == 0, done.stderr
+    out = default_sweep
     sanity = pd.read_csv(out / "report" / "sanity.csv", keep_default_na=False)
     tested = sanity[sanity["status"] != "NOT TESTED"]
     assert set(tested["status"]) == {"PASS"}, sanity.to_string()
