@@ -5,12 +5,12 @@ banner and the verdicts are on the first screen, whether the page scrolls sidewa
 details closed, and whether a link of the table of contents opens the folded section it points into.
 
 Needs Debian's ``chromium`` and the ``playwright`` Python package (the ``test`` extra; never ``playwright
-install``: the test drives the system's Chromium). Without either, each test fails with one line saying what to
-install; .ci/run installs Chromium where it is missing.
+install``: the test drives the system's Chromium, launched as scripts/screenshot_report.py launches it).
+Without either, each test fails with one line saying what to install; .ci/run installs Chromium where it is
+missing.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,32 +18,24 @@ import pytest
 
 from robust_attn.report.study import build_study_report
 from robust_attn.report.transfer import build_transfer_report
+from scripts.screenshot_report import HEIGHT, WIDTH, MissingBrowser, chromium
 
 from .test_study_report import make_study
 from .test_transfer_report import SOUND, write_folder
 
-WIDTH, HEIGHT = 1400, 900  # the first screen a researcher sees
 DEFAULT_SWEEP_MAX_HEIGHT = 5000  # px, the default sweep's page with every folded section closed
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 KINDS = [pytest.param("sweep", marks=[pytest.mark.slow, pytest.mark.xdist_group("default-sweep")]), "study", "transfer"]
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator:
-    """One headless Chromium (Debian's, driven by Playwright) for the whole session."""
+    """One headless Chromium (Debian's, driven by Playwright) for the whole session; without it every test
+    fails, saying what to install."""
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("tests/test_browser.py needs the playwright Python package: pip install -e '.[test]'",
-                    pytrace=False)
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("tests/test_browser.py needs Debian's chromium on PATH: apt-get install chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        with chromium() as launched:
+            yield launched
+    except MissingBrowser as missing:
+        pytest.fail(f"tests/test_browser.py {missing}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
