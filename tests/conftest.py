@@ -22,8 +22,13 @@ DEV_DATA = {  # what each development dataset is, for the one line a skip prints
 }
 REQUIRE_DEV_DATA = "ROBUST_ATTN_REQUIRE_DEV_DATA"  # set by .ci/run: a missing dataset fails instead of skipping
 
-# CI runs the suite with pytest-xdist, one worker per core: each worker then takes one thread.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+# CI runs the suite with pytest-xdist, one worker per core: each worker then takes one thread, and so does every
+# command a test starts (``--threads TEST_THREADS``): two threads per worker would put more threads than cores on
+# the machine, and torch's waiting threads then spin on the cores the other worker needs.
+TEST_THREADS = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
+torch.set_num_threads(int(TEST_THREADS))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # commands started without --threads take torch's default: one, too
+    os.environ.setdefault("OMP_NUM_THREADS", TEST_THREADS)
 
 def interruptible_sweep_cmd(out: Path, n: int, *extra: str) -> list[str]:
     """The sweep the interruption tests stop: PGD on the shipped vgg_c10s over eps 0:0.8:0.1, one thread.
@@ -51,13 +56,20 @@ DEFAULT_SWEEP_N = 200  # images per dataset: the README's first command, cut for
 @pytest.fixture(scope="session")
 def default_sweep(tmp_path_factory) -> Path:
     """The results folder of the README's first command, `robust-attn sweep --attack fgsm --eps 0:8:1` (every
-    shipped checkpoint, the embedded images; -n 200 for speed), run once per session: the sanity test and the
-    browser test both read it. Tests that ask for it are marked ``xdist_group("default-sweep")`` so that
-    ``--dist loadgroup`` gives them one worker, and the sweep runs once."""
-    out = tmp_path_factory.mktemp("default-sweep") / "default"
-    done = run_cli("sweep", "--attack", "fgsm", "--eps", "0:8:1", "-n", str(DEFAULT_SWEEP_N), "--out", str(out),
-                   "--models-dir", str(MODELS_DIR), "--threads", "2")
-    assert done.returncode == 0, done.stderr
+    shipped checkpoint, the embedded images; -n 200 for speed), run once per test run: the sanity test and the
+    browser test both read it. Under pytest-xdist the first worker to ask runs it in the folder all workers of
+    the run share, holding a file lock, and the others wait for it and read it (pytest-xdist's recipe for a
+    session fixture that runs once)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    out = shared / "default-sweep"
+    with FileLock(str(shared / "default-sweep.lock")):
+        if not (out / "report" / "index.html").is_file():
+            done = run_cli("sweep", "--attack", "fgsm", "--eps", "0:8:1", "-n", str(DEFAULT_SWEEP_N), "--out", str(out),
+                           "--models-dir", str(MODELS_DIR), "--threads", TEST_THREADS)
+            assert done.returncode == 0, done.stderr
     return out
 
 

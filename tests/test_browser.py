@@ -24,7 +24,7 @@ from .test_study_report import make_study
 from .test_transfer_report import SOUND, write_folder
 
 DEFAULT_SWEEP_MAX_HEIGHT = 5000  # px, the default sweep's page with every folded section closed
-KINDS = [pytest.param("sweep", marks=[pytest.mark.slow, pytest.mark.xdist_group("default-sweep")]), "study", "transfer"]
+KINDS = [pytest.param("sweep", marks=pytest.mark.slow), "study", "transfer"]
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +120,6 @@ def test_a_contents_link_opens_its_folded_section(opened):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("default-sweep")
 def test_default_sweep_page_with_details_closed_is_at_most_5000_px_tall(browser, default_sweep):
     context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
     page = context.new_page()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import ROOT, SUBSET_DIR
+from .conftest import ROOT, SUBSET_DIR, TEST_THREADS
 
 # What a test may shrink: the README's work, never its meaning.
 SMALLER = {"--epochs": "1", "-n": "8"}
@@ -352,7 +352,7 @@ def test_readme_command_runs(command, clone, offline_cifar):
     _DID_NOT_RUN[command.text] = "it failed"
     before = _git_status(ROOT)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    threads = ["--threads", "2"] if argv[0] in ("sweep", "train", "report", "study", "transfer") else []
+    threads = ["--threads", TEST_THREADS] if argv[0] in ("sweep", "train", "report", "study", "transfer") else []
     # -P: the checkout's code (PYTHONPATH), not the clone's copy of it in the working directory
     result = subprocess.run([sys.executable, "-P", "-m", "robust_attn", *as_run(argv, offline_cifar), *threads],
                             cwd=clone, capture_output=True, text=True, timeout=600, env=env, check=False)

@@ -22,7 +22,7 @@ from robust_attn.report.sanity import Comparison, flagged
 from robust_attn.sweep import AttackSpec, run_sweep
 
 from . import fixtures_masking as fm
-from .conftest import MODELS_DIR, run_cli
+from .conftest import MODELS_DIR, TEST_THREADS, run_cli
 from .pages import text, top_html
 
 N = 100
@@ -91,7 +91,6 @@ def test_l2_large_budget_check_passes_on_a_shipped_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("default-sweep")
 def test_default_sweep_passes_its_checks_on_the_shipped_checkpoints(default_sweep):
     """`robust-attn sweep --attack fgsm --eps 0:8:1` (every shipped checkpoint; -n 200 for speed)."""
     out = default_sweep
@@ -208,7 +207,7 @@ def test_cli_sweep_of_a_saturated_checkpoint_names_the_diagnostic_and_the_attack
     path = fm.save_saturated(tmp_path / "masked.pt")
     out = tmp_path / "out"
     done = run_cli("sweep", "--attack", "fgsm", "--eps", "0:8:1", "--models", str(path), "-n", "200",
-                   "--out", str(out), "--threads", "2")
+                   "--out", str(out), "--threads", TEST_THREADS)
     assert done.returncode == 0, done.stderr
     banner = _banner((out / "report" / "index.html").read_text())
     assert "FAIL: input gradients informative" in banner and "gradient masking" in banner

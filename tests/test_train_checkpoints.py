@@ -13,14 +13,14 @@ from robust_attn.errors import UserError
 from robust_attn.models import create_model
 from robust_attn.train import TrainConfig, evaluate_accuracy, train
 
-from .conftest import MODELS_DIR, run_cli
+from .conftest import MODELS_DIR, TEST_THREADS, run_cli
 
 
 @pytest.fixture(scope="module")
 def synthetic_ckpt(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "att.pt"
     result = run_cli("train", "vgg-att3-concat-pc", "--dataset", "synthetic", "--epochs", "1", "--width", "0.125",
-                     "--seed", "3", "--threads", "2", "--out", str(out), "--manifest")
+                     "--seed", "3", "--threads", TEST_THREADS, "--out", str(out), "--manifest")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -89,7 +89,7 @@ def test_resume_from_saved_state_matches_an_uninterrupted_run(tmp_path):
 def test_train_on_real_subset_images(tmp_path, dev_data):
     data = dev_data("cifar10-subset")
     result = run_cli("train", "vgg", "--dataset", "cifar10-subset", "--data-dir", str(data), "--width", "0.125",
-                     "--epochs", "1", "--threads", "2", "--out", str(tmp_path / "vgg.pt"))
+                     "--epochs", "1", "--threads", TEST_THREADS, "--out", str(tmp_path / "vgg.pt"))
     assert result.returncode == 0, result.stderr
     meta = load_checkpoint(tmp_path / "vgg.pt").metadata
     assert meta["n_test"] == 932 and meta["clean_accuracy"] > 0.15  # above chance after one real epoch
@@ -251,7 +251,7 @@ def test_rewriting_the_shipped_manifest_keeps_its_bytes(tmp_path):
 def test_train_refuses_to_overwrite_a_checkpoint_without_force(tmp_path):
     out = tmp_path / "m.pt"
     out.write_bytes(b"an earlier result")
-    args = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1", "--width", "0.125", "--threads", "2",
+    args = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1", "--width", "0.125", "--threads", TEST_THREADS,
             "--out", str(out)]
     refused = run_cli(*args)
     assert refused.returncode == 2 and refused.stdout == ""

@@ -21,7 +21,7 @@ from robust_attn.registry import Registry
 from robust_attn.results import RESULTS_FILE
 from robust_attn.user_models import UserModel, is_spec, load_spec, state_dict_sha256
 
-from .conftest import MODELS_DIR, ROOT, run_cli
+from .conftest import MODELS_DIR, ROOT, TEST_THREADS, run_cli
 
 DATA = "cifar10-embedded"
 NUMBERS = ["eps_label", "n_correct", "accuracy", "worst_case_n_correct", "clean_accuracy", "max_perturbation",
@@ -227,7 +227,7 @@ def test_plugin_architectures_are_listed_created_and_trained(tmp_path: Path, fre
     assert details.returncode == 0 and "multiply-adds" in details.stdout and "a test plugin" in details.stdout, \
         details.stderr
     out = tmp_path / "x.pt"
-    trained = run("train", "tiny-plugin", "--dataset", "synthetic", "--epochs", "1", "--width", "1", "--threads", "2",
+    trained = run("train", "tiny-plugin", "--dataset", "synthetic", "--epochs", "1", "--width", "1", "--threads", TEST_THREADS,
                   "--device", "cpu", "--out", str(out))
     assert trained.returncode == 0, trained.stderr
     assert load_checkpoint(out).metadata["architecture"] == "tiny-plugin"
