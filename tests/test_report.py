@@ -66,6 +66,13 @@ def test_report_has_every_section_and_its_files(report):
     assert set(shift["attack"]) == {"fgsm"}  # the default panel attack
 
 
+def test_the_key_figure_shows_the_strongest_kind_of_attack_that_ran(report):
+    """fgsm, noise (folder a) and pgd (folder b): pgd's rows say iterative, the strongest kind, so the first
+    screen's figure is pgd's, not the first name in the alphabet's (fgsm) or random noise's."""
+    page = (report / "index.html").read_text()
+    assert 'class="key-figure"><img src="accuracy_pgd.png"' in page
+
+
 def test_tables_lead_with_per_eps_accuracy_and_show_the_worst_case_beside_it(report):
     page = (report / "index.html").read_text()
     assert "worst case (robust to the attack at every eps' &le; eps)" in page

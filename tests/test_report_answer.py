@@ -47,6 +47,10 @@ def test_a_verdict_word_needs_holm_over_the_whole_page_and_eps_zero_is_not_in_th
         Verdict.LESS.value
     untested = decide(diffs.assign(mcnemar_p=np.nan))
     assert set(untested["verdict"]) == {Verdict.UNTESTED.value}
+    noise = decide(diffs.assign(attack_kind="noise"))  # random noise is no attack: no verdict, not in the family
+    assert set(noise["verdict"]) == {Verdict.UNTESTED.value}
+    mixed = decide(pd.concat([diffs.assign(attack_kind="single-step"), diffs.assign(attack_kind="noise")]))
+    assert mixed["p_holm"].notna().sum() == 8
 
 
 def test_answers_say_where_and_how_much_per_dataset_backbone_and_attack():
@@ -146,4 +150,4 @@ def test_details_are_folded_and_placeholders_are_one_line(page):
     assert "vgg-att2-concat-pc_c10s, vgg-att3-concat-pc_c10s, vgg-att3-concat-pc_fmnist" in robustness
     provenance = text(section(html, "provenance"))
     assert "n 48" in provenance and "data dir the embedded images" in provenance
-    assert not re.search(r"\b(None|True|False)\b", provenance), provenance
+    assert not re.search(r"\b(None|True|False|nan)\b", provenance), provenance

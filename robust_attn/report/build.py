@@ -28,8 +28,9 @@ from .kit.inputs import NO_END, non_ce_gradient_attacks
 from ..files import slug
 from .kit.banner import sanity_banner
 from .kit.pairing import is_variant
-from .kit.provenance import page_header, run_rows
-from .kit.render import Section, build_sections, write_page
+from .kit.labels import NOISE, attention_objective
+from .kit.provenance import human, page_header, run_rows
+from .kit.render import Section, absent, build_sections, write_page
 from .sanity import Check, Status, run_checks
 from .tables import (across_attacks, ambiguous_baselines, attention_vs_baseline, baseline_candidates, html_tables,
                      shown_models, summary_table)
@@ -149,26 +150,39 @@ def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, st
 MODEL_KEY = ["model", "dataset", "n"]
 
 
-def _main_attack(summary: pd.DataFrame) -> str | None:
-    """The attack of the page's key figure: the first per-attack curve label (the worst cases across
-    attacks come after)."""
-    own = summary[summary["source"] == "attack"]
-    labels = sorted(own["attack_label"].unique())
-    return labels[0] if labels else None
+# Which attack's curves the key figure shows, by the kind its rows record: the strongest kind that ran.
+KEY_KINDS = ("iterative", "single-step", "score-based", "minimal-perturbation", "noise")
+
+
+def _main_attack(summary: pd.DataFrame, frame: pd.DataFrame) -> str | None:
+    """The attack of the page's key figure: of the attacks on the labels (not on the maps), the one of the
+    strongest kind that ran (KEY_KINDS: an iterative attack before FGSM, random noise last), by name among
+    equals."""
+    own = frame[~attention_objective(frame)] if len(frame) else frame
+    own = own if len(own) else frame
+    if own.empty:
+        return None
+    rank = {kind: i for i, kind in enumerate(KEY_KINDS)}
+    labels = own.drop_duplicates("attack_label")
+    best = min(zip(labels["attack_kind"].astype(str), labels["attack_label"]),
+               key=lambda kl: (rank.get(kl[0], len(rank)), kl[1]))
+    return best[1] if best[1] in set(summary["attack_label"]) else None
 
 
 def provenance_section(page: SweepPage) -> dict[str, Any]:
     frame = page.inputs.results
     return {"provenance": _provenance(page.inputs), "no_end": NO_END,
-            "checkpoints": frame.drop_duplicates(["model", "dataset", "n"])[
-                ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n", "clean_accuracy",
-                 "seed"]].to_dict("records")}
+            "checkpoints": [{k: human(None if absent(v) else v, "unknown") if k in ("width", "trained_on", "seed") else v
+                             for k, v in row.items()}
+                            for row in frame.drop_duplicates(["model", "dataset", "n"])[
+                                ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n",
+                                 "clean_accuracy", "seed"]].to_dict("records")]}
 
 
 def accuracy_section(page: SweepPage) -> dict[str, Any]:
     summary = page.summary
     labels = sorted(summary["attack_label"].unique(), key=lambda lab: (lab.startswith("worst case over"), lab))
-    main = _main_attack(summary)
+    main = _main_attack(summary, page.inputs.results)
 
     def grid(label: str, metric: str) -> str:
         what = "per eps" if metric == "accuracy" else "worst case (robust at every eps' <= eps)"
@@ -240,7 +254,8 @@ def banner(page: SweepPage) -> dict[str, Any]:
 def verdict_context(page: SweepPage) -> dict[str, Any]:
     """The answer under the banner: a verdict sentence per evaluation set, backbone and attack."""
     architecture = dict(zip(page.inputs.results["model"], page.inputs.results["architecture"]))
-    return {"answers": answers(page.decided, architecture) if len(page.decided) else [],
+    attacks = page.decided[page.decided["attack_kind"].astype(str) != NOISE]  # noise is no attack: no verdict
+    return {"answers": answers(attacks, architecture) if len(attacks) else [],
             "verdict_rule": SWEEP_VERDICT_RULE, "has_examples": page.inputs.examples is not None,
             "variant_count": len(page.variants)}
 

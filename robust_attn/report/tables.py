@@ -87,7 +87,8 @@ def summary_table(frame: pd.DataFrame, across: pd.DataFrame | None = None) -> pd
     return out.drop(columns="_across").reset_index(drop=True)
 
 
-DIFF_COLUMNS = ["model", "baseline", "attack", "attack_params", "attack_label", "norm", "eps", "eps_label", "accuracy",
+DIFF_COLUMNS = ["model", "baseline", "attack", "attack_params", "attack_label", "attack_kind", "norm", "eps", "eps_label",
+                "accuracy",
                 "baseline_accuracy", "difference", "mcnemar_p", "worst_case_accuracy", "baseline_worst_case_accuracy",
                 "dataset", "n"]
 
@@ -140,7 +141,8 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None, at
             if len(paired) == r.n:
                 p = mcnemar_exact(*discordant(paired["base"].to_numpy(), paired["att"].to_numpy()))
         rows.append({"model": r.model, "baseline": b.model, "attack": r.attack, "attack_params": r.attack_params,
-                     "attack_label": r.attack_label, "norm": r.norm, "eps": r.eps, "eps_label": r.eps_label,
+                     "attack_label": r.attack_label, "attack_kind": r.attack_kind, "norm": r.norm, "eps": r.eps,
+                     "eps_label": r.eps_label,
                      "accuracy": r.accuracy, "baseline_accuracy": b.accuracy, "difference": r.accuracy - b.accuracy,
                      "mcnemar_p": p, "worst_case_accuracy": r.worst_case_accuracy,
                      "baseline_worst_case_accuracy": b.worst_case_accuracy, "dataset": r.dataset, "n": r.n})

@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ...study_files import ALPHA, Verdict
+from .labels import NOISE
 from .stats import holm
 
 SWEEP_VERDICT_RULE = (
-    f"A verdict word needs a Holm-adjusted p < {ALPHA:g} in one family: every per-eps comparison (eps > 0) of a "
-    "variant with its baseline model on this page, each an exact McNemar test on the paired per-image outcomes, so "
+    f"A verdict word needs a Holm-adjusted p < {ALPHA:g} in one family: every per-eps comparison (eps > 0, under "
+    "an attack: random noise has no verdict) of a variant with its baseline model on this page, each an exact McNemar test on the paired per-image outcomes, so "
     f"that when no variant differs from its baseline the chance of any \"more robust\" or \"less robust\" on the page "
     f"is at most {ALPHA:.0%}. These are the weights evaluated here, one training seed per architecture: whether the "
     "architectures differ is what a study (several seeds) answers."
@@ -32,11 +33,14 @@ SWEEP_VERDICT_RULE = (
 
 def decide(diffs: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """``diffs`` (one row per comparison and eps: ``eps``, ``difference``, ``mcnemar_p``) with ``p_holm`` and
-    ``verdict``: the family is every row with eps > 0 and a McNemar p; rows outside it (eps 0, no per-image
-    outcomes) get no word (``Verdict.UNTESTED``)."""
+    ``verdict``: the family is every row with eps > 0 and a McNemar p whose attack is not random noise (an
+    ``attack_kind`` of ``noise``); rows outside it (eps 0, no per-image outcomes, noise) get no word
+    (``Verdict.UNTESTED``)."""
     frame = diffs.reset_index(drop=True)
     p = pd.to_numeric(frame["mcnemar_p"], errors="coerce").to_numpy(dtype=float)
     tested = np.isfinite(p) & (frame["eps"].astype(float).to_numpy() > 0)
+    if "attack_kind" in frame.columns:  # random noise is a baseline for the attacks, not adversarial robustness
+        tested &= (frame["attack_kind"].astype(str) != NOISE).to_numpy()
     p_holm = np.full(len(frame), math.nan)
     reject = np.zeros(len(frame), dtype=bool)
     if tested.any():
