@@ -39,10 +39,10 @@ def test_train_cli_writes_a_checkpoint_that_reloads_into_identical_logits(synthe
 
 
 def test_training_is_deterministic_given_the_seed(tmp_path, synthetic_ckpt):
-    """Same seed, same thread count (the CLI run used --threads 2): the same weights, bit for bit."""
+    """Same seed, same thread count (the CLI run used --threads TEST_THREADS): the same weights, bit for bit."""
     cfg = TrainConfig("vgg-att3-concat-pc", "synthetic", epochs=1, width=0.125, seed=3)
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(TEST_THREADS))
     try:
         path = train(cfg, tmp_path / "again.pt")
     finally:
