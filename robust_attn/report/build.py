@@ -122,6 +122,9 @@ class SweepPage:
     panel_eps: float | None
 
 
+MODEL_KEY = ["model", "dataset", "n"]
+
+
 def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, str]]:
     """Which accuracy panel each model as evaluated (model, dataset, n) is drawn in, and its role there:
     a variant with one baseline model (:func:`.tables.baseline_candidates`) shares its baseline's panel,
@@ -147,8 +150,6 @@ def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, st
     return panels, roles
 
 
-MODEL_KEY = ["model", "dataset", "n"]
-
 
 # Which attack's curves the key figure shows, by the kind its rows record: the strongest kind that ran.
 KEY_KINDS = ("iterative", "single-step", "score-based", "minimal-perturbation", "noise")
@@ -172,11 +173,16 @@ def _main_attack(summary: pd.DataFrame, frame: pd.DataFrame) -> str | None:
 def provenance_section(page: SweepPage) -> dict[str, Any]:
     frame = page.inputs.results
     return {"provenance": _provenance(page.inputs), "no_end": NO_END,
-            "checkpoints": [{k: human(None if absent(v) else v, "unknown") if k in ("width", "trained_on", "seed") else v
-                             for k, v in row.items()}
-                            for row in frame.drop_duplicates(["model", "dataset", "n"])[
-                                ["model", "checkpoint_sha256", "architecture", "width", "trained_on", "dataset", "n",
-                                 "clean_accuracy", "seed"]].to_dict("records")]}
+            "checkpoints": _checkpoint_rows(frame)}
+
+
+def _checkpoint_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per model as evaluated for the provenance table; what a row did not record (a user model's
+    width, training data or seed) reads "unknown"."""
+    rows = frame.drop_duplicates(MODEL_KEY)[["model", "checkpoint_sha256", "architecture", "width", "trained_on",
+                                              "dataset", "n", "clean_accuracy", "seed"]].to_dict("records")
+    return [{**row, **{k: human(None if absent(row[k]) else row[k], "unknown") for k in ("width", "trained_on", "seed")}}
+            for row in rows]
 
 
 def accuracy_section(page: SweepPage) -> dict[str, Any]:
