@@ -36,10 +36,8 @@ from .tables import (across_attacks, ambiguous_baselines, attention_vs_baseline,
                      shown_models, summary_table)
 from .kit.verdicts import SWEEP_VERDICT_RULE, answers, decide
 
-# The run settings the provenance table shows, each with what an unset (None) value means for that run.
-SETTINGS = {"n": "all images", "seed": None, "batch_size": None, "device": None, "processes": None,
-            "threads": "torch's default", "channels_last": None, "amp": None, "fast_path": None,
-            "data_dir": "the embedded images"}
+# The run settings the provenance table shows, in that order.
+SETTINGS = ("n", "seed", "batch_size", "device", "processes", "threads", "channels_last", "amp", "fast_path", "data_dir")
 
 
 def attention_models(frame: pd.DataFrame, with_artifacts: Iterable[str] = ()) -> set[str]:
@@ -90,7 +88,7 @@ def _provenance(inputs: RunInputs) -> list[dict[str, Any]]:
     out = []
     for folder in inputs.folders:
         runs = sorted((r for r in inputs.runs if r.folder == folder), key=lambda r: r.time or "")
-        rows = run_rows(runs, SETTINGS.keys(), SETTINGS)
+        rows = run_rows(runs, SETTINGS)
         for row, r in zip(rows, runs):
             row.update(cells=len(r.planned), attacks=", ".join(_label(inputs, a) for a in r.attacks))
         out.append({"folder": folder, "runs": rows})

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plots import finish_percent_axes, plt, save_figure, sns
+from .plots import BASELINE_COLOUR, finish_percent_axes, plt, save_figure, sns
 
 Color = Any  # a matplotlib colour
 
@@ -51,7 +51,6 @@ def _band(ax, x: np.ndarray, low: pd.Series, high: pd.Series, color: Color) -> N
                         where=finite, color=color, alpha=0.18, lw=0)
 
 
-BASELINE_COLOUR = "black"
 # The panel of architectures compared with no baseline (the study report assigns it).
 OTHER_PANEL = "other architectures"
 

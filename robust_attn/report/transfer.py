@@ -50,7 +50,7 @@ from .kit.render import Section, absent, build_sections, write_page
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
 from .legacy import describe_transfer
 from .sanity import ALPHA, UNPAIRED_TOLERANCE, Check, Status
-from .kit.verdicts import Finding, decide, eps_ranges
+from .kit.verdicts import Finding, decide, findings
 
 REPORT_DIR = "report"
 SUMMARY_FILE = "transfer_summary.csv"
@@ -316,17 +316,11 @@ def transfer_answers(decided: pd.DataFrame) -> list[TransferAnswer]:
     keys = ["attention", "baseline", "dataset", "n", "attack_label"]
     for (a, b, dataset, n, label), rows in decided.groupby(keys, sort=True):
         grid = [str(e) for e in rows.sort_values("eps").drop_duplicates("eps_label")["eps_label"]]
-        findings = []
-        for word in (Verdict.MORE, Verdict.LESS):
-            hit = rows[rows["verdict"] == word.value]
-            if len(hit):
-                top = hit.loc[hit["difference"].abs().idxmax()]
-                findings.append(Finding(str(a), word, eps_ranges([str(e) for e in hit["eps_label"]], grid),
-                                        float(top["difference"]), str(top["eps_label"])))
+        found = findings(rows, str(a), grid)
         tested = rows[rows["verdict"] != Verdict.UNTESTED.value]
         top = tested.loc[tested["difference"].abs().idxmax()] if len(tested) else None
         out.append(TransferAnswer(str(a), str(b), str(label), f"{dataset}, n={int(n)}" if several else "",
-                                  tuple(findings), top is not None,
+                                  tuple(found), top is not None,
                                   float("nan") if top is None else float(top["difference"]),
                                   "" if top is None else str(top["eps_label"]),
                                   float("nan") if top is None else float(top["p_holm"])))
@@ -506,9 +500,8 @@ def _models(cells: pd.DataFrame, models: pd.DataFrame, pairs: Pairing) -> list[d
     return out
 
 
-# The run settings the provenance table shows, each with what an unset (None) value means for that run.
-SETTINGS = {"n": "all images", "seed": None, "batch_size": None, "device": None, "processes": None,
-            "threads": "torch's default", "channels_last": None, "data_dir": "the embedded images"}
+# The run settings the provenance table shows, in that order.
+SETTINGS = ("n", "seed", "batch_size", "device", "processes", "threads", "channels_last", "data_dir")
 
 
 def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
@@ -516,7 +509,7 @@ def provenance_context(inputs: TransferInputs) -> dict[str, Any]:
     transfer.csv says about seed and version."""
     cells = inputs.cells
     unique = {k: ", ".join(sorted({str(v) for v in cells[k]})) for k in ("seed", "version") if k in cells}
-    return {"runs": run_rows(inputs.runs, SETTINGS.keys(), SETTINGS), "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
+    return {"runs": run_rows(inputs.runs, SETTINGS), "has_log": (inputs.folder / RUNS_FILE).is_file(), **unique}
 
 
 # ------------------------------------------------------------------ page

@@ -43,27 +43,29 @@ def human(value: Any, unset: str | None = None) -> str:
     return str(value)
 
 
+# What an unset (None) run setting means, per setting: the same for every kind of run.
+UNSET = {"n": "all images", "threads": "torch's default", "data_dir": "the embedded images"}
+
+
 def settings_text(settings: dict[str, Any], keys: Sequence[str] | None = None,
-                  unset: Mapping[str, str | None] | None = None) -> str:
+                  unset: Mapping[str, str | None] = UNSET) -> str:
     """A run's settings as 'n all images, seed 0, amp off': ``keys`` in that order where given, else every
     scalar one; ``unset`` says per key what None means for it (see :func:`human`)."""
-    unset = unset or {}
     if keys is not None:
         return ", ".join(f"{k.replace('_', ' ')} {human(settings[k], unset.get(k))}" for k in keys if k in settings)
     return ", ".join(f"{k.replace('_', ' ')} {human(v, unset.get(k))}" for k, v in settings.items()
                      if k != "versions" and (v is None or isinstance(v, (str, int, float, bool))))
 
 
-def run_rows(runs: Iterable[Run], settings_keys: Iterable[str] | None = None,
-             unset: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
+def run_rows(runs: Iterable[Run], settings_keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per run for a page's provenance table, oldest first."""
     return [{"run_id": r.run_id, "time": r.time, "command": r.command, "status": r.status, "ok": r.finished,
              "wall_seconds": r.wall_seconds, "planned": len(r.planned), "missing": len(r.missing),
-             "settings": settings_text(r.settings, None if settings_keys is None else list(settings_keys), unset),
+             "settings": settings_text(r.settings, None if settings_keys is None else list(settings_keys)),
              "versions": versions_text(r.settings.get("versions")),
              "eps": ", ".join(map(str, r.settings.get("eps_labels") or [])),
              "models": ", ".join(str(c.get("name")) for c in r.checkpoints)}
             for r in sorted(runs, key=lambda r: str(r.time or ""))]
 
 
-__all__ = ["git_commit", "human", "page_header", "run_rows", "settings_text", "versions_text"]
+__all__ = ["UNSET", "git_commit", "human", "page_header", "run_rows", "settings_text", "versions_text"]

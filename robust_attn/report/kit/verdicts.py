@@ -88,31 +88,38 @@ def eps_ranges(shown: Sequence[str], grid: Sequence[str]) -> str:
     return ", ".join(r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
+def findings(rows: pd.DataFrame, model: str, grid: Sequence[str]) -> list[Finding]:
+    """``model``'s verdict words among ``rows`` (one comparison's :func:`decide` rows on one curve): per word,
+    "more robust" before "less robust", the eps where it holds as ranges of ``grid`` and the largest
+    difference among them."""
+    out = []
+    for word in (Verdict.MORE, Verdict.LESS):
+        hit = rows[rows["verdict"] == word.value]
+        if len(hit):
+            top = hit.loc[hit["difference"].abs().idxmax()]
+            out.append(Finding(model, word, eps_ranges([str(e) for e in hit["eps_label"]], grid),
+                               float(top["difference"]), str(top["eps_label"])))
+    return out
+
+
 def answers(decided: pd.DataFrame, architectures: dict[str, str]) -> list[Answer]:
     """One :class:`Answer` per (dataset, n, baseline model, attack) of ``decided`` (:func:`decide`'s rows);
     ``architectures``: model -> architecture (the backbone's name in the sentence)."""
     out = []
     for (dataset, n, baseline, attack), rows in decided.groupby(["dataset", "n", "baseline", "attack_label"], sort=True):
-        grid = list(rows.sort_values("eps").drop_duplicates("eps_label")["eps_label"])
-        findings, none, untested = [], [], []
+        grid = [str(e) for e in rows.sort_values("eps").drop_duplicates("eps_label")["eps_label"]]
+        found, none, untested = [], [], []
         for model, r in rows.groupby("model", sort=True):
-            words = set(r["verdict"])
-            if words <= {Verdict.UNTESTED.value}:
+            if set(r["verdict"]) <= {Verdict.UNTESTED.value}:
                 untested.append(str(model))
                 continue
-            found = False
-            for word in (Verdict.MORE, Verdict.LESS):
-                hit = r[r["verdict"] == word.value]
-                if len(hit):
-                    top = hit.loc[hit["difference"].abs().idxmax()]
-                    findings.append(Finding(str(model), word, eps_ranges(list(hit["eps_label"]), grid),
-                                            float(top["difference"]), str(top["eps_label"])))
-                    found = True
-            if not found:
+            words = findings(r, str(model), grid)
+            found += words
+            if not words:
                 none.append(str(model))
         out.append(Answer(str(dataset), int(n), str(baseline), architectures.get(str(baseline), str(baseline)),
-                          str(attack), tuple(findings), tuple(none), tuple(untested)))
+                          str(attack), tuple(found), tuple(none), tuple(untested)))
     return out
 
 
-__all__ = ["SWEEP_VERDICT_RULE", "Answer", "Finding", "answers", "decide", "eps_ranges"]
+__all__ = ["SWEEP_VERDICT_RULE", "Answer", "Finding", "answers", "decide", "eps_ranges", "findings"]
