@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +50,22 @@ class Suite:
 
 
 @dataclass(frozen=True)
+class SuiteRun:
+    """Suite entries that differ only in their attack, run as one sweep: each model's clean pass (with its
+    input gradient) is made once for all of them instead of once per attack."""
+    attacks: tuple[str, ...]
+    entry: SuiteEntry  # the settings they share (its own attack is the first of ``attacks``)
+
+
+def suite_runs(suite: Suite) -> list[SuiteRun]:
+    """The suite's entries grouped into sweeps, in the order the suite first names each group."""
+    groups: dict[SuiteEntry, list[SuiteEntry]] = {}
+    for entry in suite.entries:
+        groups.setdefault(replace(entry, attack=""), []).append(entry)
+    return [SuiteRun(tuple(e.attack for e in entries), entries[0]) for entries in groups.values()]
+
+
+@dataclass(frozen=True)
 class Diff:
     cell: str
     expected: str
@@ -78,19 +94,22 @@ def read_suite(models_dir: str | os.PathLike) -> Suite:
 
 
 def run_suite(
-    models_dir: str | os.PathLike, on_entry: Callable[[int, int, SuiteEntry], None] | None = None,
+    models_dir: str | os.PathLike, on_run: Callable[[int, int, SuiteRun], None] | None = None,
     batch_size: int = 256,
 ) -> pd.DataFrame:
-    """Run every suite entry; the concatenated result rows."""
+    """Run every suite entry (entries that differ only in their attack as one sweep); the concatenated
+    result rows."""
     from .sweep import run_sweep
 
     suite = read_suite(models_dir)
+    runs = suite_runs(suite)
     frames = []
-    for i, entry in enumerate(suite.entries):
-        if on_entry:
-            on_entry(i, len(suite.entries), entry)
+    for i, run in enumerate(runs):
+        if on_run:
+            on_run(i, len(runs), run)
+        entry = run.entry
         refs = resolve_checkpoints(list(entry.models) or None, models_dir, strict=True)  # a gate skips nothing
-        frames.append(run_sweep(refs, [entry.attack], entry.eps, entry.dataset, eps_unit=entry.eps_unit,
+        frames.append(run_sweep(refs, list(run.attacks), entry.eps, entry.dataset, eps_unit=entry.eps_unit,
                             attack_args=dict(entry.attack_args), models_dir=models_dir, n=entry.n,
                             batch_size=batch_size, seed=suite.seed, device="cpu"))
     return pd.concat(frames, ignore_index=True)

@@ -50,6 +50,30 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           text=True, timeout=timeout, env=env)
 
 
+def invoke(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI in this process (``robust_attn.cli.main``, as the ``robust-attn`` script does): the exit
+    status, stdout and stderr ``run_cli`` would give, without a new interpreter's seconds of imports. For
+    commands that answer from their arguments (listings, user mistakes, a short training); what needs a
+    process of its own (signals, logging to stderr, a thread count, the script itself) keeps ``run_cli``."""
+    import contextlib
+    import io
+    from unittest import mock
+
+    from robust_attn.cli import main
+
+    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    with mock.patch.dict(os.environ, {"COLUMNS": "200"}), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        finally:
+            torch.set_num_threads(threads)  # --threads sets the process's torch threads
+    return subprocess.CompletedProcess(["robust-attn", *args], code, out.getvalue(), err.getvalue())
+
+
 DEFAULT_SWEEP_N = 200  # images per dataset: the README's first command, cut for speed
 
 

@@ -141,7 +141,7 @@ def test_parameters_are_typed_and_checked():
 
 def test_pgd_without_early_stop_is_torchattacks_pgd_and_early_stop_is_no_weaker(shipped, embedded_cifar):
     model = shipped["vgg_c10s"].model.eval()
-    x, y = embedded_cifar.float_batch(slice(0, 128))
+    x, y = embedded_cifar.float_batch(slice(0, 64))
     torch.manual_seed(3)
     reference = torchattacks.PGD(model, eps=2 / 255, alpha=0.5 / 255, steps=10, random_start=True)(x, y)
     plain = create_attack("pgd", model, 2 / 255, seed=3, early_stop=False)(x, y)

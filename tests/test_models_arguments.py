@@ -31,7 +31,7 @@ from robust_attn.study.spec import parse_study, recipe_key
 from robust_attn.train import TrainConfig, _config_record, train
 from robust_attn.train_defaults import TRAIN_DEFAULTS
 
-from .conftest import MODELS_DIR, run_cli
+from .conftest import MODELS_DIR, invoke
 
 W = 0.0625
 
@@ -171,11 +171,11 @@ def test_study_files_take_model_args_and_the_0_3_depth_key():
 
 # ------------------------------------------------------------------ the command line
 def test_model_arg_option_mirrors_attack_arg_and_depth_is_its_alias():
-    details = run_cli("models", "--details", "resnet", "--width", "0.0625", "--model-arg", "depth=8")
+    details = invoke("models", "--details", "resnet", "--width", "0.0625", "--model-arg", "depth=8")
     assert details.returncode == 0 and "depth            8" in details.stdout, details.stderr
     for args, message in ((["--model-arg", "dpeth=8"], "did you mean 'depth'"),
                           (["--model-arg", "depth=abc"], "depth must be an integer, got 'abc'"),
                           (["--model-arg", "depth"], "--model-arg expects KEY=VALUE"),
                           (["--model-arg", "depth=56", "--depth", "20"], "disagree")):
-        bad = run_cli("models", "--details", "resnet", *args)
+        bad = invoke("models", "--details", "resnet", *args)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr

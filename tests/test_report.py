@@ -16,7 +16,7 @@ from robust_attn.report.legacy import describe_results
 from robust_attn.results import RUNS_FILE, read_examples_csv, read_results_csv
 from robust_attn.sweep import AttackSpec, run_sweep
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, invoke, run_cli
 from .pages import section, text, top_html
 
 SECTIONS = ["banner", "verdicts", "toc", "accuracy", "attention-vs-baseline", "sanity", "summary", "attention-under-attack",
@@ -165,7 +165,7 @@ def test_panel_attack_is_chosen_among_attacks_with_artifacts(results, tmp_path):
     build_report([results / "a", results / "b"], out, panel_images=2, shift_images=8, panel_attack="pgd")
     assert set(pd.read_csv(out / "attention_shift.csv")["attack"]) == {"pgd"}
     assert "pgd at eps 8/255" in (out / "index.html").read_text()
-    bad = run_cli("report", str(results / "a"), "--out", str(tmp_path / "noise"), "--panel-attack", "noise")
+    bad = invoke("report", str(results / "a"), "--out", str(tmp_path / "noise"), "--panel-attack", "noise")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "has no attention artifacts" in bad.stderr and "fgsm" in bad.stderr
 
@@ -221,11 +221,11 @@ def test_report_cli_and_bad_input(results, tmp_path):
     ok = run_cli("report", str(results / "a"), "--out", str(tmp_path / "r"), "--panel-images", "2", "--shift-images", "8")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "r" / "index.html").exists()
-    missing = run_cli("report", str(tmp_path / "nope"), "--out", str(tmp_path / "r2"))
+    missing = invoke("report", str(tmp_path / "nope"), "--out", str(tmp_path / "r2"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "results.csv").write_text("model,eps\nx,0\n")
-    bad = run_cli("report", str(tmp_path / "bad"), "--out", str(tmp_path / "r3"))
+    bad = invoke("report", str(tmp_path / "bad"), "--out", str(tmp_path / "r3"))
     assert bad.returncode == 2 and "lacks result columns" in bad.stderr and not (tmp_path / "r3").exists()
 
 

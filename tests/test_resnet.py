@@ -16,7 +16,7 @@ from robust_attn.models.gates import GateBlock
 from robust_attn.models.resnet import resnet_layout
 from robust_attn.train import TrainConfig, _config_record, evaluate_accuracy, train
 
-from .conftest import MODELS_DIR, run_cli
+from .conftest import MODELS_DIR, invoke
 
 W = 0.0625
 GATED = [n for n in list_models() if get_model_cfg(n).gate is not None]
@@ -69,7 +69,7 @@ def test_models_without_depth_reject_it():
         create_model("vgg", width=W, depth=20)
     with pytest.raises(UserError, match="takes no depth"):
         TrainConfig("vgg-att3-concat-pc", "synthetic", model_args={"depth": 20}).validate()
-    result = run_cli("train", "vgg", "--dataset", "synthetic", "--depth", "20", "--out", "/tmp/never.pt")
+    result = invoke("train", "vgg", "--dataset", "synthetic", "--depth", "20", "--out", "/tmp/never.pt")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "takes no depth" in result.stderr
 
 
@@ -181,7 +181,7 @@ def test_mac_count_matches_a_hook_count(name, depth):
 
 
 def test_models_details_cli():
-    result = run_cli("models", "--details", "resnet-att2-concat-pc", "--width", "0.0625", "--depth", "56")
+    result = invoke("models", "--details", "resnet-att2-concat-pc", "--width", "0.0625", "--depth", "56")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in ("attended stages  2,3", "compatibility    pc", "combination      concat", "depth            56",
@@ -189,17 +189,17 @@ def test_models_details_cli():
         assert text in out, text
     params = sum(p.numel() for p in create_model("resnet-att2-concat-pc", width=W, depth=56).parameters())
     assert f"{params:,}" in out
-    cbam = run_cli("models", "--details", "vgg-cbam", "--width", "0.0625").stdout
+    cbam = invoke("models", "--details", "vgg-cbam", "--width", "0.0625").stdout
     assert "cbam after layers 2,4,7,10,13" in cbam and "[0, 1]" in cbam and "takes no depth" in cbam
-    assert "none (no spatial attention maps)" in run_cli("models", "--details", "resnet-se").stdout
-    bad = run_cli("models", "--details", "resnet-sa")
+    assert "none (no spatial attention maps)" in invoke("models", "--details", "resnet-se").stdout
+    bad = invoke("models", "--details", "resnet-sa")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "did you mean 'resnet-se'" in bad.stderr
-    bad = run_cli("models", "--details", "vgg", "--depth", "20")
+    bad = invoke("models", "--details", "vgg", "--depth", "20")
     assert bad.returncode == 2 and "takes no depth" in bad.stderr
 
 
 def test_models_list_shows_the_new_entries():
-    result = run_cli("models", "--width", "0.0625")
+    result = invoke("models", "--width", "0.0625")
     assert result.returncode == 0, result.stderr
     for name in ("resnet-att3-indep-dp", "resnet-se", "resnet-cbam", "vgg-se", "vgg-cbam"):
         assert name in result.stdout

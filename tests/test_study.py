@@ -19,7 +19,7 @@ from robust_attn.study import stats as st
 from robust_attn.study.members import find_members, train_members
 from robust_attn.study.spec import parse_study
 
-from .conftest import run_cli
+from .conftest import invoke, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "studies" / "attention-vs-baseline.toml"
@@ -349,7 +349,7 @@ def test_the_cli_runs_a_study_and_prints_the_verdicts(tiny_study):
     assert "vgg-att3-concat-pc" in proc.stdout and "verdict" in proc.stdout.lower()
     bad = folder / "bad.toml"
     bad.write_text(TINY.replace("epochs", "epoch"))
-    proc = run_cli("study", str(bad))
+    proc = invoke("study", str(bad))
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
 
 

@@ -13,7 +13,7 @@ from robust_attn.errors import UserError
 from robust_attn.models import create_model
 from robust_attn.train import TrainConfig, evaluate_accuracy, train
 
-from .conftest import MODELS_DIR, TEST_THREADS, run_cli
+from .conftest import MODELS_DIR, TEST_THREADS, invoke, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -253,12 +253,12 @@ def test_train_refuses_to_overwrite_a_checkpoint_without_force(tmp_path):
     out.write_bytes(b"an earlier result")
     args = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1", "--width", "0.125", "--threads", TEST_THREADS,
             "--out", str(out)]
-    refused = run_cli(*args)
+    refused = invoke(*args)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip() == f"error: checkpoint {out} exists; pass --force to overwrite (or --resume to continue it)"
     assert out.read_bytes() == b"an earlier result" and not out.with_name("m.pt.state").exists()
-    forced = run_cli(*args, "--force")
+    forced = invoke(*args, "--force")
     assert forced.returncode == 0, forced.stderr
     assert load_checkpoint(out).metadata["architecture"] == "vgg"
-    resumed = run_cli(*args, "--resume")  # --resume needs no --force, as before
+    resumed = invoke(*args, "--resume")  # --resume needs no --force, as before
     assert resumed.returncode == 0, resumed.stderr

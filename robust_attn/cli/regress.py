@@ -26,7 +26,7 @@ def regress_cmd(
     set_threads(threads)
     suite = read_suite(models_dir)
     err = Console(stderr=True)
-    actual = run_suite(models_dir, on_entry=lambda i, total, e: err.print(f"[{i + 1}/{total}] {e.attack} eps {e.eps}"))
+    actual = run_suite(models_dir, on_run=lambda i, total, r: err.print(f"[{i + 1}/{total}] {','.join(r.attacks)} eps {r.entry.eps}"))
     expected_path = models_dir / "regress_expected.csv"
     try:
         diffs = compare(read_expected(models_dir), actual, suite) if (expected_path.exists() or not update) else []

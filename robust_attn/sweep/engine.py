@@ -153,7 +153,7 @@ def run_sweep(
             for cell_settings in plan.all_settings():
                 store.check_conflict(cell_settings)
         with logged(store.out if store else None, plan.record(provenance, data_dir, n, ranks.world)):
-            return _run(plan, store, per_example, on_start, on_cell, ranks)
+            return _run(plan, store, per_example, on_start, on_cell, ranks, panels=out is not None)
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,10 @@ def _facts(ckpt: Checkpoint, spec: AttackSpec) -> dict[str, Any]:
             "ce_gradient": a.ce_gradient}
 
 
-def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks) -> Prepared:
-    """A private copy of the model on the device (the caller's model is left as it was)."""
+def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks, panels: bool) -> Prepared:
+    """A private copy of the model on the device (the caller's model is left as it was). ``panels``: record
+    the attention panels the report draws; only a run with a results folder keeps them, and a panel costs an
+    attention pass per attacked batch (the same on every process: it decides a collective)."""
     s, dev = plan.settings, plan.device
     net = copy.deepcopy(ckpt.model).to(dev).eval()
     if s.channels_last:
@@ -212,11 +214,12 @@ def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks) ->
         x = x.contiguous(memory_format=torch.channels_last)
     y = ev.images.y.to(dev)
     gradient = needs_gradient(plan.specs)
-    panel = PanelSpec() if any(wants_panel(net, a) for a in plan.specs) else None
+    panel = PanelSpec() if panels and any(wants_panel(net, a) for a in plan.specs) else None
     return prepare(model, net if panel else None, x, y, s.batch_size, ranks, gradient, panel)
 
 
-def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_cell, ranks: Ranks) -> pd.DataFrame:
+def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_cell, ranks: Ranks,
+         panels: bool) -> pd.DataFrame:
     writer = ranks.is_writer
     out_path = store.out if store else None
     on_start, on_cell = (on_start, on_cell) if writer else (None, None)
@@ -244,7 +247,7 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                 cells: list[Cell] = [f.cell for f in finished[:start]]
                 if start < len(grid):
                     if prepared is None:
-                        prepared = _prepare_model(ckpt, ev, plan, ranks)
+                        prepared = _prepare_model(ckpt, ev, plan, ranks, panels)
                     if get_attack_cfg(spec.name).eps_bounded:
                         previous = cells[start - 1] if start > 0 else None
                         walk = walk_bounded(prepared, spec, grid, start, previous, plan.settings.seed, plan.settings.fast_path)
