@@ -83,3 +83,13 @@ def test_gate_covers_the_worst_case_envelope_too(suite_dir, capsys):
     expected.to_csv(suite_dir / "regress_expected.csv", index=False)
     code, out = _regress(capsys, "--models-dir", str(suite_dir))
     assert code == 1 and "vgg_c10s fgsm eps=4/255" in out and "worst_case_n_correct" in out
+
+
+def test_entries_that_differ_only_in_their_attack_run_as_one_sweep():
+    from robust_attn.regress import Suite, SuiteEntry, suite_runs
+
+    fgsm, pgd = SuiteEntry("fgsm", "0:8:1"), SuiteEntry("pgd", "0:8:1")
+    other_grid, other_n = SuiteEntry("noise", "0,4"), SuiteEntry("noise", "0:8:1", n=64)
+    runs = suite_runs(Suite((fgsm, other_grid, pgd, other_n), seed=0, tolerance_deterministic=0, tolerance_randomized=0))
+    assert [r.attacks for r in runs] == [("fgsm", "pgd"), ("noise",), ("noise",)]
+    assert [r.entry for r in runs] == [fgsm, other_grid, other_n]
