@@ -49,6 +49,7 @@ class ThreatModelCfg:
     step_size: str = ""
     beta: float | None = None  # TRADES' weight of the robustness term
     fixed_steps: bool = False  # the attack takes no step count (FFGSM is one step)
+    cite: str = ""  # short form for help texts, e.g. 'Madry et al. 2018'
 
     @property
     def adversarial(self) -> bool:
@@ -56,21 +57,22 @@ class ThreatModelCfg:
 
 
 THREAT_MODELS: dict[ThreatModel, ThreatModelCfg] = {cfg.name: cfg for cfg in (
-    ThreatModelCfg(ThreatModel.STANDARD, "", "", "clean images only"),
+    ThreatModelCfg(ThreatModel.STANDARD, "", "", "clean images only", cite="clean images"),
     ThreatModelCfg(
         ThreatModel.PGD,
         "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018, arXiv:1706.06083",
-        "PGD", "cross-entropy on PGD examples (uniform random start)", eps="8/255", steps=7, step_size="2/255"),
+        "PGD", "cross-entropy on PGD examples (uniform random start)", eps="8/255", steps=7, step_size="2/255",
+        cite="Madry et al. 2018"),
     ThreatModelCfg(
         ThreatModel.TRADES,
         "Zhang et al., Theoretically Principled Trade-off between Robustness and Accuracy, ICML 2019, arXiv:1901.08573",
         "TPGD", "clean cross-entropy + beta x KL(clean || adversarial), KL-maximising PGD", eps="8/255", steps=10,
-        step_size="2/255", beta=6.0),
+        step_size="2/255", beta=6.0, cite="Zhang et al. 2019"),
     ThreatModelCfg(
         ThreatModel.FAST_FGSM,
         "Wong, Rice, Kolter, Fast is Better than Free: Revisiting Adversarial Training, ICLR 2020, arXiv:2001.03994",
         "FFGSM", "cross-entropy on one FGSM step of 1.25 eps from a uniform random start", eps="8/255", steps=1,
-        step_size="10/255", fixed_steps=True),
+        step_size="10/255", fixed_steps=True, cite="Wong et al. 2020"),
 )}
 
 
