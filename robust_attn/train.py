@@ -197,8 +197,9 @@ def train(
     every rank draws the same shuffled, augmented global batch and trains on its slice of it
     (``rank::world``), optionally with SyncBatchNorm; rank 0 alone writes files.
     """
-    cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule), "on_overfit": OnOverfit(cfg.on_overfit)})
-    cfg.validate()
+    cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule)})
+    cfg.validate()  # an unknown on_overfit is a UserError here, before the conversion below
+    cfg = TrainConfig(**{**vars(cfg), "on_overfit": OnOverfit(cfg.on_overfit)})
     threat = cfg.threat()
     out = Path(out)
     device = resolve_device(cfg.device)
