@@ -1,5 +1,11 @@
 """Training: SGD with momentum and weight decay, the paper's step schedule or one-cycle,
-batched tensor augmentation (random crop with 4-pixel zero padding + horizontal flip).
+batched tensor augmentation (random crop with 4-pixel zero padding + horizontal flip), on clean
+images (``threat_model="standard"``) or adversarially (PGD, TRADES, fast FGSM: see
+:mod:`robust_attn.threat_models` and :mod:`robust_attn.threat_training`).
+
+Adversarial training holds out a slice of the training split and measures it every epoch (clean,
+FGSM, PGD-10: :mod:`robust_attn.holdout`); the checkpoint keeps the epoch with the best held-out PGD
+accuracy and records the curves, the final epoch and any catastrophic overfitting detected.
 
 Deterministic on CPU for a given seed and thread count: shuffling and augmentation draw from
 one seeded generator. A training state is saved after every epoch so ``resume=True`` continues
@@ -29,10 +35,14 @@ from .devices import resolve_device
 from .distributed import Ranks
 from .errors import UserError, require_int
 from .files import atomic_write_bytes
+from .holdout import (HeldoutEpoch, PGD_STEPS, best_epoch, catastrophic_overfitting, evaluate_holdout, holdout_size,
+                      overfitting_rule, split_holdout)
 from .models import check_model_args, create_model
-from .train_defaults import TRAIN_DEFAULTS, Schedule
+from .threat_models import Threat, ThreatModel, resolve_threat
+from .threat_training import check_input_gradients, make_crafter, training_loss
+from .train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule
 
-__all__ = ["EpochStats", "Schedule", "TrainConfig", "augment_batch", "evaluate_accuracy", "train"]
+__all__ = ["EpochStats", "OnOverfit", "Schedule", "TrainConfig", "augment_batch", "evaluate_accuracy", "train"]
 
 log = logging.getLogger(__name__)
 D = TRAIN_DEFAULTS
@@ -59,6 +69,19 @@ class TrainConfig:
     device: str = "auto"
     download: bool = False
     model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # the training threat model (robust_attn.threat_models); None: the threat model's paper default
+    threat_model: str = D.threat_model
+    threat_eps: str | None = None  # '8/255' or '0.1'
+    threat_steps: int | None = None
+    threat_step_size: str | None = None
+    trades_beta: float | None = None
+    holdout: int | None = None  # held-out training images; None: 10% capped at 500 (adversarial), 0 (standard)
+    on_overfit: OnOverfit = D.on_overfit
+
+    def threat(self) -> Threat:
+        """The resolved training threat model (a :class:`UserError` for bad options)."""
+        return resolve_threat(self.threat_model, self.threat_eps, self.threat_steps, self.threat_step_size,
+                              self.trades_beta)
 
     def __getattr__(self, name: str) -> Any:
         model_args = self.__dict__.get("model_args", {})
@@ -81,6 +104,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UserError(f"{name} must be a non-negative number, got {value!r}")
+        self.threat()
+        if self.holdout is not None:
+            require_int("--holdout", self.holdout, 0)
+        try:
+            OnOverfit(self.on_overfit)
+        except ValueError:
+            raise UserError(f"--on-overfit must be one of {[o.value for o in OnOverfit]}, got {self.on_overfit!r}") from None
 
 
 class EpochStats(NamedTuple):
@@ -89,6 +119,27 @@ class EpochStats(NamedTuple):
     train_loss: float
     train_accuracy: float
     test_accuracy: float
+    heldout: HeldoutEpoch | None = None  # with a held-out slice
+    overfit: bool = False  # catastrophic overfitting detected at this epoch
+
+
+@dataclass
+class TrainingWatch:
+    """What the held-out slice has shown so far; saved in the training state so a resumed run keeps it."""
+
+    curve: list[HeldoutEpoch] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None  # the weights of best_epoch(curve) (adversarial training)
+    overfit: list[dict[str, Any]] = field(default_factory=list)  # catastrophic overfitting: epoch and action
+    stopped: bool = False  # stopped early by --on-overfit stop
+
+    def state(self) -> dict[str, Any]:
+        return {"curve": [p.record() for p in self.curve], "best_state": self.best_state,
+                "overfit": list(self.overfit), "stopped": self.stopped}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> TrainingWatch:
+        return cls([HeldoutEpoch(**p) for p in state["curve"]], state["best_state"], list(state["overfit"]),
+                   bool(state["stopped"]))
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -147,7 +198,9 @@ def train(
     (``rank::world``), optionally with SyncBatchNorm; rank 0 alone writes files.
     """
     cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule)})
-    cfg.validate()
+    cfg.validate()  # an unknown on_overfit is a UserError here, before the conversion below
+    cfg = TrainConfig(**{**vars(cfg), "on_overfit": OnOverfit(cfg.on_overfit)})
+    threat = cfg.threat()
     out = Path(out)
     device = resolve_device(cfg.device)
     if sync_batchnorm and device.type != "cuda":
@@ -169,7 +222,16 @@ def train(
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                 nesterov=False)
-    train_set = splits.train
+    # standard training without --holdout: size 0, the training split itself, as before
+    train_set, held = split_holdout(splits.train, holdout_size(len(splits.train), cfg.holdout, threat.adversarial),
+                                    cfg.seed)
+    # the held-out attacks' eps: the threat model's, or for standard training PGD training's default
+    watch_eps = threat.eps if threat.adversarial else resolve_threat(ThreatModel.PGD).eps
+    craft = None
+    if threat.adversarial:
+        check_input_gradients(net, tuple(train_set.x.shape[1:]), device, cfg.architecture)
+        craft = make_crafter(threat, net)
+    watch = TrainingWatch()
     n = len(train_set)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     scheduler = _make_scheduler(cfg, optimizer, steps_per_epoch)
@@ -186,11 +248,14 @@ def train(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, seconds = state["epoch"], state["seconds"]
+        watch = TrainingWatch.from_state(state["watch"]) if "watch" in state else watch
         log.info("resuming %s from epoch %d", out, start_epoch)
     use_amp = device.type == "cuda"
     loss_fn = nn.CrossEntropyLoss()
     test_accuracy = float("nan")
     for epoch in range(start_epoch, cfg.epochs):
+        if watch.stopped:
+            break
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=generator)
@@ -207,9 +272,13 @@ def train(
                 xb, yb = xb.pin_memory(), yb.pin_memory()
             x = xb.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=torch.channels_last)
             y = yb.to(device, non_blocking=True)
+            x_adv = craft(x, y) if craft is not None else None  # in fp32, outside autocast
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
-                logits = model(x)
-                loss = loss_fn(logits, y)
+                if x_adv is not None:
+                    loss, logits = training_loss(threat, model, x, x_adv, y)
+                else:
+                    logits = model(x)
+                    loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -220,18 +289,35 @@ def train(
             if on_batch and ranks.is_writer:
                 on_batch(step + 1, steps_per_epoch, total_loss / seen, total_correct / seen)
         test_accuracy = evaluate_accuracy(net, splits.test, device=device)
+        point, overfit = None, False
+        if held is not None:
+            point = HeldoutEpoch(epoch + 1, *evaluate_holdout(net, held, watch_eps, cfg.seed, device), test_accuracy)
+            overfit = _watch_epoch(watch, point, net, optimizer, cfg, threat)
         seconds += time.perf_counter() - t0
-        stats = EpochStats(epoch + 1, cfg.epochs, total_loss / max(seen, 1), total_correct / max(seen, 1), test_accuracy)
-        log.info("epoch %d/%d loss %.4f train acc %.4f test acc %.4f", *stats)
+        stats = EpochStats(epoch + 1, cfg.epochs, total_loss / max(seen, 1), total_correct / max(seen, 1), test_accuracy,
+                           point, overfit)
+        log.info("epoch %d/%d loss %.4f train acc %.4f test acc %.4f", *stats[:5])
         if on_epoch and ranks.is_writer:
             on_epoch(stats)
         if ranks.is_writer:
-            _save_state(state_path, cfg, net, optimizer, scheduler, generator, epoch + 1, seconds)
+            _save_state(state_path, cfg, net, optimizer, scheduler, generator, watch, epoch + 1, seconds)
+    final = {"epoch": watch.curve[-1].epoch if watch.curve else cfg.epochs, "test_clean": test_accuracy}
+    kept = None
+    if threat.adversarial and watch.curve:  # robust overfitting: keep the best held-out PGD epoch (Rice et al.)
+        kept = best_epoch(watch.curve)
+        net.load_state_dict(watch.best_state)
+        test_accuracy = kept.test_clean
+        final = watch.curve[-1].record()
     if math.isnan(test_accuracy):  # resumed a finished run: measure again
         test_accuracy = evaluate_accuracy(net, splits.test, device=device)
     if not ranks.is_writer:
         return out
     net = net.cpu().eval()
+    identity: dict[str, Any] = {"training_threat_model": threat.name}
+    if threat.adversarial:
+        identity["training_threat"] = threat.record()
+    if held is not None:
+        identity.update(_holdout_record(held, watch, watch_eps, cfg, threat, kept, final))
     path = save_checkpoint(net, out, {
         "dataset": cfg.dataset,
         "clean_accuracy": test_accuracy,
@@ -243,9 +329,53 @@ def train(
         "threads": torch.get_num_threads(),
         "processes": ranks.world,
         "version": __version__,
+        **identity,
     })
     state_path.unlink(missing_ok=True)
     return path
+
+
+def _watch_epoch(watch: TrainingWatch, point: HeldoutEpoch, net: nn.Module, optimizer: torch.optim.Optimizer,
+                 cfg: TrainConfig, threat: Threat) -> bool:
+    """Record an epoch's held-out numbers; for adversarial training keep the best epoch's weights and act
+    on catastrophic overfitting (``cfg.on_overfit``). True when it was detected at this epoch."""
+    watch.curve.append(point)
+    log.info("held-out epoch %d: clean %.4f fgsm %.4f pgd-%d %.4f", point.epoch, point.clean, point.fgsm, PGD_STEPS,
+             point.pgd)
+    if not threat.adversarial:
+        return False
+    if best_epoch(watch.curve) is point:
+        watch.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    if not catastrophic_overfitting(watch.curve):
+        return False
+    action = OnOverfit(cfg.on_overfit)
+    watch.overfit.append({"epoch": point.epoch, "action": action.value})
+    log.warning("catastrophic overfitting at epoch %d (%s); --on-overfit %s", point.epoch, overfitting_rule(),
+                action.value)
+    if action is OnOverfit.STOP:
+        watch.stopped = True
+    elif action is OnOverfit.ROLLBACK:  # the best epoch's weights, momentum started afresh
+        net.load_state_dict(watch.best_state)
+        optimizer.state.clear()
+    return True
+
+
+def _holdout_record(held: ImageSet, watch: TrainingWatch, eps: float, cfg: TrainConfig, threat: Threat,
+                    kept: HeldoutEpoch | None, final: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint metadata of the held-out slice: how it was measured, the per-epoch curves, the
+    epoch kept and the final epoch, and catastrophic overfitting (rule and events)."""
+    record: dict[str, Any] = {
+        "holdout": {"size": len(held), "seed": cfg.seed, "eps": eps, "attacks": ["fgsm", f"pgd-{PGD_STEPS}"],
+                    "kept": "best held-out pgd accuracy" if kept else "final epoch"},
+        "heldout_curves": [p.record() for p in watch.curve],
+        "epochs_trained": watch.curve[-1].epoch if watch.curve else 0,
+    }
+    if threat.adversarial:
+        record["kept_epoch"] = kept.record() if kept else None
+        record["final_epoch"] = final
+        record["catastrophic_overfitting"] = {"rule": overfitting_rule(), "detected": list(watch.overfit),
+                                              "on_overfit": OnOverfit(cfg.on_overfit).value}
+    return record
 
 
 def _config_record(cfg: TrainConfig) -> dict:
@@ -253,12 +383,34 @@ def _config_record(cfg: TrainConfig) -> dict:
     model arguments given (unset ones left out) flat beside them, as 0.3 recorded ``depth``, so that
     studies match checkpoints of either version and records without model arguments keep their keys."""
     record = {k: (v.value if isinstance(v, Enum) else v) for k, v in vars(cfg).items()
-              if k not in ("data_dir", "device", "model_args")}
+              if k not in ("data_dir", "device", "model_args", *THREAT_FIELDS)}
     record.update({k: v for k, v in cfg.model_args.items() if v is not None})
+    record.update(threat_record(cfg))
     return record
 
 
-def _save_state(path: Path, cfg, model, optimizer, scheduler, generator, epoch: int, seconds: float) -> None:
+# TrainConfig fields of the training threat model: recorded resolved and only for adversarial training (and
+# ``holdout`` when given), so a standard run records exactly the keys it recorded before threat models existed.
+THREAT_FIELDS = ("threat_model", "threat_eps", "threat_steps", "threat_step_size", "trades_beta", "holdout",
+                 "on_overfit")
+
+
+def threat_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The threat-model part of a recorded training configuration, every default resolved (``{}`` for
+    standard training without a held-out slice)."""
+    threat = cfg.threat()
+    record: dict[str, Any] = {}
+    if threat.adversarial:
+        record = {"threat_model": threat.name, "threat_eps": threat.eps_label, "threat_steps": threat.steps,
+                  "threat_step_size": threat.step_size_label, "trades_beta": threat.beta,
+                  "on_overfit": OnOverfit(cfg.on_overfit).value}
+    if threat.adversarial or cfg.holdout is not None:
+        record["holdout"] = cfg.holdout
+    return record
+
+
+def _save_state(path: Path, cfg, model, optimizer, scheduler, generator, watch: TrainingWatch, epoch: int,
+                seconds: float) -> None:
     buf = io.BytesIO()
     torch.save({
         "config": _config_record(cfg),
@@ -267,6 +419,7 @@ def _save_state(path: Path, cfg, model, optimizer, scheduler, generator, epoch: 
         "scheduler": scheduler.state_dict(),
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
+        "watch": watch.state(),
         "epoch": epoch,
         "seconds": seconds,
     }, buf)

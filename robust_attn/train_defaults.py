@@ -15,6 +15,19 @@ class Schedule(StrEnum):
     STEP = "step"  # the paper: lr x 0.5 every 25 epochs
 
 
+class OnOverfit(StrEnum):
+    """What adversarial training does when it detects catastrophic overfitting (see
+    :mod:`robust_attn.holdout`). ``stop`` is the default: the checkpoint keeps the epoch with the best
+    held-out PGD accuracy anyway (Rice et al. 2020), which precedes the collapse, and after a collapse
+    PGD accuracy rarely recovers (Wong et al. 2020), so the remaining epochs would cost time for
+    weights that are not kept. ``rollback`` returns to the best epoch's weights (fresh momentum) and
+    trains the remaining epochs of the schedule; ``continue`` only records it."""
+
+    STOP = "stop"
+    ROLLBACK = "rollback"
+    CONTINUE = "continue"
+
+
 @dataclass(frozen=True)
 class TrainDefaults:
     """What a training run uses for every hyperparameter it is not given (CPU scale: width 0.125)."""
@@ -28,6 +41,12 @@ class TrainDefaults:
     weight_decay: float = 5e-4
     schedule: Schedule = Schedule.ONECYCLE
     augment: bool = True
+    threat_model: str = "standard"  # see robust_attn.threat_models (each threat model's own defaults there)
+    # the held-out slice of the training split, for adversarial threat models (standard: none unless asked):
+    # 10% of the training images, at most 500, drawn from the seed
+    holdout_fraction: float = 0.1
+    holdout_max: int = 500
+    on_overfit: OnOverfit = OnOverfit.STOP
 
 
 TRAIN_DEFAULTS = TrainDefaults()

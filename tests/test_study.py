@@ -95,6 +95,11 @@ def test_a_valid_study_resolves_defaults_and_paths(tmp_path):
     ({"train__depth": 20}, "none of ['vgg', 'vgg-att3-concat-pc'] takes a depth"),
     ({"evaluate__dataset": "fashion-mnist-embedded"}, "[evaluate] dataset 'fashion-mnist-embedded' (1 channels"),
     ({"train__depth": 21, "architectures": ["resnet", "resnet-se"]}, "[train]:"),
+    ({"train__threat_model": "pdg"}, "[train]: unknown training threat model 'pdg'; did you mean 'pgd'?"),
+    ({"train__threat_model": "pgd", "train__threat_eps": 2}, "--threat-eps must lie in [0, 1]"),
+    ({"train__threat_model": "trades", "train__trades_beta": -1}, "[train] trades_beta must be a number >= 0"),
+    ({"train__threat_model": "pgd", "train__threat_steps": 0}, "[train] threat_steps must be an integer >= 1"),
+    ({"train__on_overfit": "halt"}, "[train] on_overfit must be one of"),
 ])
 def test_bad_study_files_are_one_line_errors(changes, expected):
     assert expected in _error(_raw(**changes))

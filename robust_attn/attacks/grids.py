@@ -83,3 +83,22 @@ def parse_eps_grid(spec: str, unit: str | EpsUnit = EpsUnit.PER_255) -> EpsGrid:
         ("0" if p == 0 else f"{_format(p)}/255") if unit is EpsUnit.PER_255 else _format(p) for p in points
     )
     return EpsGrid(tuple(float(p / scale) for p in points), labels, unit)
+
+
+def parse_eps_value(text: str, what: str = "eps") -> tuple[float, str]:
+    """One budget in raw pixel units, written as a fraction (``'8/255'``) or a decimal (``'0.1'``):
+    ``(value, label)``. The label keeps the per-255 form when the text was a fraction of 255, so a
+    record reads ``8/255`` as the papers write it. Parsed with the grid's own number rule (exact
+    fractions); outside [0, 1] is a :class:`UserError` naming ``what``."""
+    spec = str(text).strip()
+    if not spec or "," in spec or ":" in spec:
+        raise UserError(f"{what} must be one number such as 8/255 or 0.1, got {text!r}")
+    try:
+        value = _number(spec, spec)
+    except UserError:
+        raise UserError(f"{what} must be a number such as 8/255 or 0.1 in [0, 1], got {text!r}") from None
+    if value > 1:
+        raise UserError(f"{what} must lie in [0, 1] (pixel units), got {text!r}")
+    per_255 = value * 255
+    label = f"{_format(per_255)}/255" if "/" in spec and per_255.denominator == 1 and value else _format(value)
+    return float(value), label

@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UserError
+from ..threat_models import THREAT_MODELS
 from ..train_defaults import TRAIN_DEFAULTS as D
 from .application import app
 from .options import BatchSize, DataDir, Depth, Device, ModelArgs, Seed, Threads, Width, command_line, model_arg_text, set_threads
+
+# "standard (clean images), pgd (Madry et al. 2018), ...": the registry's names and papers
+THREAT_HELP = ", ".join(f"{name.value} ({cfg.cite})" for name, cfg in THREAT_MODELS.items())
+
+
+def _paper_defaults(attr: str) -> str:
+    """'pgd 7, trades 10, fast-fgsm 1': each adversarial threat model's default for ``attr``, from the registry."""
+    return ", ".join(f"{name.value} {getattr(cfg, attr):g}" if isinstance(getattr(cfg, attr), float)
+                     else f"{name.value} {getattr(cfg, attr)}"
+                     for name, cfg in THREAT_MODELS.items() if cfg.adversarial and getattr(cfg, attr) not in (None, ""))
 
 
 @app.command("train")
@@ -34,22 +45,44 @@ def train_cmd(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint at --out.")] = False,
     manifest: Annotated[bool, typer.Option("--manifest", help="Record the checkpoint in manifest.json beside it.")] = False,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun: synchronise BatchNorm statistics across ranks.")] = False,
+    threat: Annotated[str, typer.Option("--threat", help=f"Training threat model: {THREAT_HELP}.")] = D.threat_model,
+    threat_eps: Annotated[Optional[str], typer.Option(
+        "--threat-eps", help=f"Linf budget of the training attack, e.g. 8/255 or 0.1 (default: {_paper_defaults('eps')}).")] = None,
+    threat_steps: Annotated[Optional[int], typer.Option(
+        "--threat-steps", help=f"Attack steps per batch (default: {_paper_defaults('steps')}).")] = None,
+    threat_step_size: Annotated[Optional[str], typer.Option(
+        "--threat-step-size", help=f"Attack step size, e.g. 2/255 (default: {_paper_defaults('step_size')}).")] = None,
+    trades_beta: Annotated[Optional[float], typer.Option(
+        "--trades-beta", help=f"TRADES' weight of the KL term (default: {_paper_defaults('beta')}).")] = None,
+    holdout: Annotated[Optional[int], typer.Option(
+        "--holdout", help=f"Training images held out and measured each epoch (clean, FGSM, PGD-10) (default: adversarial "
+                          f"training {D.holdout_fraction:.0%} of them, at most {D.holdout_max}; standard none).")] = None,
+    on_overfit: Annotated[str, typer.Option(
+        "--on-overfit", help="On catastrophic overfitting: stop (keep the best held-out epoch), rollback (to it, "
+                             "and train on) or continue.")] = D.on_overfit.value,
 ) -> None:
     """Train MODEL and write a checkpoint carrying its metadata.
 
     Under `torchrun --nproc-per-node N -m robust_attn train ...` training uses DistributedDataParallel
     (gloo on CPU, nccl on GPU); rank 0 writes the checkpoint.
+
+    `--threat pgd|trades|fast-fgsm` trains adversarially (Madry 2018, Zhang 2019, Wong 2020) and keeps the
+    epoch with the best PGD accuracy on a held-out slice of the training images.
     """
     from ..distributed import init_from_env, local_device, shutdown
     from ..files import ensure_dir
     from ..models import get_model_cfg, parse_model_args
-    from ..train import Schedule, TrainConfig, train
+    from ..train import OnOverfit, Schedule, TrainConfig, train
     from .progress import CommandProgress
 
     try:
         sched = Schedule(schedule)
     except ValueError:
         raise UserError(f"--schedule must be one of {[s.value for s in Schedule]}, got {schedule!r}") from None
+    try:
+        overfit_action = OnOverfit(on_overfit)
+    except ValueError:
+        raise UserError(f"--on-overfit must be one of {[o.value for o in OnOverfit]}, got {on_overfit!r}") from None
     set_threads(threads)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory, expected a checkpoint file path")
@@ -60,7 +93,9 @@ def train_cmd(
     model_args = parse_model_args(get_model_cfg(model), text) if text else {}
     cfg = TrainConfig(model, dataset, str(data_dir) if data_dir else None, epochs, width, seed, batch_size, lr,
                       weight_decay=weight_decay, schedule=sched, device=local_device(device), download=download,
-                      model_args=model_args)
+                      model_args=model_args, threat_model=threat, threat_eps=threat_eps, threat_steps=threat_steps,
+                      threat_step_size=threat_step_size, trades_beta=trades_beta, holdout=holdout,
+                      on_overfit=overfit_action)
     cfg.validate()
     if ranks.is_writer:
         ensure_dir(out.parent, "checkpoint directory")
@@ -74,8 +109,11 @@ def train_cmd(
 
         def on_epoch(stats) -> None:
             if ranks.is_writer:
+                held = "" if stats.heldout is None else (
+                    f" | held-out clean {stats.heldout.clean:.4f} fgsm {stats.heldout.fgsm:.4f} pgd {stats.heldout.pgd:.4f}")
+                overfit = " | CATASTROPHIC OVERFITTING" if stats.overfit else ""
                 bars.print(f"epoch {stats.epoch}/{stats.epochs}: loss {stats.train_loss:.4f} "
-                           f"train acc {stats.train_accuracy:.4f} test acc {stats.test_accuracy:.4f}")
+                           f"train acc {stats.train_accuracy:.4f} test acc {stats.test_accuracy:.4f}{held}{overfit}")
             bars.update(task, description=f"{model} epoch {min(stats.epoch + 1, epochs)}/{epochs}", completed=0)
 
         completed = False

@@ -33,6 +33,13 @@ Example (``studies/attention-vs-baseline.toml``)::
 
 ``[train] model_args = { depth = 56 }`` sets the architectures' own options (here a ResNet's depth),
 each for the architectures that declare it; 0.3's ``depth = 56`` is read as that.
+
+``[train] threat_model = "pgd"`` (or ``trades``, ``fast-fgsm``; default ``standard``) trains every
+member adversarially, with ``threat_eps = "8/255"``, ``threat_steps``, ``threat_step_size``,
+``trades_beta``, ``holdout`` and ``on_overfit`` as the ``train`` command's options (unset: the
+paper's defaults, :mod:`robust_attn.threat_models`). The threat model is part of every member's key,
+so a standard checkpoint is never taken for an adversarially trained member, nor one trained against
+another threat or budget.
 """
 from __future__ import annotations
 
@@ -52,15 +59,18 @@ from ..errors import UserError, require_int
 from ..models import get_model_cfg, list_models
 from ..sweep import AttackSpec
 from ..run.inputs import check_grid_norms
+from ..threat_models import resolve_threat
 from ..train import TrainConfig
-from ..train_defaults import TRAIN_DEFAULTS, Schedule
+from ..train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule
 
 D = TRAIN_DEFAULTS
 TOP_KEYS = ("name", "description", "architectures", "seeds", "checkpoints", "baselines", "train", "evaluate")
 # ``depth = 56`` (0.3's key) is read as ``model_args = { depth = 56 }``.
 MODEL_ARG_ALIASES = ("depth",)
+# the training threat model's keys, named as TrainConfig's fields (the train command's --threat options)
+THREAT_KEYS = ("threat_model", "threat_eps", "threat_steps", "threat_step_size", "trades_beta", "holdout", "on_overfit")
 TRAIN_KEYS = ("dataset", "data_dir", "epochs", "width", "model_args", *MODEL_ARG_ALIASES, "batch_size", "lr", "momentum",
-              "weight_decay", "schedule", "augment")
+              "weight_decay", "schedule", "augment", *THREAT_KEYS)
 EVALUATE_KEYS = ("dataset", "data_dir", "n", "attacks", "eps", "eps_unit", "attack_args", "seed", "batch_size")
 TOP_REQUIRED = ("name", "architectures", "seeds", "train", "evaluate")
 
@@ -87,13 +97,21 @@ class Recipe:
     augment: bool = D.augment
     # the architectures' own options; each goes to the architectures that declare it (others: their defaults)
     model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    threat_model: str = D.threat_model
+    threat_eps: str | None = None
+    threat_steps: int | None = None
+    threat_step_size: str | None = None
+    trades_beta: float | None = None
+    holdout: int | None = None
+    on_overfit: OnOverfit = D.on_overfit
 
     def train_config(self, architecture: str, seed: int, device: str = "auto") -> TrainConfig:
         declared = get_model_cfg(architecture).model_args
         return TrainConfig(architecture, self.dataset, None if self.data_dir is None else str(self.data_dir),
                            self.epochs, self.width, seed, self.batch_size, self.lr, self.momentum,
                            self.weight_decay, self.schedule, self.augment, device,
-                           model_args={k: v for k, v in self.model_args.items() if k in declared})
+                           model_args={k: v for k, v in self.model_args.items() if k in declared},
+                           **{k: getattr(self, k) for k in THREAT_KEYS})
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,23 @@ def recipe_key(train_config: Mapping[str, Any]) -> tuple:
     declared = get_model_cfg(arch).model_args if arch in list_models() else {}
     given = {**{k: record[k] for k in declared if k in record}, **dict(record.get("model_args") or {})}
     args = tuple((k, default if given.get(k) is None else given[k]) for k, default in declared.items())
-    return tuple(record.get(k) for k in RECIPE_FIELDS) + args
+    return tuple(record.get(k) for k in RECIPE_FIELDS) + args + threat_key(record)
+
+
+def threat_key(record: Mapping[str, Any]) -> tuple:
+    """The training threat model's part of a recipe key, every default resolved, so an unset option and
+    the paper's value written out compare equal, and a record without threat keys (standard training,
+    any version) reads as ``standard``."""
+    try:
+        threat = resolve_threat(record.get("threat_model") or "standard", record.get("threat_eps"),
+                                record.get("threat_steps"), record.get("threat_step_size"), record.get("trades_beta"))
+    except UserError:  # a record no training could have written: matches nothing the study asks for
+        return ("invalid", *(str(record.get(k)) for k in THREAT_KEYS))
+    holdout = record.get("holdout")
+    if not threat.adversarial:
+        return (threat.name, holdout)
+    return (threat.name, threat.eps, threat.steps, threat.step_size, threat.beta, holdout,
+            str(record.get("on_overfit") or D.on_overfit.value))
 
 
 def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str, required: tuple[str, ...] = ()) -> None:
@@ -221,6 +255,11 @@ def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
     augment = raw.get("augment", D.augment)
     if not isinstance(augment, bool):
         raise UserError(f"[train] augment must be true or false, got {augment!r}")
+    try:
+        on_overfit = OnOverfit(raw.get("on_overfit", D.on_overfit.value))
+    except ValueError:
+        raise UserError(f"[train] on_overfit must be one of {[o.value for o in OnOverfit]}, "
+                        f"got {raw['on_overfit']!r}") from None
     return Recipe(
         dataset=dataset,
         data_dir=_path(raw["data_dir"], base, "[train] data_dir") if "data_dir" in raw else None,
@@ -233,7 +272,24 @@ def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
         schedule=schedule,
         augment=augment,
         model_args=_model_args(raw),
+        threat_model=_string(raw.get("threat_model", D.threat_model), "[train] threat_model"),
+        threat_eps=_budget(raw.get("threat_eps"), "[train] threat_eps"),
+        threat_steps=None if raw.get("threat_steps") is None else require_int("[train] threat_steps", raw["threat_steps"], 1),
+        threat_step_size=_budget(raw.get("threat_step_size"), "[train] threat_step_size"),
+        trades_beta=None if raw.get("trades_beta") is None else _number(raw["trades_beta"], "[train] trades_beta",
+                                                                        strict=False),
+        holdout=None if raw.get("holdout") is None else require_int("[train] holdout", raw["holdout"], 0),
+        on_overfit=on_overfit,
     )
+
+
+def _budget(value: Any, what: str) -> str | None:
+    """An eps or step size as the train command takes it: text ('8/255') or a TOML number (0.1)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UserError(f"{what} must be a number or text such as \"8/255\", got {value!r}")
+    return value if isinstance(value, str) else repr(float(value))
 
 
 def _model_args(raw: Mapping[str, Any]) -> dict[str, Any]:
