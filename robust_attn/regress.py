@@ -58,10 +58,15 @@ class SuiteRun:
 
 
 def suite_runs(suite: Suite) -> list[SuiteRun]:
-    """The suite's entries grouped into sweeps, in the order the suite first names each group."""
-    groups: dict[SuiteEntry, list[SuiteEntry]] = {}
+    """The suite's entries grouped into sweeps, in the order the suite first names each group. Grouped by
+    their text (attack arguments are checked later, by the sweep, and need not be hashable); an attack named
+    twice with the same settings is an error naming the suite file."""
+    groups: dict[str, list[SuiteEntry]] = {}
     for entry in suite.entries:
-        groups.setdefault(replace(entry, attack=""), []).append(entry)
+        group = groups.setdefault(repr(replace(entry, attack="")), [])
+        if any(e.attack == entry.attack for e in group):
+            raise UserError(f"{SUITE_FILE} lists attack {entry.attack!r} twice with the same settings")
+        group.append(entry)
     return [SuiteRun(tuple(e.attack for e in entries), entries[0]) for entries in groups.values()]
 
 

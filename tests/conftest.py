@@ -34,7 +34,7 @@ def interruptible_sweep_cmd(out: Path, n: int, *extra: str) -> list[str]:
     """The sweep the interruption tests stop: PGD on the shipped vgg_c10s over eps 0:0.8:0.1, one thread.
 
     At eps <= 0.8/255 a quarter or more of the points stay robust at every eps, so every cell has work
-    (about 1 s per cell on 120 images) and a signal sent after the first cells lands inside the run. On
+    (most of a second per cell on 60 to 200 images) and a signal sent after the first cells lands inside the run. On
     0:8:1 vgg_c10s has no robust points left from 4/255 on, those cells finish at once and a kill could
     arrive after the run had ended.
     """
@@ -50,11 +50,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           text=True, timeout=timeout, env=env)
 
 
-def invoke(*args: str) -> subprocess.CompletedProcess:
-    """Run the CLI in this process (``robust_attn.cli.main``, as the ``robust-attn`` script does): the exit
-    status, stdout and stderr ``run_cli`` would give, without a new interpreter's seconds of imports. For
-    commands that answer from their arguments (listings, user mistakes, a short training); what needs a
-    process of its own (signals, logging to stderr, a thread count, the script itself) keeps ``run_cli``."""
+def invoke(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI in this process (``robust_attn.cli.main``, as the ``robust-attn`` script does) in ``cwd``
+    (the repository root, as ``run_cli``): the exit status, stdout and stderr ``run_cli`` would give, without a
+    new interpreter's seconds of imports. For commands that answer from their arguments (listings, user
+    mistakes, a one-epoch training); the process is left as it was (working folder, ``sys.argv``, torch's thread
+    count and random state). What a run must show across processes or through its own process (determinism
+    between interpreters, signals, warnings logged to stderr, the script itself) keeps ``run_cli``."""
     import contextlib
     import io
     from unittest import mock
@@ -62,7 +64,8 @@ def invoke(*args: str) -> subprocess.CompletedProcess:
     from robust_attn.cli import main
 
     out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
-    with mock.patch.dict(os.environ, {"COLUMNS": "200"}), contextlib.redirect_stdout(out), \
+    with mock.patch.dict(os.environ, {"COLUMNS": "200"}), mock.patch.object(sys, "argv", ["robust-attn", *args]), \
+            contextlib.chdir(cwd or ROOT), torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         try:
             main(list(args))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from robust_attn.cli import main
+from robust_attn.errors import UserError
 
 from .conftest import MODELS_DIR
 
@@ -93,3 +94,7 @@ def test_entries_that_differ_only_in_their_attack_run_as_one_sweep():
     runs = suite_runs(Suite((fgsm, other_grid, pgd, other_n), seed=0, tolerance_deterministic=0, tolerance_randomized=0))
     assert [r.attacks for r in runs] == [("fgsm", "pgd"), ("noise",), ("noise",)]
     assert [r.entry for r in runs] == [fgsm, other_grid, other_n]
+    unchecked = SuiteEntry("pgd", "0:8:1", attack_args=(("steps", [3]),))  # the sweep, not the grouping, refuses it
+    assert [r.attacks for r in suite_runs(Suite((fgsm, unchecked), 0, 0, 0))] == [("fgsm",), ("pgd",)]
+    with pytest.raises(UserError, match="regress_suite.json lists attack 'fgsm' twice"):
+        suite_runs(Suite((fgsm, other_grid, fgsm), 0, 0, 0))

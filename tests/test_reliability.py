@@ -10,7 +10,7 @@ from filelock import FileLock
 
 from robust_attn.sweep import LOCK_FILE
 
-from .conftest import ROOT, TEST_THREADS, interruptible_sweep_cmd, invoke, run_cli
+from .conftest import ROOT, TEST_THREADS, interruptible_sweep_cmd, run_cli
 
 
 def _without_timing(path) -> str:
@@ -19,7 +19,7 @@ def _without_timing(path) -> str:
 
 def test_same_seed_gives_identical_result_files(tmp_path):
     for name in ("one", "two"):
-        result = invoke("sweep", "--attack", "pgd", "--eps", "0:4:1", "--n", "64", "--seed", "11", "--models",
+        result = run_cli("sweep", "--attack", "pgd", "--eps", "0:4:1", "--n", "64", "--seed", "11", "--models",
                          "vgg_c10s", "--out", str(tmp_path / name), "--no-report", "--threads", TEST_THREADS)
         assert result.returncode == 0, result.stderr
     one, two = tmp_path / "one", tmp_path / "two"
@@ -27,7 +27,7 @@ def test_same_seed_gives_identical_result_files(tmp_path):
     assert (one / "per_example.csv").read_bytes() == (two / "per_example.csv").read_bytes()
     frame = pd.read_csv(one / "results.csv")
     assert (frame["seed"] == 11).all() and len(frame) == 5
-    other = invoke("sweep", "--attack", "pgd", "--eps", "0:4:1", "--n", "64", "--seed", "12", "--models", "vgg_c10s",
+    other = run_cli("sweep", "--attack", "pgd", "--eps", "0:4:1", "--n", "64", "--seed", "12", "--models", "vgg_c10s",
                     "--out", str(tmp_path / "three"), "--no-report", "--threads", TEST_THREADS)
     assert other.returncode == 0
     assert (tmp_path / "three" / "per_example.csv").read_bytes() != (one / "per_example.csv").read_bytes(), \

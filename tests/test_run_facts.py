@@ -1,7 +1,8 @@
 """Rows that describe themselves: the run writes each model's family, baseline, attention maps and
 training threat model and each attack's kind and CE-gradient flag from the registries (results.csv,
-transfer.csv) and every registered attack into the run log; a folder written by 0.3, without those
-columns, still reads and resumes."""
+transfer.csv) and every registered attack into the run log; a folder without those columns (as 0.3
+wrote them) still reads, and its cells, stored without them, resume with the facts filled. (A folder that
+another version wrote is not resumed at all: the versions are part of every cell's settings.)"""
 from __future__ import annotations
 
 import json
@@ -88,7 +89,7 @@ def test_a_user_model_is_its_own_family_and_its_rows_say_no_maps():
     assert (rows["attention_maps"] == "none").all() and (rows["model_family"] == "Shows").all()
 
 
-def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, tmp_path):
+def test_a_folder_without_the_facts_reads_and_its_cells_resume_with_the_facts_filled(shipped, tmp_path):
     vgg = shipped["vgg_c10s"]
     first = run_sweep([vgg], ["fgsm"], "0,2", n=N, batch_size=N, out=tmp_path, per_example=True)
     _as_0_3(tmp_path, "cells", DESCRIPTIVE_COLUMNS, "results.csv")
@@ -107,7 +108,7 @@ def test_a_0_3_results_folder_reads_and_resumes_with_the_facts_filled(shipped, t
     assert (rows["model_family"] == "vgg").all() and (rows["model_args"] == "{}").all()
 
 
-def test_transfer_rows_describe_both_ends_and_a_0_3_folder_resumes(shipped, tmp_path):
+def test_transfer_rows_describe_both_ends_and_cells_without_the_facts_resume(shipped, tmp_path):
     sources = [shipped["resnet-cbam_c10s"], shipped["resnet_c10s"]]
     frame = run_transfer(sources, sources, "fgsm", "2", n=N, batch_size=N, out=tmp_path)
     row = frame[(frame["source"] == "resnet-cbam_c10s") & (frame["target"] == "resnet_c10s")].iloc[0]

@@ -468,11 +468,15 @@ def _figures(cells: pd.DataFrame, models: pd.DataFrame, out: Path, attention: se
 
 
 def _asymmetry_groups(table: pd.DataFrame, out: Path) -> list[dict[str, Any]]:
+    """One figure and table group per attack and evaluation set: pairs evaluated on different data (a
+    Fashion-MNIST pair beside CIFAR-10 pairs) never share an axis."""
     groups = []
-    for i, (label, g) in enumerate(table.groupby("attack_label", sort=True)):
-        png = transfer_plots.asymmetry_plot(g, f"transfer asymmetry under {label}", out,
-                                            f"asymmetry_{i:02d}_{slug(label)}")
-        groups.append({"attack": label, "png": png,
+    several = table[["dataset", "n"]].drop_duplicates().shape[0] > 1
+    for i, ((label, dataset, n), g) in enumerate(table.groupby(["attack_label", "dataset", "n"], sort=True)):
+        heading = f"{label}, {dataset} (n={int(n)})" if several else str(label)
+        png = transfer_plots.asymmetry_plot(g, f"transfer asymmetry under {heading}", out,
+                                            f"asymmetry_{i:02d}_{slug(heading)}")
+        groups.append({"attack": heading, "png": png,
                        "pairs": [{"attention": a, "baseline": b, "rows": r.sort_values("eps").to_dict("records")}
                                  for (a, b), r in g.groupby(["attention", "baseline"], sort=False)]})
     return groups
@@ -554,9 +558,10 @@ def provenance_section(page: TransferPage) -> dict[str, Any]:
 
 
 # The transfer page's sections, in page order (each renders templates/transfer_ID.html.j2); the folded
-# ones are details a reader opens. The answer (banner, verdict sentences, key heatmap) is the page's top.
+# ones are details a reader opens (every eps' heatmap: the key one, the largest eps of the main attack, is at
+# the page's top). The answer (banner, verdict sentences, key heatmap) is the page's top.
 SECTIONS: tuple[Section[TransferPage], ...] = (
-    Section("heatmaps", "Source x target accuracy", heatmaps_section),
+    Section("heatmaps", "Source x target accuracy at every eps", heatmaps_section, folded=True),
     Section("asymmetry", "Transfer asymmetry", asymmetry_section),
     Section("sanity", "Sanity check", sanity_section),
     Section("provenance", "Provenance", provenance_section, folded=True),
