@@ -77,13 +77,13 @@ def invoke(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["robust-attn", *args], code, out.getvalue(), err.getvalue())
 
 
-DEFAULT_SWEEP_N = 200  # images per dataset: the README's first command, cut for speed
+DEFAULT_SWEEP_N = 100  # images per dataset: the README's first command, cut for speed
 
 
 @pytest.fixture(scope="session")
 def default_sweep(tmp_path_factory) -> Path:
     """The results folder of the README's first command, `robust-attn sweep --attack fgsm --eps 0:8:1` (every
-    shipped checkpoint, the embedded images; -n 200 for speed), run once per test run: the sanity test and the
+    shipped checkpoint, the embedded images; -n 100 for speed), run once per test run: the sanity test and the
     browser test both read it. Under pytest-xdist the first worker to ask runs it in the folder all workers of
     the run share, holding a file lock, and the others wait for it and read it (pytest-xdist's recipe for a
     session fixture that runs once)."""

@@ -23,7 +23,7 @@ def _run(args: list[str], distributed: bool) -> subprocess.CompletedProcess:
 
 def test_distributed_sweep_equals_single_process_cell_for_cell(tmp_path):
     args = ["sweep", "--models", "vgg-att3-concat-pc_c10s", "--models-dir", str(MODELS_DIR), "--attack", "fgsm,pgd",
-            "--eps", "0:8:2", "--examples", "150", "--threads", "1", "--no-report", "--batch-size", "64"]
+            "--eps", "0:8:2", "--examples", "96", "--threads", "1", "--no-report", "--batch-size", "48"]
     single = _run([*args, "--out", str(tmp_path / "single")], distributed=False)
     assert single.returncode == 0, single.stderr
     multi = _run([*args, "--out", str(tmp_path / "multi")], distributed=True)

@@ -92,7 +92,7 @@ def test_l2_large_budget_check_passes_on_a_shipped_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_default_sweep_passes_its_checks_on_the_shipped_checkpoints(default_sweep):
-    """`robust-attn sweep --attack fgsm --eps 0:8:1` (every shipped checkpoint; -n 200 for speed)."""
+    """`robust-attn sweep --attack fgsm --eps 0:8:1` (every shipped checkpoint; -n 100 for speed)."""
     out = default_sweep
     sanity = pd.read_csv(out / "report" / "sanity.csv", keep_default_na=False)
     tested = sanity[sanity["status"] != "NOT TESTED"]

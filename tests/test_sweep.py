@@ -20,7 +20,7 @@ from robust_attn.results import EXAMPLE_COLUMNS, RESULT_COLUMNS, read_results_cs
 from robust_attn.sweep import LOCK_FILE, predict, run_sweep
 from robust_attn.sweep.store import CellStore, cell_key
 
-from .conftest import ROOT, interruptible_sweep_cmd
+from .conftest import ROOT, interruptible_sweep_cmd, invoke
 
 N = 200
 GRID = "0:8:1"
@@ -307,7 +307,9 @@ def test_versions_amp_and_device_are_part_of_the_key(tmp_path):
 
 
 def test_killed_sweep_resumes_to_the_uninterrupted_csv(tmp_path):
-    reference = subprocess.run(interruptible_sweep_cmd(tmp_path / "ref", 60, "--no-report"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # the uninterrupted reference in this process (the same command; two interpreters agreeing is
+    # tests/test_reliability.py's check), the killed and resumed runs in their own
+    reference = invoke(*interruptible_sweep_cmd(tmp_path / "ref", 60, "--no-report")[3:])
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "killed"
     for kill_after_cells in (2, 5):
