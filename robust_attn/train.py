@@ -40,7 +40,7 @@ from .holdout import (HeldoutEpoch, PGD_STEPS, best_epoch, catastrophic_overfitt
 from .models import check_model_args, create_model
 from .threat_models import Threat, ThreatModel, resolve_threat
 from .threat_training import check_input_gradients, make_crafter, training_loss
-from .train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule
+from .train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule, parse_on_overfit
 
 __all__ = ["EpochStats", "OnOverfit", "Schedule", "TrainConfig", "augment_batch", "evaluate_accuracy", "train"]
 
@@ -107,10 +107,7 @@ class TrainConfig:
         self.threat()
         if self.holdout is not None:
             require_int("--holdout", self.holdout, 0)
-        try:
-            OnOverfit(self.on_overfit)
-        except ValueError:
-            raise UserError(f"--on-overfit must be one of {[o.value for o in OnOverfit]}, got {self.on_overfit!r}") from None
+        parse_on_overfit(self.on_overfit)
 
 
 class EpochStats(NamedTuple):
@@ -197,9 +194,8 @@ def train(
     every rank draws the same shuffled, augmented global batch and trains on its slice of it
     (``rank::world``), optionally with SyncBatchNorm; rank 0 alone writes files.
     """
-    cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule)})
-    cfg.validate()  # an unknown on_overfit is a UserError here, before the conversion below
-    cfg = TrainConfig(**{**vars(cfg), "on_overfit": OnOverfit(cfg.on_overfit)})
+    cfg = TrainConfig(**{**vars(cfg), "schedule": Schedule(cfg.schedule), "on_overfit": parse_on_overfit(cfg.on_overfit)})
+    cfg.validate()
     threat = cfg.threat()
     out = Path(out)
     device = resolve_device(cfg.device)
@@ -348,7 +344,7 @@ def _watch_epoch(watch: TrainingWatch, point: HeldoutEpoch, net: nn.Module, opti
         watch.best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     if not catastrophic_overfitting(watch.curve):
         return False
-    action = OnOverfit(cfg.on_overfit)
+    action = cfg.on_overfit  # train() made it an OnOverfit
     watch.overfit.append({"epoch": point.epoch, "action": action.value})
     log.warning("catastrophic overfitting at epoch %d (%s); --on-overfit %s", point.epoch, overfitting_rule(),
                 action.value)
@@ -374,7 +370,7 @@ def _holdout_record(held: ImageSet, watch: TrainingWatch, eps: float, cfg: Train
         record["kept_epoch"] = kept.record() if kept else None
         record["final_epoch"] = final
         record["catastrophic_overfitting"] = {"rule": overfitting_rule(), "detected": list(watch.overfit),
-                                              "on_overfit": OnOverfit(cfg.on_overfit).value}
+                                              "on_overfit": cfg.on_overfit.value}
     return record
 
 

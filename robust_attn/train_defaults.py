@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .errors import UserError
+
 
 class Schedule(StrEnum):
     ONECYCLE = "onecycle"
@@ -26,6 +28,15 @@ class OnOverfit(StrEnum):
     STOP = "stop"
     ROLLBACK = "rollback"
     CONTINUE = "continue"
+
+
+def parse_on_overfit(value: object, what: str = "--on-overfit") -> OnOverfit:
+    """``value`` as an :class:`OnOverfit`; anything else is one :class:`UserError` line naming ``what`` (the
+    command's option, a study file's key)."""
+    try:
+        return OnOverfit(value)
+    except ValueError:
+        raise UserError(f"{what} must be one of {[o.value for o in OnOverfit]}, got {value!r}") from None
 
 
 @dataclass(frozen=True)

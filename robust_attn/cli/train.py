@@ -72,17 +72,13 @@ def train_cmd(
     from ..distributed import init_from_env, local_device, shutdown
     from ..files import ensure_dir
     from ..models import get_model_cfg, parse_model_args
-    from ..train import OnOverfit, Schedule, TrainConfig, train
+    from ..train import Schedule, TrainConfig, train
     from .progress import CommandProgress
 
     try:
         sched = Schedule(schedule)
     except ValueError:
         raise UserError(f"--schedule must be one of {[s.value for s in Schedule]}, got {schedule!r}") from None
-    try:
-        overfit_action = OnOverfit(on_overfit)
-    except ValueError:
-        raise UserError(f"--on-overfit must be one of {[o.value for o in OnOverfit]}, got {on_overfit!r}") from None
     set_threads(threads)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory, expected a checkpoint file path")
@@ -95,7 +91,7 @@ def train_cmd(
                       weight_decay=weight_decay, schedule=sched, device=local_device(device), download=download,
                       model_args=model_args, threat_model=threat, threat_eps=threat_eps, threat_steps=threat_steps,
                       threat_step_size=threat_step_size, trades_beta=trades_beta, holdout=holdout,
-                      on_overfit=overfit_action)
+                      on_overfit=on_overfit)
     cfg.validate()
     if ranks.is_writer:
         ensure_dir(out.parent, "checkpoint directory")

@@ -61,7 +61,7 @@ from ..sweep import AttackSpec
 from ..run.inputs import check_grid_norms
 from ..threat_models import resolve_threat
 from ..train import TrainConfig
-from ..train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule
+from ..train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule, parse_on_overfit
 
 D = TRAIN_DEFAULTS
 TOP_KEYS = ("name", "description", "architectures", "seeds", "checkpoints", "baselines", "train", "evaluate")
@@ -255,11 +255,6 @@ def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
     augment = raw.get("augment", D.augment)
     if not isinstance(augment, bool):
         raise UserError(f"[train] augment must be true or false, got {augment!r}")
-    try:
-        on_overfit = OnOverfit(raw.get("on_overfit", D.on_overfit.value))
-    except ValueError:
-        raise UserError(f"[train] on_overfit must be one of {[o.value for o in OnOverfit]}, "
-                        f"got {raw['on_overfit']!r}") from None
     return Recipe(
         dataset=dataset,
         data_dir=_path(raw["data_dir"], base, "[train] data_dir") if "data_dir" in raw else None,
@@ -279,7 +274,7 @@ def _recipe(raw: dict[str, Any], base: Path) -> Recipe:
         trades_beta=None if raw.get("trades_beta") is None else _number(raw["trades_beta"], "[train] trades_beta",
                                                                         strict=False),
         holdout=None if raw.get("holdout") is None else require_int("[train] holdout", raw["holdout"], 0),
-        on_overfit=on_overfit,
+        on_overfit=parse_on_overfit(raw.get("on_overfit", D.on_overfit), "[train] on_overfit"),
     )
 
 
