@@ -29,6 +29,7 @@ from torch import nn
 from .errors import UserError, unknown_name
 from .files import atomic_write_bytes, atomic_write_text, sha256_file
 from .models import create_model, get_model_cfg
+from .threat_models import threat_summary
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class ManifestEntry:
     seed: int | None = None
     command: str | None = None
     replica_of: str | None = None  # a seed replica of this entry: left out of the default model set
+    training_threat: str | None = None  # adversarial training, as threat_summary() writes it (None: standard)
 
 
 def read_manifest(models_dir: str | os.PathLike) -> dict[str, ManifestEntry]:
@@ -169,7 +171,7 @@ def read_manifest(models_dir: str | os.PathLike) -> dict[str, ManifestEntry]:
 
 
 # Written only when set, so manifests without replicas keep their exact bytes.
-_OMIT_WHEN_NONE = ("replica_of",)
+_OMIT_WHEN_NONE = ("replica_of", "training_threat")
 
 
 def write_manifest(models_dir: str | os.PathLike, entries: dict[str, ManifestEntry]) -> Path:
@@ -195,6 +197,7 @@ def register_in_manifest(checkpoint_path: str | os.PathLike, command: str | None
         seed=meta.get("seed"),
         command=command,
         replica_of=replica_of,
+        training_threat=None if not meta.get("training_threat") else threat_summary(meta["training_threat"]),
     )
     # Read-modify-write under a lock: trainings run side by side (one per core) register at their
     # end, and without it the later writer would drop the earlier one's entry.

@@ -22,11 +22,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import UserError, unknown_name
 
-__all__ = ["THREAT_MODELS", "Threat", "ThreatModel", "ThreatModelCfg", "get_threat_model_cfg", "resolve_threat"]
+__all__ = ["THREAT_MODELS", "Threat", "ThreatModel", "ThreatModelCfg", "get_threat_model_cfg", "resolve_threat",
+           "threat_summary"]
 
 
 class ThreatModel(StrEnum):
@@ -113,6 +115,19 @@ class Threat:
                 "inner_attack": f"torchattacks.{self.cfg.inner_attack}", "paper": self.cfg.paper}
 
 
+def threat_summary(record: Mapping[str, Any] | None) -> str:
+    """One line for a checkpoint's recorded training threat (its ``training_threat`` metadata, as
+    :meth:`Threat.record` writes it; None: standard training), as listings and legends show it:
+    'standard', 'fast-fgsm 8/255 (1 step of 10/255)', 'trades 8/255 (10 steps of 2/255, beta 6)'."""
+    if not record or record.get("threat_model", "standard") == ThreatModel.STANDARD.value:
+        return ThreatModel.STANDARD.value
+    steps = record.get("steps")
+    detail = f"{steps} step{'s' if steps != 1 else ''} of {record.get('step_size')}"
+    if record.get("beta") is not None:
+        detail += f", beta {record['beta']:g}"
+    return f"{record['threat_model']} {record.get('eps')} ({detail})"
+
+
 def resolve_threat(name: str, eps: str | float | None = None, steps: int | None = None,
                    step_size: str | float | None = None, beta: float | None = None) -> Threat:
     """The threat model ``name`` with the given overrides (None: the paper's default), checked:
@@ -133,7 +148,7 @@ def resolve_threat(name: str, eps: str | float | None = None, steps: int | None 
     if steps is not None and cfg.fixed_steps and steps != cfg.steps:
         raise UserError(f"--threat-steps: {cfg.name.value} takes exactly {cfg.steps} step, got {steps!r}")
     eps_value, eps_label = parse_eps_value(_text(cfg.eps if eps is None else eps), "--threat-eps")
-    step_value, step_label = _step_size(cfg.step_size if step_size is None else step_size)
+    step_value, step_label = _step_size(_default_step(cfg, eps_value) if step_size is None else step_size)
     n_steps = cfg.steps if steps is None else steps
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise UserError(f"--threat-steps must be an integer >= 1, got {n_steps!r}")
@@ -143,6 +158,22 @@ def resolve_threat(name: str, eps: str | float | None = None, steps: int | None 
         raise UserError(f"--trades-beta must be a number >= 0, got {weight!r}")
     return Threat(cfg, eps_value, eps_label, n_steps, step_value, step_label,
                   None if weight is None else float(weight))
+
+
+def _default_step(cfg: ThreatModelCfg, eps: float) -> str:
+    """The paper's step size, scaled with the budget: the papers fix the step relative to eps (PGD and
+    TRADES 2/255 at 8/255, a quarter; fast FGSM 1.25 eps, the ratio Wong et al. found to avoid both
+    weak steps and catastrophic overfitting), so ``--threat-eps 0.1`` alone (Fashion-MNIST) steps 0.025
+    (PGD) or 0.125 (fast FGSM), not 2/255 or 10/255. Written as n/255 when n is a whole number."""
+    from .attacks.grids import parse_eps_value
+
+    paper_eps, _ = parse_eps_value(cfg.eps, "eps")
+    paper_step, _ = parse_eps_value(cfg.step_size, "step size")
+    step = paper_step * eps / paper_eps
+    if eps <= 0 or math.isclose(step, paper_step):  # eps 0 trains on clean images whatever the step
+        return cfg.step_size
+    in_255 = step * 255
+    return f"{round(in_255)}/255" if math.isclose(in_255, round(in_255), abs_tol=1e-9) else f"{step:.6g}"
 
 
 def _text(value: str | float) -> str:

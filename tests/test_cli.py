@@ -42,6 +42,8 @@ T = ["train", "vgg", "--dataset", "synthetic", "--epochs", "1"]
 CASES = [
     (["models", "nope*"], "no model matches"),
     (["models", "--width", "0"], "width"),
+    (["models", "--checkpoints", "nope*"], "no checkpoint in models/manifest.json matches"),
+    (["models", "--checkpoints", "--models-dir", "{d}"], "lists no checkpoints"),
     (["train", "vgk", "--out", "{d}/o.pt"], "did you mean 'vgg'"),
     ([*T, "--out", "{d}/o.pt", "--width", "0"], "width"),
     ([*T, "--out", "{d}/o.pt", "--width", "-1"], "width"),

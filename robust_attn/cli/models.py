@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import difflib
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UserError
 from .application import app
-from .options import DEFAULT_WIDTH, Depth, ModelArgs, Width, model_arg_text
+from .options import DEFAULT_WIDTH, Depth, ModelArgs, ModelsDir, Width, model_arg_text
 
 
 @app.command("models")
@@ -20,6 +21,8 @@ def models_cmd(
     model_arg: ModelArgs = None,
     depth: Depth = None,
     details: Annotated[Optional[str], typer.Option("--details", help="Show one entry in full: config, paper reference, parameters and multiply-adds at --width and --model-arg values.")] = None,
+    checkpoints: Annotated[bool, typer.Option("--checkpoints", help="List the checkpoints of --models-dir's manifest instead: architecture, data, training threat model, clean accuracy.")] = False,
+    models_dir: ModelsDir = Path("models"),
 ) -> None:
     """List registered architectures with their parameter counts at WIDTH (or one in full with --details).
 
@@ -30,6 +33,9 @@ def models_cmd(
 
     from ..models import create_model, get_model_cfg, list_models, parse_model_args
 
+    if checkpoints:
+        Console(width=None if sys.stdout.isatty() else 160).print(_checkpoint_table(models_dir, pattern))
+        return
     text = model_arg_text(model_arg, depth)
     if details is not None:
         _model_details(details, width, text, num_classes)
@@ -60,6 +66,31 @@ def models_cmd(
             f"{n_params:,}",
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _checkpoint_table(models_dir: Path, pattern: str):
+    """The manifest's checkpoints whose name matches ``pattern``: what each is and how it was trained
+    (the training threat model is part of a model's identity: two checkpoints of one architecture
+    trained against different adversaries are different models)."""
+    import fnmatch
+
+    from rich.table import Column, Table
+
+    from ..checkpoints import MANIFEST, read_manifest
+
+    entries = read_manifest(models_dir)
+    if not entries:
+        raise UserError(f"{models_dir / MANIFEST} lists no checkpoints")
+    names = [n for n in sorted(entries) if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        raise UserError(f"no checkpoint in {models_dir / MANIFEST} matches {pattern!r}")
+    table = Table("architecture", "width", "dataset", "training", "clean acc", "seed", "replica of")
+    table.columns.insert(0, Column("checkpoint", no_wrap=True))
+    for name in names:
+        e = entries[name]
+        table.add_row(name, e.architecture, f"{e.width:g}", e.dataset, e.training_threat or "standard",
+                      f"{100 * e.clean_accuracy:.1f}%", "-" if e.seed is None else str(e.seed), e.replica_of or "-")
+    return table
 
 
 def _model_arg_names() -> list[str]:

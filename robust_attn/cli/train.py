@@ -51,7 +51,7 @@ def train_cmd(
     threat_steps: Annotated[Optional[int], typer.Option(
         "--threat-steps", help=f"Attack steps per batch (default: {_paper_defaults('steps')}).")] = None,
     threat_step_size: Annotated[Optional[str], typer.Option(
-        "--threat-step-size", help=f"Attack step size, e.g. 2/255 (default: {_paper_defaults('step_size')}).")] = None,
+        "--threat-step-size", help=f"Attack step size, e.g. 2/255 (default: {_paper_defaults('step_size')} at 8/255, scaled with --threat-eps).")] = None,
     trades_beta: Annotated[Optional[float], typer.Option(
         "--trades-beta", help=f"TRADES' weight of the KL term (default: {_paper_defaults('beta')}).")] = None,
     holdout: Annotated[Optional[int], typer.Option(

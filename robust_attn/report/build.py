@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import require_int
 from ..files import ensure_dir
-from ..results import write_csv
+from ..results import STANDARD_TRAINING, write_csv
 from . import plots
 from .attention import attention_section, robustness_section
 from .inputs import COLUMNS, RunInputs, describe_missing, image_shapes, read_runs
@@ -130,6 +130,7 @@ def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, st
     of other models. Decided from what the rows record, never from a name."""
     several_n = frame[["dataset", "n"]].drop_duplicates().shape[0] > frame["dataset"].nunique()
     architecture = dict(zip(frame["model"], frame["architecture"]))
+    threat = dict(zip(frame["model"], frame["training_threat_model"].astype(str)))
 
     def where(dataset: str, n: int) -> str:
         return f"{dataset}, n={n}" if several_n else str(dataset)
@@ -140,6 +141,8 @@ def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, st
         if len(names) != 1:
             continue
         title = f"{where(dataset, n)}: {architecture.get(names[0], names[0])} ({names[0]})"
+        if threat.get(names[0], STANDARD_TRAINING) != STANDARD_TRAINING:  # a pair shares its threat model
+            title += f", {threat[names[0]]}-trained"
         panels[(model, dataset, n)] = panels[(names[0], dataset, n)] = title
         roles[model], roles[names[0]] = "variant", "baseline"
     for model, dataset, n in frame[MODEL_KEY].drop_duplicates().itertuples(index=False):
@@ -178,7 +181,8 @@ def _checkpoint_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per model as evaluated for the provenance table; what a row did not record (a user model's
     width, training data or seed) reads "unknown"."""
     rows = frame.drop_duplicates(MODEL_KEY)[["model", "checkpoint_sha256", "architecture", "width", "trained_on",
-                                              "dataset", "n", "clean_accuracy", "seed"]].to_dict("records")
+                                              "training_threat_model", "dataset", "n", "clean_accuracy",
+                                              "seed"]].to_dict("records")
     return [{**row, **{k: human(None if absent(row[k]) else row[k], "unknown") for k in ("width", "trained_on", "seed")}}
             for row in rows]
 

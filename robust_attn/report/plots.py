@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..files import atomic_write_bytes  # noqa: E402
+from ..results import STANDARD_TRAINING  # noqa: E402
 
 
 def save_figure(fig, out_dir: Path, stem: str, vector: bool = True) -> str:
@@ -63,7 +64,7 @@ def accuracy_grid(rows: pd.DataFrame, panels: dict[tuple, str], roles: dict[str,
             base = roles.get(model) == "baseline"
             colour = BASELINE_COLOUR if base else colours[model]
             ax.plot(r["eps_axis"], 100 * r[metric], "-", marker="s" if base else "o", ms=3.5, lw=2 if base else 1.4,
-                    color=colour, label=f"{model} (baseline)" if base else model, zorder=3 if base else 2)
+                    color=colour, label=_curve_label(model, r, base), zorder=3 if base else 2)
             ax.fill_between(r["eps_axis"], 100 * r[low], 100 * r[high], color=colour, alpha=0.12, lw=0)
         ax.set_title(title, fontsize=9)
         ax.set_ylim(0, 100)
@@ -73,6 +74,14 @@ def accuracy_grid(rows: pd.DataFrame, panels: dict[tuple, str], roles: dict[str,
     grid.figure.suptitle(heading, fontsize=10)
     grid.figure.tight_layout()
     return save_figure(grid.figure, out_dir, stem)
+
+
+def _curve_label(model: str, rows: pd.DataFrame, baseline: bool) -> str:
+    """A model's legend entry: its name, its training threat model unless standard (the row says how the
+    model was trained, so two models of one name pattern are never told apart by name alone), its role."""
+    threat = str(rows["training_threat_model"].iloc[0]) if "training_threat_model" in rows else STANDARD_TRAINING
+    tags = [t for t in (threat if threat != STANDARD_TRAINING else "", "baseline" if baseline else "") if t]
+    return f"{model} ({', '.join(tags)})" if tags else model
 
 
 def difference_heatmap(decided: pd.DataFrame, out_dir: Path, stem: str) -> str:

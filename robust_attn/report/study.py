@@ -297,6 +297,8 @@ def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list
                                                 *effects["baseline"]])
     baselines = set(effects["baseline"])
     panels = backbone_panels(effects, study["architecture"])
+    threat = str(inputs.provenance.get("training_threat") or "standard")
+    trained = "" if threat == "standard" else f" ({threat}-trained)"  # in every figure title: the members' identity
     curves = []
     study_eps = _order(study[study["summary"] == EPS])
     for i, ((metric, label), arms) in enumerate(study_eps.groupby(["metric", "attack_label"], sort=False)):
@@ -307,17 +309,17 @@ def _figures(inputs: StudyInputs, out: Path) -> tuple[list[dict[str, Any]], list
         curves.append({
             "attack": label, "metric": metric, "metric_label": name,
             "curves_png": study_plots.curves_plot(arms, seeds[same], palette, baselines,
-                                                  f"{name} under {label}: mean and 95% band across seeds", out,
+                                                  f"{name} under {label}{trained}: mean and 95% band across seeds", out,
                                                   f"curves_{stem}", panels),
             "difference_png": study_plots.difference_plot(diffs, palette,
-                                                          f"{name} under {label}: difference to baseline", out,
+                                                          f"{name} under {label}{trained}: difference to baseline", out,
                                                           f"difference_{stem}") if len(diffs) else None,
         })
     points = seeds[(seeds["summary"] == AUC) & (seeds["metric"] == "accuracy")]
     scatter = []
     for i, (label, g) in enumerate(points.groupby("attack_label", sort=True)):
         scatter.append({"attack": label, "png": study_plots.clean_vs_robust_plot(
-            g, palette, f"{label}: one point per trained model", out, f"clean_vs_robust_{i:02d}_{slug(label)}")})
+            g, palette, f"{label}{trained}: one point per trained model", out, f"clean_vs_robust_{i:02d}_{slug(label)}")})
     return curves, scatter
 
 
@@ -383,7 +385,9 @@ def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
             "wall_time": UNKNOWN if seconds is None else f"{seconds:.1f} s",
             "versions": versions_text(versions) or UNKNOWN,
             "baselines": sorted((str(k), str(v)) for k, v in baselines.items()),
-            "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members}
+            "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members,
+            # written since threat models exist; a study before them trained on clean images
+            "training_threat": human(p.get("training_threat") or ("standard" if "spec" in p else None), UNKNOWN)}
 
 
 # ------------------------------------------------------------------ page

@@ -487,6 +487,7 @@ def _models(cells: pd.DataFrame, models: pd.DataFrame, pairs: Pairing) -> list[d
     kinds = model_kinds(models)
     paired = dict([*pairs.pairs, *pairs.one_way])
     wanted = dict(zip(models["model"], models["baseline"]))
+    threat = dict(zip(models["model"], models["training_threat_model"]))
     sha: dict[str, str] = {}
     for role in ("source", "target"):
         if f"{role}_sha256" in cells:
@@ -499,6 +500,7 @@ def _models(cells: pd.DataFrame, models: pd.DataFrame, pairs: Pairing) -> list[d
         out.append({"model": m, "kind": kinds[m], "baseline": base,
                     "wanted_baseline": f"a {wanted[m]} model" if kinds[m] == "attention" and base is None else None,
                     "source": m in set(cells["source"]), "target": m in set(cells["target"]),
+                    "training_threat_model": threat.get(m, "unknown"),
                     "sha256": sha.get(m), "clean": [(r["dataset"], int(r["n"]), r["clean_accuracy"])
                                                     for r in c.to_dict("records")]})
     return out

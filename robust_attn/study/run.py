@@ -34,6 +34,7 @@ from ..study_files import (
     WITHIN_SEED_FILE,
 )
 from ..sweep import EXAMPLES_FILE, RESULTS_FILE, CellEvent, run_sweep
+from ..threat_models import resolve_threat, threat_summary
 from . import stats
 from .members import Member, TrainingEvent, check_can_train, find_members, train_members
 from .spec import StudySpec, load_study
@@ -161,6 +162,13 @@ def command_examples(sweep_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
     return examples.merge(wanted, on=list(CELL), how="inner", validate="many_to_one")
 
 
+def _training_threat(spec: StudySpec) -> str:
+    """The members' training threat model in one line (every member shares the recipe's)."""
+    r = spec.recipe
+    return threat_summary(resolve_threat(r.threat_model, r.threat_eps, r.threat_steps, r.threat_step_size,
+                                         r.trades_beta).record())
+
+
 def _write_provenance(spec: StudySpec, out: Path, members: list[Member], command: str | None, started: str,
                       seconds: float) -> None:
     import platform
@@ -176,6 +184,7 @@ def _write_provenance(spec: StudySpec, out: Path, members: list[Member], command
     record = {
         "study": spec.name, "file": str(spec.file), "sha256": sha256_file(spec.file), "description": spec.description,
         "command": command, "versions": versions, "spec": spec.record(), "baselines": dict(spec.baselines),
+        "training_threat": _training_threat(spec),
         "trained": [str(m.checkpoint) for m in members if m.trained],
         "reused": [str(m.checkpoint) for m in members if not m.trained],
         "started": started, "wall_seconds": round(seconds, 1),
