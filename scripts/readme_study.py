@@ -1,8 +1,9 @@
-"""Regenerate the README's study table: run the shipped study from scratch (a fresh output folder,
-so its wall time is the whole run), and write the verdicts between the README's
-``<!-- study:start -->`` and ``<!-- study:end -->`` markers (``--write``) or print them.
+"""Regenerate the README's study tables: run a shipped study from scratch (a fresh output folder, so
+its wall time is the whole run), and write its verdicts between the README's ``<!-- BLOCK:start -->``
+and ``<!-- BLOCK:end -->`` markers (``--write``) or print them. Blocks: ``study``
+(studies/attention-vs-baseline.toml) and ``study-robust`` (studies/attention-under-adversarial-training.toml).
 
-    python scripts/readme_study.py [--write] [--threads 2]
+    python scripts/readme_study.py [--write] [--threads 2] [--block study-robust]
 
 The table shows whatever the study says; the machine and the wall time are recorded under it.
 """
@@ -21,8 +22,8 @@ import torch
 from robust_attn.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDY = ROOT / "studies" / "attention-vs-baseline.toml"
-START, END = "<!-- study:start -->", "<!-- study:end -->"
+STUDIES = {"study": ROOT / "studies" / "attention-vs-baseline.toml",
+           "study-robust": ROOT / "studies" / "attention-under-adversarial-training.toml"}
 
 
 def _pct(v: float) -> str:
@@ -58,32 +59,46 @@ def verdict_table(result) -> str:
 
 
 def main() -> None:
+    from robust_attn.study import load_study
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite README.md between the markers")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--block", default="study", choices=sorted(STUDIES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    file = STUDIES[args.block]
+    spec = load_study(file)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        result = run_study(STUDY, out, report=True)
+        result = run_study(spec, out, report=True)
         seconds = time.perf_counter() - start
         assert not result.members["trained"].any(), "the shipped study trained a model"
         table = verdict_table(result)
     load = os.getloadavg()[0]
-    text = (f"`robust-attn study studies/attention-vs-baseline.toml` ({seconds:.0f} s from an empty output folder, "
-            f"nothing trained; 10 checkpoints x FGSM and PGD-10 x 9 eps on the 932 embedded CIFAR-10 test images). "
-            f"AUC is the normalised area under the accuracy-vs-eps curve over 0..8/255 (eps 0 included); intervals "
-            f"are 95% across the 5 training seeds (t for each arm, Welch for the difference):\n\n{table}\n\n"
-            f"Measured by `python scripts/readme_study.py --write` ({platform.machine()}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, {args.threads} threads, load average {load:.1f} at the end).")
+    grid = spec.evaluation.grid
+    attacks = " and ".join(f"{a.name} ({a.params['steps']} steps)" if "steps" in a.params else a.name
+                           for a in spec.evaluation.attacks)
+    n = result.members.shape[0]
+    images = f"the first {spec.evaluation.n}" if spec.evaluation.n else "the 932"
+    text = (f"`robust-attn study {file.relative_to(ROOT)}` ({seconds:.0f} s from an empty output folder, "
+            f"nothing trained; {n} checkpoints x {attacks} x {len(grid)} eps on {images} embedded CIFAR-10 test "
+            f"images). AUC is the normalised area under the accuracy-vs-eps curve over 0..{grid.labels[-1]} (eps 0 "
+            f"included); intervals are 95% across the {len(spec.seeds)} training seeds (t for each arm, Welch for "
+            f"the difference):\n\n{table}\n\n"
+            f"Measured by `python scripts/readme_study.py --write --block {args.block}` ({platform.machine()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, load average {load:.1f} at the end).")
     if not args.write:
         print(text)
         return
+    start_mark, end_mark = f"<!-- {args.block}:start -->", f"<!-- {args.block}:end -->"
     readme = ROOT / "README.md"
     body = readme.read_text()
-    head, rest = body.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    if start_mark not in body or end_mark not in body:
+        raise SystemExit(f"README.md lacks the markers {start_mark} ... {end_mark}")
+    head, rest = body.split(start_mark, 1)
+    _, tail = rest.split(end_mark, 1)
+    readme.write_text(f"{head}{start_mark}\n{text}\n{end_mark}{tail}")
     print(f"wrote {readme}")
 
 

@@ -1,8 +1,9 @@
 """Regenerate the README's measured tables: run the sweeps they come from, time them, and write the
-Markdown between the README's ``<!-- measured:start -->`` and ``<!-- measured:end -->`` markers
-(``--write``) or print it.
+Markdown between the README's ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers of each block
+(``--write``) or print it: ``measured`` (the default sweep), ``measured-linf`` (PGD and noise on the CIFAR
+checkpoints), ``measured-robust`` (the adversarially trained pairs under APGD and Square).
 
-    python scripts/readme_tables.py [--write] [--threads 2]
+    python scripts/readme_tables.py [--write] [--threads 2] [--blocks measured,measured-robust]
 
 Rerun it whenever a checkpoint, an attack or the engine changes a number; the machine it ran on is
 recorded under the tables.
@@ -23,7 +24,6 @@ from robust_attn.results import accuracy_table
 from robust_attn.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- measured:start -->", "<!-- measured:end -->"
 CIFAR = [str(ROOT / "models" / "*_c10s.pt")]  # every small CIFAR checkpoint (not the seed replicas, *_c10s_seed<k>)
 
 
@@ -69,17 +69,55 @@ def mcnemar_lines(examples: pd.DataFrame, attack: str, eps_label: str) -> list[s
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite README.md between the markers")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+ROBUST = {  # the adversarially trained pairs in models/ (scripts/train_robust_checkpoints.sh), at their training eps
+    "CIFAR-10 subset, fast FGSM at 8/255": (["vgg_c10s_ffgsm", "vgg-att3-concat-pc_c10s_ffgsm"], "8/255"),
+    "Fashion-MNIST, fast FGSM at 0.1": (["vgg_fmnist_ffgsm", "vgg-att3-concat-pc_fmnist_ffgsm"], "0.1"),
+}
+SQUARE_N = 200  # default --square-n: Square's 5,000 queries on every image take hours on a CPU
+
+
+def worst_over(examples: pd.DataFrame, attacks: list[str]) -> pd.Series:
+    """Per model, the share of points robust to every attack of ``attacks`` (AutoAttack's per-point worst case)."""
+    rows = examples[examples["attack"].isin(attacks) & (examples["eps"] > 0)]
+    robust = rows.groupby(["model", "index"])["robust"].all()
+    return robust.groupby("model").mean()
+
+
+def robust_block(threads: int, square_n: int = SQUARE_N) -> str:
+    where = f"first {square_n}" if square_n else "every image"
+    lines = [f"| model | clean | PGD-10 | APGD-CE | APGD-DLR | worst of the two | {where}: APGD-CE | APGD-DLR | "
+             "Square (5,000 queries) | worst of the three |", "| --- |" + " ---: |" * 9]
+    seconds = 0.0
+    for label, (models, eps) in ROBUST.items():
+        every, t1, ex_every = timed_sweep(models, ["pgd", "apgd-ce", "apgd-dlr"], f"0,{eps}", eps_unit="1")
+        first, t2, ex_first = timed_sweep(models, ["apgd-ce", "apgd-dlr", "square"], f"0,{eps}", eps_unit="1",
+                                          n=square_n or None)
+        seconds += t1 + t2
+        at = every[every["eps"] > 0].set_index(["model", "attack"])["accuracy"]
+        few = first[first["eps"] > 0].set_index(["model", "attack"])["accuracy"]
+        clean = every.groupby("model")["clean_accuracy"].first()
+        worst2, worst3 = worst_over(ex_every, ["apgd-ce", "apgd-dlr"]), worst_over(ex_first, ["apgd-ce", "apgd-dlr", "square"])
+        lines.append(f"| *{label}* |" + " |" * 9)
+        for m in models:
+            cells = [clean[m], at[(m, "pgd")], at[(m, "apgd-ce")], at[(m, "apgd-dlr")], worst2[m],
+                     few[(m, "apgd-ce")], few[(m, "apgd-dlr")], few[(m, "square")], worst3[m]]
+            lines.append(f"| `{m}` | " + " | ".join(f"{100 * v:.1f}" for v in cells) + " |")
+    table = "\n".join(lines)
+    return f"""Accuracy (%) of the adversarially trained pairs at their training eps, every attack at its defaults
+(PGD-10 with a random start; APGD-CE and APGD-DLR, 100 steps, AutoAttack's two gradient attacks) on every
+embedded test image (932 CIFAR-10, 1,000 Fashion-MNIST), and on {where} with Square (5,000 queries,
+no gradients) beside the two APGDs ({seconds:.0f} s of sweeps, {threads} threads):
+
+{table}
+
+The sweeps: `robust-attn sweep --models vgg_c10s_ffgsm,vgg-att3-concat-pc_c10s_ffgsm --attack pgd,apgd-ce,apgd-dlr
+--eps 0,8 --per-example` and, with `--attack apgd-ce,apgd-dlr,square{f" --n {square_n}" if square_n else ""}`, the Square check; the
+Fashion-MNIST pair with `--eps 0,0.1 --eps-unit 1`."""
+
+
+def default_block(threads: int) -> str:
     default, t_default, _ = timed_sweep(None, ["fgsm"], "0:8:1")
-    linf, t_linf, examples = timed_sweep(CIFAR, ["fgsm", "pgd", "noise"], "0:8:1")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads"
-    text = f"""{START}
-`robust-attn sweep --attack fgsm --eps 0:8:1` (the first command above: {t_default:.0f} s of sweep on this
+    return f"""`robust-attn sweep --attack fgsm --eps 0:8:1` (the first command above: {t_default:.0f} s of sweep on this
 machine), every checkpoint on the embedded images of the dataset it was trained on (932 CIFAR-10 or 1,000
 Fashion-MNIST test images). **Accuracy (%) under FGSM at each eps** (/255), FGSM run at that eps alone:
 
@@ -87,9 +125,12 @@ Fashion-MNIST test images). **Accuracy (%) under FGSM at each eps** (/255), FGSM
 
 Beside it, the **worst case (%)**: robust clean and under FGSM at every eps' <= eps of the grid:
 
-{markdown(default, "fgsm", "worst_case_accuracy", False)}
+{markdown(default, "fgsm", "worst_case_accuracy", False)}"""
 
-Under PGD-10 (`robust-attn sweep --models 'models/*_c10s.pt' --attack fgsm,pgd,noise --eps 0:8:1 --out results/linf`,
+
+def linf_block(threads: int) -> str:
+    linf, t_linf, examples = timed_sweep(CIFAR, ["fgsm", "pgd", "noise"], "0:8:1")
+    return f"""Under PGD-10 (`robust-attn sweep --models 'models/*_c10s.pt' --attack fgsm,pgd,noise --eps 0:8:1 --out results/linf`,
 {t_linf:.0f} s), accuracy (%) at each eps (computed on the still-robust points, so it is also the worst case):
 
 {markdown(linf, "pgd", "accuracy", False)}
@@ -99,21 +140,43 @@ exact McNemar p-value: {"; ".join(mcnemar_lines(examples, "pgd", "1/255"))}.
 
 Under random sign noise of the same Linf size (`noise`, the baseline every attack must beat):
 
-{markdown(linf, "noise", "accuracy", False)}
+{markdown(linf, "noise", "accuracy", False)}"""
 
-Measured by `python scripts/readme_tables.py --write` ({machine}).
-{END}"""
-    if not args.write:
-        print(text)
-        return
+
+# README blocks, each between <!-- NAME:start --> and <!-- NAME:end -->, each regenerated on its own
+BLOCKS = {"measured": default_block, "measured-linf": linf_block, "measured-robust": robust_block}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite README.md between the markers")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--blocks", default=",".join(BLOCKS), help=f"which blocks to regenerate (default: all of {', '.join(BLOCKS)})")
+    parser.add_argument("--square-n", type=int, default=SQUARE_N, help="measured-robust: Square on the first N images (0: every image)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads"
     readme = ROOT / "README.md"
     body = readme.read_text()
-    if START not in body or END not in body:
-        raise SystemExit(f"README.md lacks the markers {START} ... {END}")
-    before, rest = body.split(START, 1)
-    _, after = rest.split(END, 1)
-    readme.write_text(before + text + after)
-    print(f"rewrote the measured tables in {readme}")
+    for name in args.blocks.split(","):
+        if name not in BLOCKS:
+            raise SystemExit(f"--blocks: no block {name!r} (blocks: {', '.join(BLOCKS)})")
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        block = robust_block(args.threads, args.square_n) if name == "measured-robust" else BLOCKS[name](args.threads)
+        device = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+        extra = f" --square-n {args.square_n}" if name == "measured-robust" and args.square_n != SQUARE_N else ""
+        text = (f"{start}\n{block}\n\nMeasured by `python scripts/readme_tables.py --write "
+                f"--blocks {name}{extra}` ({machine}{device}).\n{end}")
+        if not args.write:
+            print(text)
+            continue
+        if start not in body or end not in body:
+            raise SystemExit(f"README.md lacks the markers {start} ... {end}")
+        before, rest = body.split(start, 1)
+        _, after = rest.split(end, 1)
+        body = before + text + after
+        readme.write_text(body)
+        print(f"rewrote {name} in {readme}")
 
 
 if __name__ == "__main__":

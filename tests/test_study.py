@@ -3,6 +3,7 @@ finding and training members (resume, reuse by recorded recipe), and whole runs 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 from pathlib import Path
@@ -23,6 +24,8 @@ from .conftest import invoke, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "studies" / "attention-vs-baseline.toml"
+ROBUST = ROOT / "studies" / "attention-under-adversarial-training.toml"
+STUDIES = sorted((ROOT / "studies").glob("*.toml"))
 
 TINY = """
 name = "tiny"
@@ -340,11 +343,26 @@ def test_missing_training_data_fails_before_any_work(tmp_path):
 
 
 # ------------------------------------------------------------------ the shipped study
-def test_the_shipped_study_finds_all_ten_checkpoints_in_models():
-    spec = load_study(SHIPPED)
+@pytest.mark.parametrize("file", STUDIES, ids=lambda f: f.stem)
+def test_every_shipped_study_finds_all_its_checkpoints_in_models(file):
+    spec = load_study(file)
     found, missing = find_members(spec, ROOT / "results" / "never-written")
     assert missing == [], f"shipped study would train {missing}"
-    assert len(found) == 10 and all(m.checkpoint.parent == ROOT / "models" for m in found)
+    assert len(found) == len(spec.architectures) * len(spec.seeds) >= 10
+    assert all(m.checkpoint.parent == ROOT / "models" for m in found)
+
+
+def test_the_robust_study_takes_only_checkpoints_of_its_threat_model():
+    """Its members were trained adversarially; the undefended study's, of the same architectures and
+    seeds, are never taken for them (and the other way round)."""
+    from robust_attn.checkpoints import read_checkpoint_file
+
+    robust, _ = find_members(load_study(ROBUST), ROOT / "results" / "never-written")
+    plain, _ = find_members(load_study(SHIPPED), ROOT / "results" / "never-written")
+    assert not {m.checkpoint for m in robust} & {m.checkpoint for m in plain}
+    for m in robust:
+        meta = read_checkpoint_file(m.checkpoint)["metadata"]
+        assert meta["training_threat_model"] == "fast-fgsm" and meta["training_threat"]["eps"] == "8/255"
 
 
 def test_the_cli_runs_a_study_and_prints_the_verdicts(tiny_study):
@@ -359,23 +377,30 @@ def test_the_cli_runs_a_study_and_prints_the_verdicts(tiny_study):
 
 
 @pytest.mark.slow
-def test_the_shipped_study_runs_end_to_end_without_training(tmp_path, monkeypatch):
-    """The shipped study on fewer images: nothing is trained, every comparison gets a verdict row."""
+@pytest.mark.parametrize("file", STUDIES, ids=lambda f: f.stem)
+def test_every_shipped_study_runs_end_to_end_without_training(file, tmp_path, monkeypatch):
+    """A shipped study on fewer images: nothing is trained, every comparison gets a verdict row."""
     from robust_attn.study import members
 
     monkeypatch.setattr(members, "train", lambda *a, **k: pytest.fail("the shipped study trained"))
     from robust_attn.attacks import parse_eps_grid
 
-    spec = load_study(SHIPPED)  # its grid shrunk to 0, 2/255 on 16 images: this is about the pipeline
-    spec = dataclasses.replace(spec, evaluation=dataclasses.replace(spec.evaluation, n=16,
+    spec = load_study(file)  # its grid shrunk to 0, 2/255 on 16 images, iterative attacks to 5 steps: the pipeline
+    attacks = tuple(dataclasses.replace(a, params={**a.params, "steps": 5}) if "steps" in a.params else a
+                    for a in spec.evaluation.attacks)
+    spec = dataclasses.replace(spec, evaluation=dataclasses.replace(spec.evaluation, n=16, attacks=attacks,
                                                                     grid=parse_eps_grid("0,2")))
     result = run_study(spec, tmp_path / "out", report=True)
     assert not result.members["trained"].any() and len(result.members) == 10
     verdicts = result.effects[result.effects["summary"] == "auc"]
+    names = sorted(a.name for a in spec.evaluation.attacks)
     assert sorted(zip(verdicts["attack"], verdicts["metric"])) == [
-        ("fgsm", "accuracy"), ("fgsm", "worst_case_accuracy"), ("pgd", "accuracy"), ("pgd", "worst_case_accuracy")]
+        (a, metric) for a in names for metric in ("accuracy", "worst_case_accuracy")]
     assert (verdicts["n_seeds"] == 5).all() and (verdicts["n_seeds_baseline"] == 5).all()
-    assert "verdict" in (tmp_path / "out" / "report" / "index.html").read_text().lower()
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert "verdict" in page.lower()
+    threat = json.loads((tmp_path / "out" / "provenance.json").read_text())["training_threat"]
+    assert threat == ("fast-fgsm 8/255 (1 step of 10/255)" if file == ROBUST else "standard") and threat in page
 
 
 def test_the_api_functions_are_not_shadowed_by_their_modules_whatever_was_imported_first():
