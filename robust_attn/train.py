@@ -42,8 +42,9 @@ from .threat_models import Threat, ThreatModel, resolve_threat
 from .threat_training import Crafter, check_input_gradients, make_crafter, training_loss
 from .train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule, parse_on_overfit
 
-__all__ = ["AugmentDraws", "EpochPlan", "EpochStats", "OnOverfit", "Schedule", "TrainConfig", "augment_batch", "crop_flip",
-           "draw_augmentation", "evaluate_accuracy", "load_batch", "plan_epoch", "progress_due", "train", "training_step"]
+__all__ = ["AugmentDraws", "EpochPlan", "EpochStats", "OnOverfit", "RunningNumbers", "Schedule", "TrainConfig",
+           "augment_batch", "crop_flip", "draw_augmentation", "evaluate_accuracy", "load_batch", "plan_epoch",
+           "progress_due", "train", "training_step"]
 
 log = logging.getLogger(__name__)
 D = TRAIN_DEFAULTS
@@ -228,6 +229,25 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
     return loss.detach(), logits.detach()
 
 
+class RunningNumbers:
+    """An epoch's running training loss and accuracy, summed on the training device: adding a step waits
+    for nothing, reading is one sync (float64 sums: the same numbers as summing Python floats)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss x images, correct predictions
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.sums[0] += loss.double() * len(y)
+        self.sums[1] += (logits.argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def read(self) -> tuple[float, float]:
+        """(mean loss, accuracy) so far; (0, 0) before any step."""
+        total_loss, correct = self.sums.tolist()
+        return total_loss / max(self.seen, 1), correct / max(self.seen, 1)
+
+
 def progress_due(seconds: float = PROGRESS_SECONDS) -> Callable[[bool], bool]:
     """``due(last)``: whether a progress display should be drawn now, at most every ``seconds`` (the first
     call and ``last=True`` always), since reading the running numbers off a GPU waits for it."""
@@ -345,10 +365,7 @@ def train(
         t0 = time.perf_counter()
         model.train()
         plan = plan_epoch(n, cfg.batch_size, cfg.augment, generator, device)
-        # running sums stay on the device; read (one sync) only when progress is shown and at the epoch end
-        total_loss = torch.zeros((), dtype=torch.float64, device=device)
-        total_correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
+        running = RunningNumbers(device)  # read (a GPU sync) only when progress is shown and at the epoch end
         due = progress_due()
         for step in range(steps_per_epoch):
             start, stop = step * cfg.batch_size, min((step + 1) * cfg.batch_size, n)
@@ -357,19 +374,16 @@ def train(
             x, y = load_batch(images, plan, start, stop, ranks)
             loss, logits = training_step(model, optimizer, x, y, threat, craft)
             scheduler.step()
-            total_loss += loss.double() * len(y)
-            total_correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+            running.add(loss, logits, y)
             if on_batch and ranks.is_writer and due(step + 1 == steps_per_epoch):
-                on_batch(step + 1, steps_per_epoch, float(total_loss) / seen, int(total_correct) / seen)
+                on_batch(step + 1, steps_per_epoch, *running.read())
         test_accuracy = evaluate_accuracy(net, splits.test, device=device)
         point, overfit = None, False
         if held is not None:
             point = HeldoutEpoch(epoch + 1, *evaluate_holdout(net, held, watch_eps, cfg.seed, device), test_accuracy)
             overfit = _watch_epoch(watch, point, net, optimizer, cfg, threat)
         seconds += time.perf_counter() - t0
-        stats = EpochStats(epoch + 1, cfg.epochs, float(total_loss) / max(seen, 1), int(total_correct) / max(seen, 1),
-                           test_accuracy, point, overfit)
+        stats = EpochStats(epoch + 1, cfg.epochs, *running.read(), test_accuracy, point, overfit)
         log.info("epoch %d/%d loss %.4f train acc %.4f test acc %.4f", *stats[:5])
         if on_epoch and ranks.is_writer:
             on_epoch(stats)
