@@ -167,7 +167,8 @@ def test_on_batch_ends_each_epoch_on_the_epochs_running_numbers(small, tmp_path)
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_batches_are_the_cpu_batches(small):
-    """The device pipeline gathers and augments on the GPU the very batches the CPU gets for a seed."""
+    """The device pipeline gathers and augments on the GPU the very images the CPU gets for a seed (the
+    uint8 pixels; the float conversion may round a last bit differently on another device)."""
     cpu = plan_epoch(len(small.train), 32, True, torch.Generator().manual_seed(1), torch.device("cpu"))
     gpu = plan_epoch(len(small.train), 32, True, torch.Generator().manual_seed(1), torch.device("cuda"))
     images = ImageSet(small.train.x.cuda(), small.train.y.cuda())
@@ -175,4 +176,6 @@ def test_cuda_batches_are_the_cpu_batches(small):
     for start in (0, 32):
         x, y = load_batch(small.train, cpu, start, start + 32, Ranks(0, 1))
         gx, gy = load_batch(images, gpu, start, start + 32, Ranks(0, 1))
-        assert gx.is_cuda and torch.equal(gx.cpu(), x) and torch.equal(gy.cpu(), y)
+        assert gx.is_cuda and torch.equal(gy.cpu(), y)
+        assert torch.equal((gx.cpu() * 255).round(), (x * 255).round())
+        assert torch.allclose(gx.cpu(), x, rtol=1e-6, atol=0)
