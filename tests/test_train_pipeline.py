@@ -98,7 +98,7 @@ def test_cpu_training_is_bit_for_bit_the_step_by_step_loop(small, tmp_path, thre
     manifest commands still reproduce them). Batch 21 on 64 images: the last step has one image and is
     skipped, drawing nothing."""
     cfg = TrainConfig("vgg", "synthetic", epochs=2, width=0.0625, seed=7, batch_size=21, threat_model=threat,
-                      holdout=0 if threat != "standard" else None)
+                      holdout=0 if threat != "standard" else None, device="cpu")
     seen: list = []
     path = train(cfg, tmp_path / "m.pt", splits=small, on_epoch=seen.append)
     want, want_stats = old_training(cfg, small)
@@ -158,7 +158,7 @@ def test_progress_is_drawn_at_most_every_interval_and_always_at_the_end(monkeypa
 def test_on_batch_ends_each_epoch_on_the_epochs_running_numbers(small, tmp_path):
     calls: list = []
     epochs: list = []
-    cfg = TrainConfig("vgg", "synthetic", epochs=2, width=0.0625, seed=3, batch_size=16)
+    cfg = TrainConfig("vgg", "synthetic", epochs=2, width=0.0625, seed=3, batch_size=16, device="cpu")
     train(cfg, tmp_path / "m.pt", splits=small, on_batch=lambda *a: calls.append(a), on_epoch=epochs.append)
     ends = [c for c in calls if c[0] == c[1]]
     assert len(ends) == 2 and all(c[1] == 4 for c in calls)
