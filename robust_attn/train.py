@@ -8,8 +8,10 @@ FGSM, PGD-10: :mod:`robust_attn.holdout`); the checkpoint keeps the epoch with t
 accuracy and records the curves, the final epoch and any catastrophic overfitting detected.
 
 Deterministic on CPU for a given seed and thread count: shuffling and augmentation draw from
-one seeded generator. A training state is saved after every epoch so ``resume=True`` continues
-from the last finished epoch.
+one seeded CPU generator, each epoch's draws up front, so a GPU run sees the same batches; the uint8
+training set lives on the training device and is gathered and augmented there, and the running loss
+and accuracy are read (a GPU sync) only when progress is shown. A training state is saved after every
+epoch so ``resume=True`` continues from the last finished epoch.
 """
 from __future__ import annotations
 
@@ -159,8 +161,8 @@ def draw_augmentation(n: int, generator: torch.Generator, pad: int = 4) -> Augme
 
 
 def crop_flip(x: torch.Tensor, draws: AugmentDraws, pad: int = 4) -> torch.Tensor:
-    """Random crop (zero padding ``pad``) and horizontal flip of a whole N x C x H x W batch at once, on
-    ``x``'s device (``draws`` must be there too): integer indexing, so exact on every device."""
+    """The crops (zero padding ``pad``) and horizontal flips ``draws`` names, of a whole N x C x H x W batch
+    at once on ``x``'s device (``draws`` must be there too): integer indexing, so exact on every device."""
     n, c, h, w = x.shape
     device = x.device
     padded = nn.functional.pad(x, (pad, pad, pad, pad))
@@ -199,7 +201,8 @@ def plan_epoch(n: int, batch_size: int, augment: bool, generator: torch.Generato
     return EpochPlan(order.to(device), draws)
 
 
-def load_batch(images: ImageSet, plan: EpochPlan, start: int, stop: int, ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor]:
+def load_batch(images: ImageSet, plan: EpochPlan, start: int, stop: int,
+               ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions ``start:stop`` of the epoch's order as a float32 channels_last batch in [0, 1] and its
     labels, this rank's slice (``rank::world``) of the global batch, gathered and augmented where
     ``images`` (uint8) lives."""

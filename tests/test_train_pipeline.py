@@ -143,8 +143,10 @@ def test_a_rank_gets_its_slice_of_the_augmented_global_batch(small):
 
 def test_augment_batch_is_the_frozen_reference():
     x = torch.randint(0, 256, (9, 3, 12, 12), dtype=torch.uint8)
-    assert torch.equal(augment_batch(x, torch.Generator().manual_seed(5)), old_augment(x, torch.Generator().manual_seed(5)))
-    flips = AugmentDraws(torch.zeros(9, dtype=torch.long), torch.zeros(9, dtype=torch.long), torch.ones(9, dtype=torch.bool))
+    assert torch.equal(augment_batch(x, torch.Generator().manual_seed(5)),
+                       old_augment(x, torch.Generator().manual_seed(5)))
+    zeros = torch.zeros(9, dtype=torch.long)
+    flips = AugmentDraws(zeros, zeros, torch.ones(9, dtype=torch.bool))
     assert torch.equal(crop_flip(x, flips, pad=0), x.flip(3))
 
 
