@@ -8,8 +8,10 @@ FGSM, PGD-10: :mod:`robust_attn.holdout`); the checkpoint keeps the epoch with t
 accuracy and records the curves, the final epoch and any catastrophic overfitting detected.
 
 Deterministic on CPU for a given seed and thread count: shuffling and augmentation draw from
-one seeded generator. A training state is saved after every epoch so ``resume=True`` continues
-from the last finished epoch.
+one seeded CPU generator, each epoch's draws up front, so a GPU run sees the same batches; the uint8
+training set lives on the training device and is gathered and augmented there, and the running loss
+and accuracy are read (a GPU sync) only when progress is shown. A training state is saved after every
+epoch so ``resume=True`` continues from the last finished epoch.
 """
 from __future__ import annotations
 
@@ -39,13 +41,16 @@ from .holdout import (HeldoutEpoch, PGD_STEPS, best_epoch, catastrophic_overfitt
                       overfitting_rule, split_holdout)
 from .models import check_model_args, create_model
 from .threat_models import Threat, ThreatModel, resolve_threat
-from .threat_training import check_input_gradients, make_crafter, training_loss
+from .threat_training import Crafter, check_input_gradients, make_crafter, training_loss
 from .train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule, parse_on_overfit
 
-__all__ = ["EpochStats", "OnOverfit", "Schedule", "TrainConfig", "augment_batch", "evaluate_accuracy", "train"]
+__all__ = ["AugmentDraws", "EpochPlan", "EpochStats", "OnOverfit", "RunningNumbers", "Schedule", "TrainConfig",
+           "augment_batch", "crop_flip", "draw_augmentation", "evaluate_accuracy", "load_batch", "plan_epoch",
+           "progress_due", "train", "training_step"]
 
 log = logging.getLogger(__name__)
 D = TRAIN_DEFAULTS
+PROGRESS_SECONDS = 0.2  # the shortest time between two on_batch calls
 
 
 @dataclass(frozen=True)
@@ -139,19 +144,127 @@ class TrainingWatch:
                    bool(state["stopped"]))
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crop (zero padding ``pad``) and horizontal flip of a whole N x C x H x W batch at once."""
-    n, _, h, w = x.shape
-    padded = nn.functional.pad(x, (pad, pad, pad, pad))
+class AugmentDraws(NamedTuple):
+    """The random numbers of a batch's augmentation: crop offsets and flips, one of each per image."""
+
+    dy: torch.Tensor  # crop row offsets in [0, 2 * pad]
+    dx: torch.Tensor  # crop column offsets in [0, 2 * pad]
+    flip: torch.Tensor  # bool: flip horizontally
+
+
+def draw_augmentation(n: int, generator: torch.Generator, pad: int = 4) -> AugmentDraws:
+    """``n`` images' crop offsets and flips, drawn on the CPU from ``generator`` in the order training
+    always drew them, so a seed gives the same batches on every device."""
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # n x 1 x h x 1
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # n x 1 x 1 x w
-    batch = torch.arange(n)[:, None, None, None]
-    chans = torch.arange(x.shape[1])[None, :, None, None]
+    return AugmentDraws(dy, dx, torch.rand(n, generator=generator) < 0.5)
+
+
+def crop_flip(x: torch.Tensor, draws: AugmentDraws, pad: int = 4) -> torch.Tensor:
+    """The crops (zero padding ``pad``) and horizontal flips ``draws`` names, of a whole N x C x H x W batch
+    at once on ``x``'s device (``draws`` must be there too): integer indexing, so exact on every device."""
+    n, c, h, w = x.shape
+    device = x.device
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = (draws.dy[:, None] + torch.arange(h, device=device))[:, None, :, None]  # n x 1 x h x 1
+    cols = (draws.dx[:, None] + torch.arange(w, device=device))[:, None, None, :]  # n x 1 x 1 x w
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    chans = torch.arange(c, device=device)[None, :, None, None]
     out = padded[batch, chans, rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], out.flip(3), out)
+    return torch.where(draws.flip[:, None, None, None], out.flip(3), out)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and horizontal flip of a whole N x C x H x W batch at once."""
+    draws = draw_augmentation(len(x), generator, pad)
+    return crop_flip(x, AugmentDraws(*(d.to(x.device) for d in draws)), pad)
+
+
+class EpochPlan(NamedTuple):
+    """An epoch's shuffled order and augmentation draws (None: no augmentation), on the training device."""
+
+    order: torch.Tensor
+    draws: AugmentDraws | None
+
+
+def plan_epoch(n: int, batch_size: int, augment: bool, generator: torch.Generator, device: torch.device) -> EpochPlan:
+    """All of an epoch's random numbers, drawn up front from ``generator`` in the order and sizes the
+    step-by-step loop drew them (the permutation, then each batch's crops and flips; a last batch of one
+    image, which is skipped, draws none), so the batches and the generator's state after the epoch are
+    what they always were; then one copy to ``device`` per epoch instead of one per step."""
+    order = torch.randperm(n, generator=generator)
+    draws = None
+    if augment:
+        sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+        parts = [draw_augmentation(size, generator) for size in sizes if size >= 2]
+        draws = AugmentDraws(*(torch.cat(d).to(device) for d in zip(*parts))) if parts else None
+    return EpochPlan(order.to(device), draws)
+
+
+def load_batch(images: ImageSet, plan: EpochPlan, start: int, stop: int,
+               ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``start:stop`` of the epoch's order as a float32 channels_last batch in [0, 1] and its
+    labels, this rank's slice (``rank::world``) of the global batch, gathered and augmented where
+    ``images`` (uint8) lives."""
+    idx = plan.order[start:stop][ranks.rank::ranks.world]
+    xb = images.x[idx]
+    if plan.draws is not None:
+        xb = crop_flip(xb, AugmentDraws(*(d[start:stop][ranks.rank::ranks.world] for d in plan.draws)))
+    return xb.float().div_(255.0).contiguous(memory_format=torch.channels_last), images.y[idx]
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                  threat: Threat, craft: Crafter | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch: craft its adversarial examples (fp32, outside autocast), the threat
+    model's loss (bf16 autocast on CUDA), backward, step. Returns (loss, logits), detached and left on the
+    device: reading them is a GPU sync, which the caller does only when it shows them."""
+    x_adv = craft(x, y) if craft is not None else None
+    use_amp = x.device.type == "cuda"
+    with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
+        if x_adv is not None:
+            loss, logits = training_loss(threat, model, x, x_adv, y)
+        else:
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+class RunningNumbers:
+    """An epoch's running training loss and accuracy, summed on the training device: adding a step waits
+    for nothing, reading is one sync (float64 sums: the same numbers as summing Python floats)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss x images, correct predictions
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.sums[0] += loss.double() * len(y)
+        self.sums[1] += (logits.argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def read(self) -> tuple[float, float]:
+        """(mean loss, accuracy) so far; (0, 0) before any step."""
+        total_loss, correct = self.sums.tolist()
+        return total_loss / max(self.seen, 1), correct / max(self.seen, 1)
+
+
+def progress_due(seconds: float = PROGRESS_SECONDS) -> Callable[[bool], bool]:
+    """``due(last)``: whether a progress display should be drawn now, at most every ``seconds`` (the first
+    call and ``last=True`` always), since reading the running numbers off a GPU waits for it."""
+    previous = -math.inf
+
+    def due(last: bool) -> bool:
+        nonlocal previous
+        now = time.perf_counter()
+        if last or now - previous >= seconds:
+            previous = now
+            return True
+        return False
+
+    return due
 
 
 @torch.inference_mode()
@@ -246,52 +359,34 @@ def train(
         start_epoch, seconds = state["epoch"], state["seconds"]
         watch = TrainingWatch.from_state(state["watch"]) if "watch" in state else watch
         log.info("resuming %s from epoch %d", out, start_epoch)
-    use_amp = device.type == "cuda"
-    loss_fn = nn.CrossEntropyLoss()
+    # the uint8 training set lives on the training device (on CPU: the same tensors, no copy)
+    images = ImageSet(train_set.x.to(device), train_set.y.to(device))
     test_accuracy = float("nan")
     for epoch in range(start_epoch, cfg.epochs):
         if watch.stopped:
             break
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=generator)
-        total_loss, total_correct, seen = 0.0, 0, 0
+        plan = plan_epoch(n, cfg.batch_size, cfg.augment, generator, device)
+        running = RunningNumbers(device)  # read (a GPU sync) only when progress is shown and at the epoch end
+        due = progress_due()
         for step in range(steps_per_epoch):
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            if len(idx) < 2:  # BatchNorm needs more than one example
+            start, stop = step * cfg.batch_size, min((step + 1) * cfg.batch_size, n)
+            if stop - start < 2:  # BatchNorm needs more than one example
                 continue
-            xb = train_set.x[idx]
-            if cfg.augment:
-                xb = augment_batch(xb, generator)
-            xb, yb = xb[ranks.rank::ranks.world], train_set.y[idx][ranks.rank::ranks.world]
-            if device.type == "cuda":
-                xb, yb = xb.pin_memory(), yb.pin_memory()
-            x = xb.to(device, non_blocking=True).float().div_(255.0).contiguous(memory_format=torch.channels_last)
-            y = yb.to(device, non_blocking=True)
-            x_adv = craft(x, y) if craft is not None else None  # in fp32, outside autocast
-            with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
-                if x_adv is not None:
-                    loss, logits = training_loss(threat, model, x, x_adv, y)
-                else:
-                    logits = model(x)
-                    loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            x, y = load_batch(images, plan, start, stop, ranks)
+            loss, logits = training_step(model, optimizer, x, y, threat, craft)
             scheduler.step()
-            total_loss += float(loss.detach()) * len(y)
-            total_correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            if on_batch and ranks.is_writer:
-                on_batch(step + 1, steps_per_epoch, total_loss / seen, total_correct / seen)
+            running.add(loss, logits, y)
+            if on_batch and ranks.is_writer and due(step + 1 == steps_per_epoch):
+                on_batch(step + 1, steps_per_epoch, *running.read())
         test_accuracy = evaluate_accuracy(net, splits.test, device=device)
         point, overfit = None, False
         if held is not None:
             point = HeldoutEpoch(epoch + 1, *evaluate_holdout(net, held, watch_eps, cfg.seed, device), test_accuracy)
             overfit = _watch_epoch(watch, point, net, optimizer, cfg, threat)
         seconds += time.perf_counter() - t0
-        stats = EpochStats(epoch + 1, cfg.epochs, total_loss / max(seen, 1), total_correct / max(seen, 1), test_accuracy,
-                           point, overfit)
+        stats = EpochStats(epoch + 1, cfg.epochs, *running.read(), test_accuracy, point, overfit)
         log.info("epoch %d/%d loss %.4f train acc %.4f test acc %.4f", *stats[:5])
         if on_epoch and ranks.is_writer:
             on_epoch(stats)
