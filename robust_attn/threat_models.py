@@ -20,9 +20,9 @@ command line shows these defaults in ``--help`` without loading the training cod
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from collections.abc import Mapping
 from typing import Any
 
 from .errors import UserError, unknown_name

@@ -215,12 +215,16 @@ def load_batch(images: ImageSet, plan: EpochPlan, start: int, stop: int,
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                   threat: Threat, craft: Crafter | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on a batch: craft its adversarial examples (fp32, outside autocast), the threat
-    model's loss (bf16 autocast on CUDA), backward, step. Returns (loss, logits), detached and left on the
-    device: reading them is a GPU sync, which the caller does only when it shows them."""
-    x_adv = craft(x, y) if craft is not None else None
+    """One optimiser step on a batch: craft its adversarial examples, the threat model's loss, backward,
+    step. On CUDA both run under bf16 autocast: the attack then targets the function the step trains (as
+    Wong et al.'s mixed-precision fast FGSM does), and crafting in fp32 made adversarial steps cost 10.8x
+    (PGD-7) and 2.4x (fast FGSM) a standard step at width 1 on an H200, over the 1.1 x (K+1) targets.
+    The images and their perturbations stay fp32 (autocast casts only inside the model), and CPU
+    training is untouched. Returns (loss, logits), detached and left on the device: reading them is a
+    GPU sync, which the caller does only when it shows them."""
     use_amp = x.device.type == "cuda"
     with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
+        x_adv = craft(x, y) if craft is not None else None
         if x_adv is not None:
             loss, logits = training_loss(threat, model, x, x_adv, y)
         else:

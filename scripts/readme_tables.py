@@ -39,10 +39,13 @@ def markdown(frame, attack: str, value: str, with_dataset: bool) -> str:
     return "\n".join(lines)
 
 
+DEVICE = {"name": "cpu"}  # --device: where every sweep of this run goes
+
+
 def timed_sweep(*args, **kwargs):
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        frame = run_sweep(*args, out=out, per_example=True, models_dir=ROOT / "models", **kwargs)
+        frame = run_sweep(*args, out=out, per_example=True, models_dir=ROOT / "models", device=DEVICE["name"], **kwargs)
         seconds = time.perf_counter() - start
         examples = pd.read_csv(Path(out) / "per_example.csv", dtype={"eps_label": str})
         return frame, seconds, examples
@@ -84,13 +87,13 @@ def worst_over(examples: pd.DataFrame, attacks: list[str]) -> pd.Series:
 
 
 def robust_block(threads: int, square_n: int = SQUARE_N) -> str:
-    where = f"first {square_n}" if square_n else "every image"
+    where = f"the first {square_n}" if square_n else "every image"
     lines = [f"| model | clean | PGD-10 | APGD-CE | APGD-DLR | worst of the two | {where}: APGD-CE | APGD-DLR | "
              "Square (5,000 queries) | worst of the three |", "| --- |" + " ---: |" * 9]
     seconds = 0.0
     for label, (models, eps) in ROBUST.items():
-        every, t1, ex_every = timed_sweep(models, ["pgd", "apgd-ce", "apgd-dlr"], f"0,{eps}", eps_unit="1")
-        first, t2, ex_first = timed_sweep(models, ["apgd-ce", "apgd-dlr", "square"], f"0,{eps}", eps_unit="1",
+        every, t1, ex_every = timed_sweep(models, ["pgd", "apgd-ce", "apgd-dlr"], f"0,{eps}", eps_unit="raw")
+        first, t2, ex_first = timed_sweep(models, ["apgd-ce", "apgd-dlr", "square"], f"0,{eps}", eps_unit="raw",
                                           n=square_n or None)
         seconds += t1 + t2
         at = every[every["eps"] > 0].set_index(["model", "attack"])["accuracy"]
@@ -112,7 +115,7 @@ no gradients) beside the two APGDs ({seconds:.0f} s of sweeps, {threads} threads
 
 The sweeps: `robust-attn sweep --models vgg_c10s_ffgsm,vgg-att3-concat-pc_c10s_ffgsm --attack pgd,apgd-ce,apgd-dlr
 --eps 0,8 --per-example` and, with `--attack apgd-ce,apgd-dlr,square{f" --n {square_n}" if square_n else ""}`, the Square check; the
-Fashion-MNIST pair with `--eps 0,0.1 --eps-unit 1`."""
+Fashion-MNIST pair with `--eps 0,0.1 --eps-unit raw`."""
 
 
 def default_block(threads: int) -> str:
@@ -152,9 +155,11 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="rewrite README.md between the markers")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--blocks", default=",".join(BLOCKS), help=f"which blocks to regenerate (default: all of {', '.join(BLOCKS)})")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the sweeps' device)")
     parser.add_argument("--square-n", type=int, default=SQUARE_N, help="measured-robust: Square on the first N images (0: every image)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    DEVICE["name"] = args.device
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads"
     readme = ROOT / "README.md"
     body = readme.read_text()
@@ -163,8 +168,9 @@ def main() -> None:
             raise SystemExit(f"--blocks: no block {name!r} (blocks: {', '.join(BLOCKS)})")
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         block = robust_block(args.threads, args.square_n) if name == "measured-robust" else BLOCKS[name](args.threads)
-        device = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+        device = f", {torch.cuda.get_device_name()}" if args.device != "cpu" and torch.cuda.is_available() else ""
         extra = f" --square-n {args.square_n}" if name == "measured-robust" and args.square_n != SQUARE_N else ""
+        extra += f" --device {args.device}" if args.device != "cpu" else ""
         text = (f"{start}\n{block}\n\nMeasured by `python scripts/readme_tables.py --write "
                 f"--blocks {name}{extra}` ({machine}{device}).\n{end}")
         if not args.write:

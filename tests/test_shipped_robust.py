@@ -42,7 +42,7 @@ def test_a_robust_checkpoint_records_how_it_was_trained(name):
     # robust overfitting: the kept epoch is the held-out PGD best; no catastrophic overfitting
     curve = meta["heldout_curves"]
     best = max(curve, key=lambda point: point["pgd"])
-    assert meta["kept_epoch"] == best["epoch"] and meta["catastrophic_overfitting"] is None
+    assert meta["kept_epoch"]["epoch"] == best["epoch"] and meta["catastrophic_overfitting"]["detected"] == []
 
 
 def test_models_lists_each_checkpoint_with_its_training_threat_model():
@@ -63,9 +63,9 @@ def test_the_robust_pairs_keep_the_claimed_accuracy_and_square_does_not_beat_the
 
     baseline, variant, eps, bar = SHIPPED_PAIRS[dataset]
     grid = f"0,{eps}"
-    every = run_sweep([baseline, variant], ["apgd-ce"], grid, None, eps_unit="1", models_dir=MODELS_DIR,
+    every = run_sweep([baseline, variant], ["apgd-ce"], grid, None, eps_unit="raw", models_dir=MODELS_DIR,
                       out=tmp_path / "all")
-    first = run_sweep([baseline, variant], ["apgd-ce", "apgd-dlr", "square"], grid, None, eps_unit="1", n=200,
+    first = run_sweep([baseline, variant], ["apgd-ce", "apgd-dlr", "square"], grid, None, eps_unit="raw", n=200,
                       models_dir=MODELS_DIR, out=tmp_path / "first")
     at = every[every["eps"] > 0].set_index("model")["accuracy"]
     few = first[first["eps"] > 0].set_index(["model", "attack"])["accuracy"]
