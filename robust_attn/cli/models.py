@@ -34,7 +34,7 @@ def models_cmd(
     from ..models import create_model, get_model_cfg, list_models, parse_model_args
 
     if checkpoints:
-        Console(width=None if sys.stdout.isatty() else 160).print(_checkpoint_table(models_dir, pattern))
+        Console(width=None if sys.stdout.isatty() else 220).print(_checkpoint_table(models_dir, pattern))
         return
     text = model_arg_text(model_arg, depth)
     if details is not None:
@@ -84,8 +84,8 @@ def _checkpoint_table(models_dir: Path, pattern: str):
     names = [n for n in sorted(entries) if fnmatch.fnmatchcase(n, pattern)]
     if not names:
         raise UserError(f"no checkpoint in {models_dir / MANIFEST} matches {pattern!r}")
-    table = Table("architecture", "width", "dataset", "training", "clean acc", "seed", "replica of")
-    table.columns.insert(0, Column("checkpoint", no_wrap=True))
+    table = Table(Column("checkpoint", no_wrap=True), "architecture", "width", "dataset",
+                  Column("training", no_wrap=True), "clean acc", "seed", Column("replica of", no_wrap=True))
     for name in names:
         e = entries[name]
         table.add_row(name, e.architecture, f"{e.width:g}", e.dataset, e.training_threat or "standard",
