@@ -169,11 +169,11 @@ def _default_step(cfg: ThreatModelCfg, eps: float) -> str:
 
     paper_eps, _ = parse_eps_value(cfg.eps, "eps")
     paper_step, _ = parse_eps_value(cfg.step_size, "step size")
-    step = paper_step * eps / paper_eps
+    step = min(paper_step * eps / paper_eps, 1.0)  # a step over the whole pixel range is the same step
     if eps <= 0 or math.isclose(step, paper_step):  # eps 0 trains on clean images whatever the step
         return cfg.step_size
     in_255 = step * 255
-    return f"{round(in_255)}/255" if math.isclose(in_255, round(in_255), abs_tol=1e-9) else f"{step:.6g}"
+    return f"{round(in_255)}/255" if math.isclose(in_255, round(in_255), abs_tol=1e-9) else repr(step)
 
 
 def _text(value: str | float) -> str:

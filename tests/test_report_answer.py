@@ -101,6 +101,17 @@ def test_panels_are_evaluation_set_by_backbone_from_the_columns():
     assert panels[("variant", "d1", 10)] == panels[("base", "d1", 10)] == "d1: mynet (base)"
     assert panels[("lonely", "d1", 10)] == "d1: other models" and panels[("base", "d2", 10)] == "d2: other models"
     assert roles == {"variant": "variant", "base": "baseline", "lonely": "model"}
+    # an adversarially trained pair: its own panel, titled with its training threat model
+    robust = frame.assign(training_threat_model="standard")
+    robust = pd.concat([robust, pd.DataFrame([
+        {"model": "base_at", "architecture": "mynet", "baseline": "", "dataset": "d1", "n": 10,
+         "training_threat_model": "pgd 8/255 (7 steps of 2/255)"},
+        {"model": "variant_at", "architecture": "mynet-att", "baseline": "mynet", "dataset": "d1", "n": 10,
+         "training_threat_model": "pgd 8/255 (7 steps of 2/255)"}])], ignore_index=True)
+    panels, _ = backbone_panels(robust)
+    assert panels[("variant", "d1", 10)] == "d1: mynet (base)"
+    assert panels[("variant_at", "d1", 10)] == panels[("base_at", "d1", 10)] == \
+        "d1: mynet (base_at), pgd 8/255 (7 steps of 2/255)-trained"
 
 
 @pytest.fixture(scope="module")

@@ -84,8 +84,8 @@ def _checkpoint_table(models_dir: Path, pattern: str):
     names = [n for n in sorted(entries) if fnmatch.fnmatchcase(n, pattern)]
     if not names:
         raise UserError(f"no checkpoint in {models_dir / MANIFEST} matches {pattern!r}")
-    table = Table(Column("checkpoint", no_wrap=True), "architecture", "width", "dataset",
-                  Column("training", no_wrap=True), "clean acc", "seed", Column("replica of", no_wrap=True))
+    table = Table(Column("checkpoint", no_wrap=True), "architecture", "width", "dataset", "training", "clean acc",
+                  "seed", "replica of")
     for name in names:
         e = entries[name]
         table.add_row(name, e.architecture, f"{e.width:g}", e.dataset, e.training_threat or "standard",

@@ -130,7 +130,8 @@ def backbone_panels(frame: pd.DataFrame) -> tuple[dict[tuple, str], dict[str, st
     of other models. Decided from what the rows record, never from a name."""
     several_n = frame[["dataset", "n"]].drop_duplicates().shape[0] > frame["dataset"].nunique()
     architecture = dict(zip(frame["model"], frame["architecture"]))
-    threat = dict(zip(frame["model"], frame["training_threat_model"].astype(str)))
+    threat = dict(zip(frame["model"], frame["training_threat_model"].astype(str))) \
+        if "training_threat_model" in frame else {}
 
     def where(dataset: str, n: int) -> str:
         return f"{dataset}, n={n}" if several_n else str(dataset)

@@ -387,7 +387,18 @@ def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
             "baselines": sorted((str(k), str(v)) for k, v in baselines.items()),
             "trained": _paths(p.get("trained")), "reused": _paths(p.get("reused")), "members": members,
             # written since threat models exist; a study before them trained on clean images
-            "training_threat": human(p.get("training_threat") or ("standard" if "spec" in p else None), UNKNOWN)}
+            "training_threat": human(p.get("training_threat") or _recipe_threat(p), UNKNOWN)}
+
+
+def _recipe_threat(provenance: dict[str, Any]) -> str | None:
+    """The members' threat model as a study folder written before provenance named it records it: its
+    recipe's ``threat_model`` (absent: clean images); None without a recorded recipe."""
+    spec = provenance.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    train = spec.get("train") if isinstance(spec.get("train"), dict) else {}
+    name = str(train.get("threat_model") or "standard")
+    return name if name == "standard" else " ".join(str(v) for v in (name, train.get("threat_eps")) if v)
 
 
 # ------------------------------------------------------------------ page

@@ -17,6 +17,7 @@ from ..attacks import get_attack_cfg, list_attacks
 from ..checkpoints import Checkpoint, recorded_model_args
 from ..models import AttentionMaps, get_model_cfg
 from ..results import STANDARD_TRAINING, UNKNOWN
+from ..threat_models import threat_summary
 from ..user_models import is_user_checkpoint
 
 
@@ -44,7 +45,11 @@ class AttackFacts:
 def model_facts(ckpt: Checkpoint) -> ModelFacts:
     """The facts of a checkpoint's model: from the model registry, or the user-model rules."""
     architecture = str(ckpt.metadata["architecture"])
-    threat_model = str(ckpt.metadata.get("training_threat_model") or STANDARD_TRAINING)
+    # the whole threat (name, eps, steps, step size), so that baseline pairs and per-threat tables never
+    # join models trained against different budgets; a checkpoint recording only a name keeps the name
+    recorded = ckpt.metadata.get("training_threat")
+    threat_model = (threat_summary(recorded) if isinstance(recorded, dict) and recorded
+                    else str(ckpt.metadata.get("training_threat_model") or STANDARD_TRAINING))
     if is_user_checkpoint(ckpt):
         return ModelFacts(architecture, architecture, "", AttentionMaps.NONE.value, threat_model, UNKNOWN, UNKNOWN)
     cfg = get_model_cfg(architecture)
