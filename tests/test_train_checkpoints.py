@@ -180,11 +180,14 @@ def test_shipped_checkpoints_meet_their_targets_with_one_recipe(shipped, embedde
     """The small-checkpoint issue's acceptance: >= 70% clean accuracy on the 932 CIFAR-10 test images
     (recomputed here, and equal to what the manifest records), the five trained by one command that differs
     only in the architecture (a fair comparison), >= 90% for Fashion-MNIST, models/ under 30 MB (the
-    study issue's bound, seed replicas included)."""
+    study issue's bound, seed replicas included; 60 MB since the robust-training issue added its checkpoints,
+    whose own bars are in tests/test_shipped_robust.py)."""
     manifest = read_manifest(MODELS_DIR)
     recipes = set()
     for name, ckpt in shipped.items():
         if not ckpt.metadata["architecture"].startswith("vgg"):  # the ResNets: tests/test_resnet.py (>= 65%)
+            continue
+        if manifest[name].training_threat:  # adversarially trained: tests/test_shipped_robust.py
             continue
         accuracy = evaluate_accuracy(ckpt.model, embedded_cifar)
         assert accuracy == manifest[name].clean_accuracy, name
@@ -192,9 +195,9 @@ def test_shipped_checkpoints_meet_their_targets_with_one_recipe(shipped, embedde
         arch = manifest[name].architecture
         recipes.add(manifest[name].command.replace(f" {arch} ", " ARCH ").replace(f"/{name}.pt", "/OUT.pt"))
     assert len(recipes) == 1, recipes
-    fashion = [e for e in manifest.values() if e.dataset == "fashion-mnist"]
+    fashion = [e for e in manifest.values() if e.dataset == "fashion-mnist" and not e.training_threat]
     assert len(fashion) >= 2 and all(e.clean_accuracy >= 0.90 for e in fashion)
-    assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 30 * 2**20
+    assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 60 * 2**20
 
 
 def _two_checkpoint_manifest(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import robust_attn
+from robust_attn.checkpoints import read_manifest
 from robust_attn.attacks import parse_eps_grid
 from robust_attn.attacks import registry as attack_registry
 from robust_attn.errors import UserError
@@ -175,8 +176,9 @@ def test_defaults_pair_cifar_models_with_cifar_models_only():
         return {s.name: [t.name for t in plan.targets[s.name]] for s in plan.sources}
 
     default = pairs(None, None)
-    cifar = {s for s in default if s.endswith("_c10s")}
-    fashion = {s for s in default if s.endswith("_fmnist")}
+    manifest = read_manifest(MODELS_DIR)
+    cifar = {s for s in default if manifest[s].dataset == "cifar10-subset"}
+    fashion = {s for s in default if manifest[s].dataset == "fashion-mnist"}
     assert len(cifar) >= 5 and len(fashion) >= 2 and cifar | fashion == set(default)
     assert not any("seed" in name for name in default)  # seed replicas are left out of the default set
     for source, targets in default.items():
