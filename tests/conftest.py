@@ -139,3 +139,22 @@ def dev_data():
         return path
 
     return folder
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored after it: the training tests compare weights bit for bit,
+    which holds at a fixed thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """64 training and 32 test images of the synthetic dataset: enough for a tiny model's one or two epochs."""
+    from robust_attn.data import ImageSet, Splits, load_dataset
+
+    s = load_dataset("synthetic")
+    return Splits(s.cfg, ImageSet(s.train.x[:64], s.train.y[:64]), ImageSet(s.test.x[:32], s.test.y[:32]))

@@ -13,7 +13,7 @@ import torch
 import robust_attn.train as train_mod
 from robust_attn.attacks.grids import parse_eps_value
 from robust_attn.checkpoints import load_checkpoint
-from robust_attn.data import ImageSet, Splits, load_dataset
+from robust_attn.data import Splits
 from robust_attn.errors import UserError
 from robust_attn.holdout import HeldoutEpoch, best_epoch, catastrophic_overfitting
 from robust_attn.study.spec import parse_study, recipe_key
@@ -25,19 +25,7 @@ from robust_attn.train import TrainConfig, train
 ADVERSARIAL = ["pgd", "trades", "fast-fgsm"]
 STANDARD = TrainConfig("vgg", "synthetic", epochs=2, width=0.0625, seed=3, batch_size=32)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small() -> Splits:
-    s = load_dataset("synthetic")
-    return Splits(s.cfg, ImageSet(s.train.x[:64], s.train.y[:64]), ImageSet(s.test.x[:32], s.test.y[:32]))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-for-bit comparisons at one thread
 
 
 def adversarial(threat: str, **kw) -> TrainConfig:

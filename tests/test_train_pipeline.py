@@ -13,26 +13,14 @@ from torch import nn
 
 import robust_attn.train as train_mod
 from robust_attn.checkpoints import load_checkpoint
-from robust_attn.data import ImageSet, Splits, load_dataset
+from robust_attn.data import ImageSet, Splits
 from robust_attn.distributed import Ranks
 from robust_attn.models import create_model
 from robust_attn.threat_training import make_crafter, training_loss
 from robust_attn.train import (AugmentDraws, TrainConfig, augment_batch, crop_flip, draw_augmentation, load_batch,
                                plan_epoch, progress_due, train)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small() -> Splits:
-    s = load_dataset("synthetic")
-    return Splits(s.cfg, ImageSet(s.train.x[:64], s.train.y[:64]), ImageSet(s.test.x[:32], s.test.y[:32]))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-for-bit comparisons at one thread
 
 
 def old_augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
