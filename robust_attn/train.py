@@ -382,7 +382,7 @@ def train(
             loss, logits = training_step(model, optimizer, x, y, threat, craft)
             scheduler.step()
             running.add(loss, logits, y)
-            if on_batch and ranks.is_writer and due(step + 1 == steps_per_epoch):
+            if on_batch and ranks.is_writer and due(n - stop < 2):  # the epoch's last step that runs
                 on_batch(step + 1, steps_per_epoch, *running.read())
         test_accuracy = evaluate_accuracy(net, splits.test, device=device)
         point, overfit = None, False

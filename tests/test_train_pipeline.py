@@ -17,7 +17,7 @@ from robust_attn.data import ImageSet, Splits
 from robust_attn.distributed import Ranks
 from robust_attn.models import create_model
 from robust_attn.threat_training import make_crafter, training_loss
-from robust_attn.train import (AugmentDraws, TrainConfig, augment_batch, crop_flip, draw_augmentation, load_batch,
+from robust_attn.train import (AugmentDraws, EpochStats, TrainConfig, augment_batch, crop_flip, draw_augmentation, load_batch,
                                plan_epoch, progress_due, train)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # bit-for-bit comparisons at one thread
@@ -145,14 +145,17 @@ def test_progress_is_drawn_at_most_every_interval_and_always_at_the_end(monkeypa
     assert [due(False), due(False), due(False), due(False), due(True)] == [True, False, True, False, True]
 
 
-def test_on_batch_ends_each_epoch_on_the_epochs_running_numbers(small, tmp_path):
-    calls: list = []
-    epochs: list = []
-    cfg = TrainConfig("vgg", "synthetic", epochs=2, width=0.0625, seed=3, batch_size=16, device="cpu")
-    train(cfg, tmp_path / "m.pt", splits=small, on_batch=lambda *a: calls.append(a), on_epoch=epochs.append)
-    ends = [c for c in calls if c[0] == c[1]]
-    assert len(ends) == 2 and all(c[1] == 4 for c in calls)
-    assert [(c[2], c[3]) for c in ends] == [(s.train_loss, s.train_accuracy) for s in epochs]
+@pytest.mark.parametrize("batch_size", [16, 21], ids=["whole-batches", "last-batch-of-one-skipped"])
+def test_on_batch_ends_each_epoch_on_the_epochs_running_numbers(small, tmp_path, batch_size):
+    events: list = []
+    cfg = TrainConfig("vgg", "synthetic", epochs=2, width=0.0625, seed=3, batch_size=batch_size, device="cpu")
+    train(cfg, tmp_path / "m.pt", splits=small, on_batch=lambda *a: events.append(a), on_epoch=events.append)
+    epochs = [i for i, e in enumerate(events) if isinstance(e, EpochStats)]
+    assert len(epochs) == 2 and not any(isinstance(events[i - 1], EpochStats) for i in epochs)
+    # the call just before each epoch's end is that epoch's last step that ran, with the epoch's numbers
+    last_run = len(small.train) // batch_size  # 4 of 4; 3 of 4 when the fourth batch holds one image
+    assert [events[i - 1][:2] for i in epochs] == [(last_run, 4)] * 2
+    assert [events[i - 1][2:] for i in epochs] == [(events[i].train_loss, events[i].train_accuracy) for i in epochs]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
