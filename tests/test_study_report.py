@@ -304,6 +304,18 @@ def test_provenance_says_unknown_for_what_the_file_does_not_say(tmp_path):
     assert not re.search(r"\b(None|True|False|nan)\b", prov), prov
 
 
+@pytest.mark.parametrize("recorded, shown", [
+    ({"spec": {"train": {"threat_model": "pgd", "threat_eps": "4/255"}}}, "training threat model pgd 4/255 (7 steps of 1/255)"),
+    ({"spec": {"train": {"epochs": 3}}}, "training threat model standard"),
+    ({}, "training threat model unknown"),
+    ({"training_threat": "trades 8/255 (10 steps of 2/255, beta 6)"}, "training threat model trades 8/255"),
+], ids=["older-adversarial-recipe", "older-standard-recipe", "no-recipe", "named"])
+def test_provenance_names_the_members_threat_model_also_for_older_folders(tmp_path, recorded, shown):
+    folder = make_study(tmp_path / "study")
+    (folder / "provenance.json").write_text(json.dumps({"study": "s", **recorded}))
+    assert shown in text(section(build_study_report(folder).read_text(), "provenance"))
+
+
 def test_missing_member_sweeps_are_said(tmp_path):
     folder = make_study(tmp_path / "study")
     page = build_study_report(folder, tmp_path / "elsewhere").read_text()

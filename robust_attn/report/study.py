@@ -24,6 +24,7 @@ import pandas as pd
 from ..errors import UserError
 from ..files import ensure_dir
 from ..results import Schema, read_table
+from ..threat_models import resolve_threat, threat_summary
 from ..study_files import (AUC, EFFECT_COLUMNS, EFFECTS_FILE, MEMBER_COLUMNS, MEMBERS_FILE, MIN_SEEDS,
                            PER_SEED_COLUMNS, PER_SEED_FILE, PROVENANCE_FILE, STUDY_COLUMNS, STUDY_FILE, SWEEP_DIR,
                            VERDICT_RULE, WITHIN_SEED_COLUMNS, WITHIN_SEED_FILE, Verdict)
@@ -392,13 +393,17 @@ def provenance_context(inputs: StudyInputs) -> dict[str, Any]:
 
 def _recipe_threat(provenance: dict[str, Any]) -> str | None:
     """The members' threat model as a study folder written before provenance named it records it: its
-    recipe's ``threat_model`` (absent: clean images); None without a recorded recipe."""
+    recipe's threat keys, described as the study run describes them now; None without a recorded recipe."""
     spec = provenance.get("spec")
-    if not isinstance(spec, dict):
+    train = spec.get("train", {}) if isinstance(spec, dict) else None  # no [train] keys: clean images
+    if not isinstance(train, dict):
         return None
-    train = spec.get("train") if isinstance(spec.get("train"), dict) else {}
-    name = str(train.get("threat_model") or "standard")
-    return name if name == "standard" else " ".join(str(v) for v in (name, train.get("threat_eps")) if v)
+    try:
+        return threat_summary(resolve_threat(train.get("threat_model") or "standard", train.get("threat_eps"),
+                                             train.get("threat_steps"), train.get("threat_step_size"),
+                                             train.get("trades_beta")).record())
+    except UserError:  # a recipe this version cannot read: say so rather than guess
+        return None
 
 
 # ------------------------------------------------------------------ page
