@@ -19,8 +19,10 @@ from robust_attn.models import (
 from robust_attn.errors import UserError
 
 # The paper's attention (softmax maps, attended descriptors): VGG-att and ResNet-att. CBAM's gates
-# have spatial maps too (has_attention) but are tested in test_resnet.py.
-ATTENTION_MODELS = [n for n in list_models() if get_model_cfg(n).maps_are_distributions]
+# have spatial maps too (has_attention) but are tested in test_resnet.py; the transformers' maps in
+# test_transformers.py.
+ATTENTION_MODELS = [n for n in list_models() if get_model_cfg(n).compatibility is not None]
+DISTRIBUTION_MODELS = [n for n in list_models() if get_model_cfg(n).maps_are_distributions]
 
 
 def test_registry_lists_vgg_and_every_attention_variant():
@@ -67,13 +69,16 @@ def test_every_variant_names_a_registered_baseline_of_its_family(name):
     """Result rows carry the baseline from the registry, so the report pairs a variant with it by this
     declaration and never by the name: a baseline must exist, be of the same family and have none itself."""
     cfg = get_model_cfg(name)
-    if cfg.baseline is None:
-        assert not cfg.has_attention and cfg.gate is None, f"{name} has attention but declares no baseline"
+    if cfg.baseline is None:  # a backbone: no attention module of its own (a ViT's rollout only explains it)
+        assert cfg.attention_maps in (AttentionMaps.NONE, AttentionMaps.ROLLOUT) and cfg.gate is None, \
+            f"{name} has attention but declares no baseline"
         return
     base = get_model_cfg(cfg.baseline)
     assert base.family == cfg.family and base.baseline is None and base.attention_maps is AttentionMaps.NONE
-    assert cfg.attention_maps is (AttentionMaps.NONE if not cfg.has_attention else
-                                  AttentionMaps.DISTRIBUTION if cfg.maps_are_distributions else AttentionMaps.GATE)
+    expected = (AttentionMaps.NONE if not cfg.has_attention else cfg.maps if cfg.maps is not None else
+                AttentionMaps.DISTRIBUTION if cfg.compatibility is not None else AttentionMaps.GATE)
+    assert cfg.attention_maps is expected
+    assert cfg.maps_are_distributions == (cfg.attention_maps in (AttentionMaps.DISTRIBUTION, AttentionMaps.ROLLOUT))
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -95,6 +100,36 @@ def test_every_model_runs_forward_and_backward(name):
         assert (a >= 0).all() and (a <= 1).all()  # softmax weights and CBAM's sigmoid gates alike
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_gives_the_same_outputs_and_maps_in_channels_last(name):
+    """``--channels-last`` is a layout, not a model: logits and maps agree with the standard layout's."""
+    torch.manual_seed(0)
+    model = create_model(name, width=0.125).eval()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out, out_fast = model.forward_with_attention(x), fast.forward_with_attention(
+            x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_fast.logits, out.logits, atol=1e-5, rtol=1e-4)
+    for a, b in zip(out.attention_maps, out_fast.attention_maps, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_is_deterministic_on_the_cpu(name):
+    """The same seed builds the same weights; the same input gives bitwise the same logits and gradient."""
+    def run():
+        torch.manual_seed(3)
+        model = create_model(name, width=0.125)
+        x = torch.rand(2, 3, 32, 32, requires_grad=True)
+        model(x).square().sum().backward()
+        return model.state_dict(), model(x.detach()), x.grad
+
+    (state, logits, grad), (state2, logits2, grad2) = run(), run()
+    assert all(torch.equal(v, state2[k]) for k, v in state.items())
+    assert torch.equal(logits, logits2) and torch.equal(grad, grad2)
+
+
 @pytest.mark.parametrize("name", ["vgg", "vgg-att3-concat-pc", "vgg-att2-indep-dp"])
 def test_input_sizes_that_are_multiples_of_32_work(name):
     model = create_model(name, width=0.125, in_channels=1).eval()
@@ -109,7 +144,7 @@ def test_attended_resolutions_follow_the_paper():
     assert [tuple(a.shape[2:]) for a in out.attention_maps] == [(16, 16), (8, 8)]
 
 
-@pytest.mark.parametrize("name", ATTENTION_MODELS)
+@pytest.mark.parametrize("name", DISTRIBUTION_MODELS)
 def test_attention_maps_sum_to_one_over_space(name):
     torch.manual_seed(1)
     out = create_model(name, width=0.125).eval().forward_with_attention(torch.rand(3, 3, 32, 32))

@@ -129,7 +129,9 @@ def _model_details(name: str, width: float, text: dict[str, str], num_classes: i
     n_params = sum(p.numel() for p in model.parameters())
     macs = count_macs(model, model.in_channels)
     gate = cfg.gate
-    if cfg.compatibility is not None:
+    if cfg.maps_note and cfg.has_attention:
+        maps = cfg.maps_note
+    elif cfg.compatibility is not None:
         maps = "the paper's softmax attention, one N x 1 x H x W map per attended layer, summing to 1 over positions"
     elif cfg.has_attention:
         maps = f"{gate} spatial gates in [0, 1], one N x 1 x H x W map per attended layer (not distributions)"

@@ -5,7 +5,7 @@ config <- attention <- vgg, resnet; config <- gates <- vgg, resnet): no two modu
 other. A family is one module that builds its backbone on :class:`AttentionClassifier` (the paper's
 head) and registers its configs; options particular to it are model arguments (:mod:`.arguments`).
 """
-from . import resnet, vgg  # noqa: F401  (register the VGG and ResNet entries)
+from . import resnet, transformer, vgg  # noqa: F401  (register the VGG, ResNet and transformer entries)
 from .arguments import parse_model_args, resolve_model_args
 from .attention import AttentionBlock, Attended, AttentionClassifier, Features, HeadOutput
 from .config import AttentionMaps, Combine, Compatibility, Gate, ModelCfg

@@ -72,6 +72,14 @@ class AttentionMaps(StrEnum):
     NONE = "none"  # no spatial maps (a backbone, or SE's channel-only gates)
     DISTRIBUTION = "distribution"  # the paper's softmax over positions: each map sums to 1
     GATE = "gate"  # a sigmoid gate in [0, 1] per position (CBAM's spatial gate): not a distribution
+    # an explanation computed from the model's attention weights (a ViT's attention rollout), renormalised to
+    # sum 1 over positions: compared as a distribution, but not one the model computes or classifies with
+    ROLLOUT = "rollout"
+
+    @property
+    def is_distribution(self) -> bool:
+        """Whether each map sums to 1 over positions (the measure of a shift is then Jensen-Shannon)."""
+        return self in (AttentionMaps.DISTRIBUTION, AttentionMaps.ROLLOUT)
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,11 @@ class ModelCfg:
     ``{"depth": 20}``); ``create_model`` takes them as keywords and hands them to the builder, as timm
     does, so nothing between the command line and the builder names them. A default's type is the
     argument's type. Treat the mapping as read-only (it is left out of the config's hash).
+
+    ``maps``: the kind of map a family without the paper's compatibility or a gate exposes (a
+    transformer's sequence-pooling weights are a ``DISTRIBUTION``, a ViT's rollout a ``ROLLOUT``); unset,
+    the kind follows from ``compatibility`` and ``gate``. ``maps_note``: what the maps are, in words, for
+    ``models --details``.
     """
 
     name: str
@@ -108,6 +121,8 @@ class ModelCfg:
     model_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
     layer_unit: str = "layer"
     baseline: str | None = None
+    maps: AttentionMaps | None = None
+    maps_note: str = ""
 
     @property
     def has_attention(self) -> bool:
@@ -118,14 +133,16 @@ class ModelCfg:
     def maps_are_distributions(self) -> bool:
         """Whether the spatial maps are the paper's softmax attention (each sums to 1 over positions);
         false for CBAM's sigmoid gates and for models without maps."""
-        return self.has_attention and self.compatibility is not None
+        return self.attention_maps.is_distribution
 
     @property
     def attention_maps(self) -> AttentionMaps:
         """The kind of spatial maps the model exposes (see :class:`AttentionMaps`)."""
         if not self.has_attention:
             return AttentionMaps.NONE
-        return AttentionMaps.DISTRIBUTION if self.maps_are_distributions else AttentionMaps.GATE
+        if self.maps is not None:
+            return self.maps
+        return AttentionMaps.DISTRIBUTION if self.compatibility is not None else AttentionMaps.GATE
 
 
 def validate_width(width: float) -> float:
