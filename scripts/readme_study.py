@@ -1,7 +1,8 @@
 """Regenerate the README's study tables: run a shipped study from scratch (a fresh output folder, so
 its wall time is the whole run), and write its verdicts between the README's ``<!-- BLOCK:start -->``
 and ``<!-- BLOCK:end -->`` markers (``--write``) or print them. Blocks: ``study``
-(studies/attention-vs-baseline.toml) and ``study-robust`` (studies/attention-under-adversarial-training.toml).
+(studies/attention-vs-baseline.toml), ``study-robust`` (studies/attention-under-adversarial-training.toml) and
+``study-cct`` (studies/cct-sequence-pooling.toml).
 
     python scripts/readme_study.py [--write] [--threads 2] [--block study-robust]
 
@@ -23,7 +24,8 @@ from robust_attn.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = {"study": ROOT / "studies" / "attention-vs-baseline.toml",
-           "study-robust": ROOT / "studies" / "attention-under-adversarial-training.toml"}
+           "study-robust": ROOT / "studies" / "attention-under-adversarial-training.toml",
+           "study-cct": ROOT / "studies" / "cct-sequence-pooling.toml"}
 
 
 def _pct(v: float) -> str:
@@ -42,7 +44,10 @@ def verdict_table(result) -> str:
     difference with Welch's interval, Holm's p, the verdict; then clean accuracy the same way."""
     table = result.study.set_index(["architecture", "attack", "metric", "summary", "eps_label"])
     metric_names = {"accuracy": "per-eps accuracy", "worst_case_accuracy": "worst case"}
-    head = ("| attack | curve | baseline `vgg` AUC (%) | attention `vgg-att3-concat-pc` AUC (%) | difference (points) "
+    pairs = result.effects.drop_duplicates(["architecture", "baseline"])
+    assert len(pairs) == 1, "one comparison per shipped study"
+    arch, base = pairs["architecture"].iloc[0], pairs["baseline"].iloc[0]
+    head = (f"| attack | curve | baseline `{base}` AUC (%) | attention `{arch}` AUC (%) | difference (points) "
             "| Welch p (Holm) | verdict |")
     lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for r in result.effects[result.effects["summary"] == "auc"].itertuples():

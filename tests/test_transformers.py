@@ -145,29 +145,29 @@ def checkpoints(tmp_path_factory):
     paths = []
     for arch in TRANSFORMERS:
         torch.manual_seed(0)
-        model = create_model(arch, width=0.125, **TINY)
+        model = create_model(arch, width=0.125, **TINY, **({"conv_layers": 2} if arch.startswith("cct") else {}))
         paths.append(str(save_checkpoint(model, folder / f"{arch}.pt", {"dataset": "cifar10-subset", "seed": 0})))
     return paths
 
 
 def test_sweep_and_report_draw_the_transformers_maps_and_pair_the_ablation(checkpoints, tmp_path):
-    run_sweep(checkpoints, ["fgsm", "pgd"], "0,2", DATA, n=N, out=tmp_path / "results", per_example=True)
+    out = tmp_path / "results"
+    run_sweep(checkpoints, ["fgsm"], "0,2", DATA, n=64, out=out, per_example=True)
     with_maps = [c for c in checkpoints if not c.endswith("cct-gap.pt")]  # the attack on the maps needs maps
-    run_sweep(with_maps, ["pgd", "attention-shift"], "0,2", DATA, n=64, out=tmp_path / "shift", per_example=True,
-              attack_args={"steps": 3})  # untrained: 64 images for a few clean-correct ones to follow
-    rows = read_results_csv(tmp_path / "results" / "results.csv").drop_duplicates("model").set_index("model")
+    run_sweep(with_maps, ["pgd", "attention-shift"], "0,2", DATA, n=64, out=out, per_example=True,
+              attack_args={"steps": 2})  # untrained: 64 images for a few clean-correct ones to follow
+    rows = read_results_csv(out / "results.csv").drop_duplicates("model").set_index("model")
     assert rows.loc["cct", ["model_family", "baseline", "attention_maps"]].tolist() == ["cct", "cct-gap", "distribution"]
     assert rows.loc["vit", ["model_family", "baseline", "attention_maps"]].tolist() == ["vit", "", "rollout"]
     assert rows.loc["cct-gap", "attention_maps"] == "none"
-    build_report([tmp_path / "results"], tmp_path / "report", panel_images=2, shift_images=4)
+    build_report([out], tmp_path / "report", panel_images=2, shift_images=64)
     pairs = pd.read_csv(tmp_path / "report" / "attention_vs_baseline.csv")
     assert set(zip(pairs["model"], pairs["baseline"])) == {("cct", "cct-gap")}
     html = (tmp_path / "report" / "index.html").read_text()
     for model in ("cct", "vit"):
         assert f"attention_{model}.png" in html and (tmp_path / "report" / f"attention_{model}.png").exists()
     assert "attention_cct-gap.png" not in html
-    build_report([tmp_path / "shift"], tmp_path / "shift-report", panel_images=2, shift_images=64)
-    shift = pd.read_csv(tmp_path / "shift-report" / "attention_robustness.csv")
+    shift = pd.read_csv(tmp_path / "report" / "attention_robustness.csv")
     assert {"cct", "vit"} == set(shift["model"]) and shift["mean_js"].notna().all()
     assert set(shift["measure"]) == {"Jensen-Shannon distance"}  # both kinds of map are distributions
 
