@@ -300,6 +300,8 @@ REPEATS = {
     "results/l2": "an L2 sweep of the shipped checkpoints: tests/test_sweep.py runs every L2 attack through the sweep",
     "results/pgd20": "a sweep with attack arguments: tests/test_sweep.py and the attention-shift sweep pass them",
     "results/transfer": "a transfer between every shipped checkpoint: the README's pgd transfer is one, smaller",
+    "results/transfer-transformers": "a transfer between shipped CNNs and transformers: the README's pgd transfer is "
+                                     "one kind, tests/test_transformers.py transfers between both families",
     "study studies/attention-vs-baseline.toml": ("the shipped study: tests/test_study.py runs it end to end and checks its "
                                                  "verdict rows"),
 }

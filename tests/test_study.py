@@ -376,9 +376,9 @@ def test_the_cli_runs_a_study_and_prints_the_verdicts(tiny_study):
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
 
 
-# the undefended study runs the same pipeline with other attacks: another repetition, left to -m thorough
+# the undefended studies run the same pipeline with other attacks: other repetitions, left to -m thorough
 @pytest.mark.slow
-@pytest.mark.parametrize("file", [pytest.param(f, marks=pytest.mark.thorough) if f == SHIPPED else f for f in STUDIES],
+@pytest.mark.parametrize("file", [pytest.param(f, marks=pytest.mark.thorough) if f != ROBUST else f for f in STUDIES],
                          ids=lambda f: f.stem)
 def test_every_shipped_study_runs_end_to_end_without_training(file, tmp_path, monkeypatch):
     """A shipped study on fewer images: nothing is trained, every comparison gets a verdict row."""

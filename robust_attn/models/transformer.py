@@ -206,7 +206,6 @@ class CompactTransformer(nn.Module):
                 trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        self.weights = AttentionWeights(self.blocks)
 
     def forward_features(self, x: torch.Tensor) -> TokenFeatures:
         x = self.tokenizer(x)
