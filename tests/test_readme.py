@@ -304,6 +304,8 @@ REPEATS = {
                                      "one kind, tests/test_transformers.py transfers between both families",
     "study studies/attention-vs-baseline.toml": ("the shipped study: tests/test_study.py runs it end to end and checks its "
                                                  "verdict rows"),
+    "study studies/cct-sequence-pooling.toml": ("a shipped study: tests/test_study.py runs it end to end and checks its "
+                                                "verdict rows"),
 }
 
 
