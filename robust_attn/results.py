@@ -61,7 +61,7 @@ class ResultRow:
     # What the model is, from the model registry when the run happened (see robust_attn.run.identity).
     model_family: str  # ModelCfg.family; a user's model: its architecture string
     baseline: str  # the architecture a variant is compared against (ModelCfg.baseline); '' for a backbone or user model
-    attention_maps: str  # an AttentionMaps value: 'none', 'distribution' or 'gate'
+    attention_maps: str  # an AttentionMaps value: 'none', 'distribution', 'gate' or 'rollout'
     training_threat_model: str  # the checkpoint's metadata; 'standard' when it trained on clean images only
     model_args: str  # canonical JSON of the architecture's arguments, defaults filled ('{}': none); '' for a user model
     dataset: str

@@ -75,9 +75,10 @@ def test_every_variant_names_a_registered_baseline_of_its_family(name):
         return
     base = get_model_cfg(cfg.baseline)
     assert base.family == cfg.family and base.baseline is None and base.attention_maps is AttentionMaps.NONE
-    expected = (AttentionMaps.NONE if not cfg.has_attention else cfg.maps if cfg.maps is not None else
-                AttentionMaps.DISTRIBUTION if cfg.compatibility is not None else AttentionMaps.GATE)
-    assert cfg.attention_maps is expected
+    if cfg.compatibility is not None:  # the paper's block: softmax maps; CBAM: gates
+        assert cfg.attention_maps is AttentionMaps.DISTRIBUTION
+    elif cfg.gate is not None:
+        assert cfg.attention_maps is (AttentionMaps.GATE if cfg.has_attention else AttentionMaps.NONE)
     assert cfg.maps_are_distributions == (cfg.attention_maps in (AttentionMaps.DISTRIBUTION, AttentionMaps.ROLLOUT))
 
 
@@ -344,7 +345,7 @@ def test_the_shipped_pc_checkpoints_never_trained_the_g_branch(shipped, embedded
     """On the trained checkpoints: layers 14, 15 and the dense layer get no gradient in pc, a large one in dp."""
     x, y = embedded_cifar.float_batch(slice(0, 32))
     ratios = {name: _relative_g_gradient(ckpt.model, x, y) for name, ckpt in shipped.items()
-              if ckpt.model.cfg.maps_are_distributions}
+              if ckpt.model.cfg.compatibility is not None}
     assert any(ckpt.model.cfg.compatibility is Compatibility.PC for ckpt in shipped.values())
     for name, ratio in ratios.items():
         if shipped[name].model.cfg.compatibility is Compatibility.PC:

@@ -104,11 +104,22 @@ def test_rollout_of_identity_attention_is_uniform_and_follows_a_single_patch():
     assert attention_rollout((to_patch,)).argmax().item() == 1  # patch 2 is the second patch token
 
 
+def test_rollout_multiplies_the_blocks_in_order():
+    """Block 1 attends to patch a, block 2 to patch b (tokens: class, a, b). With the residual, 0.5 A + 0.5 I:
+    block 2's class row is (0.5, 0, 0.5), block 1's rows are (0.5, 0.5, 0), (0, 1, 0), (0, 0.5, 0.5), so the
+    class token's rollout is 0.5 (0.5, 0.5, 0) + 0.5 (0, 0.5, 0.5) = (0.25, 0.5, 0.25): patches (2/3, 1/3). The
+    other order would give (1/3, 2/3)."""
+    first, second = torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 3, 3)
+    first[..., 1], second[..., 2] = 1, 1
+    torch.testing.assert_close(attention_rollout((first, second)), torch.tensor([[2 / 3, 1 / 3]]))
+
+
 @pytest.mark.parametrize("name", TRANSFORMERS)
 def test_other_multiples_of_32_resample_the_positions(name):
     model = create_model(name, width=0.125, in_channels=1, **TINY).eval()
     out = model.forward_with_attention(torch.rand(1, 1, 64, 64))
     assert out.logits.shape == (1, 10)
+    assert len(out.attention_maps) == (0 if name == "cct-gap" else 1)
     assert all(a.shape[2:] == (32 if name.startswith("cct") else 16,) * 2 for a in out.attention_maps)
 
 
@@ -134,6 +145,9 @@ def test_bad_sizes_are_one_line_errors(args, message, tmp_path):
 def test_models_details_gives_parameters_multiply_adds_and_the_maps():
     out = invoke("models", "--details", "vit", "--width", "0.25", "--model-arg", "depth=2").stdout
     assert "multiply-adds" in out and "parameters" in out and "rollout" in out and "not a distribution" in out
+    for ratio in ("nan", "inf", "0.001", "1e12"):  # no hidden unit, or more than any machine holds
+        result = invoke("models", "--details", "vit", "--model-arg", f"mlp_ratio={ratio}")
+        assert result.returncode == 2 and result.stderr.startswith("error: vit: mlp_ratio must give the MLP"), ratio
     listing = invoke("models", "cct*").stdout
     assert "cct-gap" in listing and "conv_layers" in listing
 
@@ -170,6 +184,7 @@ def test_sweep_and_report_draw_the_transformers_maps_and_pair_the_ablation(check
     shift = pd.read_csv(tmp_path / "report" / "attention_robustness.csv")
     assert {"cct", "vit"} == set(shift["model"]) and shift["mean_js"].notna().all()
     assert set(shift["measure"]) == {"Jensen-Shannon distance"}  # both kinds of map are distributions
+    assert set(zip(shift["model"], shift["layer"])) == {("cct", "sequence pooling"), ("vit", "rollout (explanation)")}
 
 
 def test_transfer_between_transformers_and_a_cnn(checkpoints, tmp_path):

@@ -104,6 +104,8 @@ def _attended(cfg) -> str:
     """"7,10,13" for VGG layers, "stages 2,3" for ResNet stages, "-" without spatial maps."""
     if not cfg.attention_layers:
         return "-"
+    if cfg.map_names:
+        return ", ".join(cfg.map_names)
     layers = ",".join(map(str, cfg.attention_layers))
     return layers if cfg.layer_unit == "layer" else f"{cfg.layer_unit}s {layers}"
 
@@ -141,7 +143,8 @@ def _model_details(name: str, width: float, text: dict[str, str], num_classes: i
         ("model", name),
         ("family", cfg.family),
         ("paper", cfg.paper),
-        ("attended " + cfg.layer_unit + "s", ",".join(map(str, cfg.attention_layers)) or "-"),
+        ("attended " + cfg.layer_unit + "s", ",".join(map(str, cfg.attention_layers)) or "-") if not cfg.map_names
+        else ("maps", ", ".join(cfg.map_names)),
         ("compatibility", cfg.compatibility.value if cfg.compatibility else "-"),
         ("combination", cfg.combine.value if cfg.combine else "-"),
         ("gate", f"{gate} after {cfg.layer_unit}s {','.join(map(str, cfg.gated_layers))}" if gate else "-"),

@@ -27,8 +27,9 @@ EvalDataset = Annotated[Optional[str], typer.Option("--dataset", help="Evaluatio
 ModelArgs = Annotated[Optional[list[str]], typer.Option(
     "--model-arg", help="An architecture's own option, KEY=VALUE (e.g. depth=56 for a ResNet); repeat for more.")]
 Depth = Annotated[Optional[int], typer.Option(
-    "--depth", help="ResNet depth, the same as --model-arg depth=N: 6n+2 basic blocks (20, 56, 110) or 9n+2 "
-                    "bottleneck from 164 (the paper's); default 20. Other architectures take none.")]
+    "--depth", help="The same as --model-arg depth=N: a ResNet's depth (6n+2 basic blocks: 20, 56, 110; 9n+2 "
+                    "bottleneck from 164, the paper's; default 20) or a transformer's number of blocks (default 7). "
+                    "The VGGs take none.")]
 
 DEFAULT_WIDTH = TRAIN_DEFAULTS.width
 

@@ -106,7 +106,8 @@ class ModelCfg:
     ``maps``: the kind of map a family without the paper's compatibility or a gate exposes (a
     transformer's sequence-pooling weights are a ``DISTRIBUTION``, a ViT's rollout a ``ROLLOUT``); unset,
     the kind follows from ``compatibility`` and ``gate``. ``maps_note``: what the maps are, in words, for
-    ``models --details``.
+    ``models --details``. ``map_names``: what each map is called in reports and listings where "layer 7" or
+    "stage 2" would say nothing (a transformer's one map); unset, ``layer_unit`` and the number.
     """
 
     name: str
@@ -123,11 +124,19 @@ class ModelCfg:
     baseline: str | None = None
     maps: AttentionMaps | None = None
     maps_note: str = ""
+    map_names: tuple[str, ...] = ()
 
     @property
     def has_attention(self) -> bool:
         """Whether ``forward_with_attention`` returns spatial maps (the paper's or CBAM's)."""
         return bool(self.attention_layers)
+
+    @property
+    def map_labels(self) -> tuple[str, ...]:
+        """One label per map of ``forward_with_attention`` ("layer 7", "stage 2", "sequence pooling")."""
+        if self.map_names:
+            return self.map_names
+        return tuple(f"{self.layer_unit} {j}" for j in self.attention_layers)
 
     @property
     def maps_are_distributions(self) -> bool:

@@ -15,8 +15,9 @@ multi-head self-attention and MLP) rather than attention written here:
   global average pooling (uniform weights), is its baseline, paired as ``vgg`` is with ``vgg-att*``.
 
 Where this differs from Hassani et al.'s code: timm's blocks are pre-norm (CCT's encoder layer adds a
-LayerNorm after the attention residual), and attention dropout is 0 (0.1 there) so that the attention
-weights a map reports are the ones the forward pass used.
+LayerNorm after the attention residual), attention dropout is 0 (0.1 there) so that the attention weights a
+map reports are the ones the forward pass used, and stochastic depth (``drop_path``) defaults to 0 (0.1 there;
+``--model-arg drop_path=0.1`` restores it) so that a training forward is as deterministic as a CNN's.
 
 The maps (``forward_with_attention``), one N x 1 x h x w map on the token grid:
 
@@ -67,11 +68,11 @@ _CFGS: tuple[ModelCfg, ...] = (
              paper=f"{HASSANI_2021}, with global average pooling instead of sequence pooling (the ablation; not "
                    "in Jetley et al.)"),
     ModelCfg(name="cct", family="cct", baseline="cct-gap", attention_layers=(1,), model_args=_CCT_ARGS,
-             layer_unit="pooling", maps=AttentionMaps.DISTRIBUTION, paper=HASSANI_2021,
+             layer_unit="pooling", maps=AttentionMaps.DISTRIBUTION, paper=HASSANI_2021, map_names=("sequence pooling",),
              maps_note="the sequence-pooling weights: a softmax over the tokens (N x 1 x h x w on the token grid, "
                        "summing to 1), the paper's kind of attention pooling"),
     ModelCfg(name="vit", family="vit", attention_layers=(1,), model_args=_VIT_ARGS, layer_unit="rollout",
-             maps=AttentionMaps.ROLLOUT, paper=DOSOVITSKIY_2021,
+             maps=AttentionMaps.ROLLOUT, paper=DOSOVITSKIY_2021, map_names=("rollout (explanation)",),
              maps_note=f"{ABNAR_2020} from the class token over the patch grid, renormalised to sum 1: an "
                        "explanation computed from the attention weights, not a distribution the model computes"),
 )
@@ -102,11 +103,16 @@ def embedding_width(cfg: ModelCfg, width: float, heads: int) -> int:
     return dim
 
 
-def _check_blocks(cfg: ModelCfg, depth: int, mlp_ratio: float, drop_path: float) -> None:
+MAX_MLP = 64.0  # beyond it the MLP's weights outgrow any machine before they say anything
+
+
+def _check_blocks(cfg: ModelCfg, dim: int, depth: int, mlp_ratio: float, drop_path: float) -> None:
     if depth < 1:
         raise UserError(f"{cfg.name}: depth (transformer blocks) must be >= 1, got {depth}")
-    if mlp_ratio <= 0:
-        raise UserError(f"{cfg.name}: mlp_ratio must be > 0, got {mlp_ratio}")
+    # timm's MLP has int(dim x ratio) hidden units and silently takes dim where that is 0; refuses nan and inf too
+    if not 0 < mlp_ratio <= MAX_MLP or int(dim * mlp_ratio) < 1:
+        raise UserError(f"{cfg.name}: mlp_ratio must give the MLP at least one hidden unit (embedding width {dim} x "
+                        f"mlp_ratio >= 1) and be at most {MAX_MLP:g}, got {mlp_ratio}")
     if not 0 <= drop_path < 1:
         raise UserError(f"{cfg.name}: drop_path must be in [0, 1), got {drop_path}")
 
@@ -145,6 +151,11 @@ def attention_rollout(attention: tuple[torch.Tensor, ...], prefix: int = 1) -> t
     """Abnar and Zuidema's rollout: per block the head-averaged attention plus the identity (the residual),
     rows renormalised, multiplied from the first block to the last; returns the first (class) token's row
     over the patch tokens (those after ``prefix``), renormalised to sum 1: N x (T - prefix)."""
+    with torch.autocast(attention[0].device.type, enabled=False):  # float32 products, also inside an autocast forward
+        return _rollout(attention, prefix)
+
+
+def _rollout(attention: tuple[torch.Tensor, ...], prefix: int) -> torch.Tensor:
     rolled = None
     for a in attention:
         a = a.float().mean(dim=1)
@@ -185,7 +196,7 @@ class CompactTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         dim = embedding_width(cfg, width, heads)
-        _check_blocks(cfg, depth, mlp_ratio, drop_path)
+        _check_blocks(cfg, dim, depth, mlp_ratio, drop_path)
         if not 1 <= conv_layers <= 5:
             raise UserError(f"{cfg.name}: conv_layers must be 1 to 5 (each halves the 32x32 image), got {conv_layers}")
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -238,7 +249,7 @@ class CifarViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         dim = embedding_width(cfg, width, heads)
-        _check_blocks(cfg, depth, mlp_ratio, drop_path)
+        _check_blocks(cfg, dim, depth, mlp_ratio, drop_path)
         if patch_size < 1 or IMAGE % patch_size:
             raise UserError(f"{cfg.name}: patch_size must divide the {IMAGE}x{IMAGE} image (1, 2, 4, 8, 16 or 32), "
                             f"got {patch_size}")

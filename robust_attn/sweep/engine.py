@@ -271,7 +271,9 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                 if store and prepared is not None and prepared.panel and wants_panel(prepared.attention_model, spec) \
                         and all(c.panel is not None for c in cells):
                     clean = prepared.panel.clean_panel(prepared.attention_model, prepared.x, prepared.clean_pred)
-                    layers = [f"layer {j}" for j in getattr(ckpt.model.cfg, "attention_layers", ())]
+                    cfg = getattr(ckpt.model, "cfg", None)
+                    layers = list(getattr(cfg, "map_labels", None) or
+                                  (f"layer {j}" for j in getattr(cfg, "attention_layers", ())))
                     write_artifact(artifact_path(out_path, ckpt.name, spec), ckpt.name, spec, grid, layers,
                                    ev.images.y, clean, [c.panel for c in cells],
                                    maps_are_distributions(ckpt.model))
