@@ -221,3 +221,29 @@ n = 16
     assert set(result.members["architecture"]) == {"cct", "cct-gap"} and len(result.members) == 4
     assert set(zip(result.effects["architecture"], result.effects["baseline"])) == {("cct", "cct-gap")}
     assert result.report is not None and "cct-gap" in result.report.read_text()
+
+
+def test_the_shipped_transformer_checkpoints_and_the_studys_replicas():
+    """Seed 0 of the three ships in the default set, seeds 1-4 of the pair as the study's replicas; every one at the
+    CCT-2/3x2 sizes of scripts/train_transformer_checkpoints.sh, and the pair on one recipe (the study pools them)."""
+    from robust_attn.checkpoints import read_checkpoint_file, read_manifest, sha256_file
+
+    from .conftest import MODELS_DIR
+
+    manifest = read_manifest(MODELS_DIR)
+    names = {f"{arch}_c10s" for arch in TRANSFORMERS} | {f"{arch}_c10s_seed{k}" for arch in ("cct", "cct-gap")
+                                                          for k in range(1, 5)}
+    assert names <= set(manifest)
+    recipes = {}
+    for name in sorted(names):
+        entry = manifest[name]
+        assert sha256_file(MODELS_DIR / entry.file) == entry.sha256
+        meta = read_checkpoint_file(MODELS_DIR / entry.file)["metadata"]
+        sizes = {k: meta["model_args"][k] for k in ("depth", "heads", "mlp_ratio")}
+        assert meta["width"] == 0.5 and sizes == {"depth": 2, "heads": 2, "mlp_ratio": 1.0}, name
+        assert (entry.replica_of is None) == name.endswith("_c10s") and entry.seed == meta["seed"]
+        if entry.architecture != "vit":
+            assert meta["model_args"]["conv_layers"] == 2
+            recipes.setdefault(entry.architecture, set()).add(
+                entry.command.replace(f"--seed {entry.seed}", "").replace(entry.file, "").replace(entry.architecture, "A"))
+    assert len(recipes["cct"] | recipes["cct-gap"]) == 1  # the same command but for the architecture and the seed
