@@ -211,7 +211,8 @@ RESNET_CHECKPOINTS = {"resnet_c10s", "resnet-att2-concat-pc_c10s", "resnet-se_c1
 def test_shipped_resnet_checkpoints_meet_their_targets_with_one_recipe(shipped, embedded_cifar):
     """Issue 14's acceptance for the ResNet checkpoints: >= 65% clean accuracy on the 932 CIFAR-10 test
     images (recomputed, and equal to the manifest's), depth 20 recorded, all four trained by one command
-    that differs only in the architecture, models/ under 40 MB."""
+    that differs only in the architecture (models/' size bound, raised by later issues, is
+    tests/test_train_checkpoints.py's)."""
     manifest = read_manifest(MODELS_DIR)
     resnets = {n: c for n, c in shipped.items() if manifest[n].architecture.startswith("resnet")}
     assert RESNET_CHECKPOINTS <= set(resnets)
@@ -224,7 +225,6 @@ def test_shipped_resnet_checkpoints_meet_their_targets_with_one_recipe(shipped, 
         arch = manifest[name].architecture
         recipes.add(manifest[name].command.replace(f" {arch} ", " ARCH ").replace(f"/{name}.pt", "/OUT.pt"))
     assert len(recipes) == 1, recipes
-    assert sum(f.stat().st_size for f in MODELS_DIR.iterdir()) < 40 * 2**20
 
 
 def test_the_sweep_report_treats_se_and_cbam_as_attention_and_says_se_has_no_maps(shipped, tmp_path):

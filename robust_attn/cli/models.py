@@ -49,6 +49,7 @@ def models_cmd(
             close = difflib.get_close_matches(key, arg_names, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UserError(f"no model takes {key}{hint} (model arguments: {', '.join(arg_names) or 'none'})")
+    arg_names = sorted({key for name in names for key in get_model_cfg(name).model_args})  # the listed ones' only
     table = Table("attended", "combine", "compatibility", "gate", *arg_names, f"params @ width {width:g}")
     table.columns.insert(0, Column("model", no_wrap=True))
     for name in names:
