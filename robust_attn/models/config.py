@@ -140,8 +140,8 @@ class ModelCfg:
 
     @property
     def maps_are_distributions(self) -> bool:
-        """Whether the spatial maps are the paper's softmax attention (each sums to 1 over positions);
-        false for CBAM's sigmoid gates and for models without maps."""
+        """Whether each spatial map sums to 1 over positions: the paper's softmax attention, a CCT's
+        sequence-pooling weights, a ViT's rollout; false for CBAM's sigmoid gates and for models without maps."""
         return self.attention_maps.is_distribution
 
     @property
