@@ -83,7 +83,7 @@ class TokenFeatures(NamedTuple):
 
     tokens: torch.Tensor  # N x T x D (the ViT's class token first)
     grid: tuple[int, int]  # h, w of the patch tokens
-    attention: tuple[torch.Tensor, ...]  # per block, N x heads x T x T (empty unless maps were asked for)
+    attention: tuple[torch.Tensor, ...]  # per block, N x heads x T x T (the ViT's; empty for the CCT)
 
 
 class TransformerOutput(NamedTuple):
@@ -138,9 +138,9 @@ class AttentionWeights:
             self._store.append(output)
 
     @contextmanager
-    def capture(self, wanted: bool) -> Iterator[list[torch.Tensor]]:
+    def capture(self) -> Iterator[list[torch.Tensor]]:
         store: list[torch.Tensor] = []
-        self._store = store if wanted else None
+        self._store = store
         try:
             yield store
         finally:
@@ -261,14 +261,12 @@ class CifarViT(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> TokenFeatures:
         grid = (x.shape[2] // self.vit.patch_embed.patch_size[0], x.shape[3] // self.vit.patch_embed.patch_size[1])
-        with self.weights.capture(True) as attention:
+        with self.weights.capture() as attention:
             tokens = self.vit.forward_features(x)
         return TokenFeatures(tokens, grid, tuple(attention))
 
     def forward_head(self, features: TokenFeatures) -> TransformerOutput:
         logits = self.vit.forward_head(features.tokens)
-        if not features.attention:
-            return TransformerOutput(logits, (), ())
         (h, w), n = features.grid, len(features.tokens)
         rollout = attention_rollout(features.attention, self.vit.num_prefix_tokens).view(n, 1, h, w)
         return TransformerOutput(logits, (rollout,), (rollout.log(),))
@@ -277,13 +275,5 @@ class CifarViT(nn.Module):
         return self.vit(x)
 
 
-def _build_cct(cfg: ModelCfg, **kw) -> CompactTransformer:
-    return CompactTransformer(cfg, **kw)
-
-
-def _build_vit(cfg: ModelCfg, **kw) -> CifarViT:
-    return CifarViT(cfg, **kw)
-
-
-for _cfg in _CFGS:
-    register_model(_cfg)(_build_vit if _cfg.family == "vit" else _build_cct)
+for _cfg in _CFGS:  # each class is its own builder: builder(cfg, width=, num_classes=, in_channels=, **model_args)
+    register_model(_cfg)(CifarViT if _cfg.family == "vit" else CompactTransformer)
