@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from readme_blocks import write_block
 from robust_attn.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,15 +97,7 @@ def main() -> None:
     if not args.write:
         print(text)
         return
-    start_mark, end_mark = f"<!-- {args.block}:start -->", f"<!-- {args.block}:end -->"
-    readme = ROOT / "README.md"
-    body = readme.read_text()
-    if start_mark not in body or end_mark not in body:
-        raise SystemExit(f"README.md lacks the markers {start_mark} ... {end_mark}")
-    head, rest = body.split(start_mark, 1)
-    _, tail = rest.split(end_mark, 1)
-    readme.write_text(f"{head}{start_mark}\n{text}\n{end_mark}{tail}")
-    print(f"wrote {readme}")
+    print(f"wrote {write_block(args.block, text)}")
 
 
 if __name__ == "__main__":

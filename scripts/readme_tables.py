@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from readme_blocks import marked, write_block
 from robust_attn.results import accuracy_table
 from robust_attn.sweep import run_sweep
 
@@ -161,28 +162,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     DEVICE["name"] = args.device
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads"
-    readme = ROOT / "README.md"
-    body = readme.read_text()
     for name in args.blocks.split(","):
         if name not in BLOCKS:
             raise SystemExit(f"--blocks: no block {name!r} (blocks: {', '.join(BLOCKS)})")
-        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         block = robust_block(args.threads, args.square_n) if name == "measured-robust" else BLOCKS[name](args.threads)
         device = f", {torch.cuda.get_device_name()}" if args.device != "cpu" and torch.cuda.is_available() else ""
         extra = f" --square-n {args.square_n}" if name == "measured-robust" and args.square_n != SQUARE_N else ""
         extra += f" --device {args.device}" if args.device != "cpu" else ""
-        text = (f"{start}\n{block}\n\nMeasured by `python scripts/readme_tables.py --write "
-                f"--blocks {name}{extra}` ({machine}{device}).\n{end}")
+        text = f"{block}\n\nMeasured by `python scripts/readme_tables.py --write --blocks {name}{extra}` ({machine}{device})."
         if not args.write:
-            print(text)
+            print(marked(name, text))
             continue
-        if start not in body or end not in body:
-            raise SystemExit(f"README.md lacks the markers {start} ... {end}")
-        before, rest = body.split(start, 1)
-        _, after = rest.split(end, 1)
-        body = before + text + after
-        readme.write_text(body)
-        print(f"rewrote {name} in {readme}")
+        print(f"rewrote {name} in {write_block(name, text)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from readme_blocks import marked, write_block
 from robust_attn.report.transfer import build_transfer_report
 from robust_attn.transfer import run_transfer
 
@@ -85,21 +86,12 @@ def main() -> None:
     seconds = time.perf_counter() - start
     build_transfer_report(args.out, Path(args.out) / "report")
     name = "transfer-transformers"
-    text = (f"<!-- {name}:start -->\n{block(cells, seconds)}\n\nMeasured by `python scripts/readme_transfer.py --write` "
-            f"({platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads).\n"
-            f"<!-- {name}:end -->")
+    text = (f"{block(cells, seconds)}\n\nMeasured by `python scripts/readme_transfer.py --write` "
+            f"({platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads).")
     if not args.write:
-        print(text)
+        print(marked(name, text))
         return
-    readme = ROOT / "README.md"
-    body = readme.read_text()
-    start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start_mark not in body or end_mark not in body:
-        raise SystemExit(f"README.md lacks the markers {start_mark} ... {end_mark}")
-    head, rest = body.split(start_mark, 1)
-    _, tail = rest.split(end_mark, 1)
-    readme.write_text(head + text + tail)
-    print(f"wrote {readme}")
+    print(f"wrote {write_block(name, text)}")
 
 
 if __name__ == "__main__":
