@@ -8,6 +8,7 @@ model (see :mod:`robust_attn.models.wrapper`), so attacks work in pixel space.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -38,6 +39,16 @@ class ImageSet:
         return self.x[index].float().div_(255.0), self.y[index]
 
 
+def image_set_sha256(images: ImageSet) -> str:
+    """sha256 of the pixels and labels: the identity of a set of evaluation images, whatever its dataset's
+    name. A checkpoint records it for the images its clean accuracy was measured on, so a sweep can tell
+    whether it evaluates the same images (and compare the accuracies) or others."""
+    h = hashlib.sha256()
+    h.update(images.x.contiguous().numpy().tobytes())
+    h.update(images.y.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class DatasetCfg:
     name: str
@@ -47,7 +58,9 @@ class DatasetCfg:
     std: tuple[float, ...]
     has_train: bool
     description: str
-    evaluation_set: str | None = None  # the embedded set to evaluate checkpoints of this dataset on
+    # The embedded set to evaluate checkpoints of this dataset on: the first images of this dataset's test split
+    # (a test checks it where the full split is at hand), so it is the whole split when the counts agree.
+    evaluation_set: str | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ RESULTS_FILE = "results.csv"  # every finished cell the folder holds
 EXAMPLES_FILE = "per_example.csv"  # every example of every cell
 RUNS_FILE = "runs.jsonl"  # append-only log: a start and an end record per command that wrote here
 ATTENTION_DIR = "attention"  # panel artifacts: attention maps clean and under attack (see robust_attn.sweep.panels)
+ADMISSION_FILE = "admission.csv"  # the admission checks each model passed or failed before it was attacked
 # The files of a transfer folder (it has a runs.jsonl too).
 TRANSFER_FILE = "transfer.csv"  # one row per source x target x attack x eps
 TRANSFER_EXAMPLES_FILE = "transfer_examples.csv"  # one row per example of each
@@ -200,7 +201,39 @@ class TransferExampleRow:
     robust: int  # 1: adv_pred == label
 
 
+class AdmissionCheck(StrEnum):
+    """The checks RobustBench applies before it admits a model, run by a sweep on each model before any attack."""
+
+    DETERMINISTIC = "deterministic forward"  # the same batch twice gives the same logits
+    GRADIENT = "input gradient"  # non-zero and finite for the evaluation images
+    CLEAN_ACCURACY = "clean accuracy as recorded"  # equals the checkpoint's record for the same images
+
+
+class AdmissionStatus(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NOT_TESTED = "NOT TESTED"
+
+
+@dataclass(frozen=True)
+class AdmissionRow:
+    """One admission check of one model on one set of evaluation images (a row of ``admission.csv``)."""
+
+    model: str
+    checkpoint_sha256: str
+    dataset: str
+    data_sha256: str
+    n: int
+    check: str  # an AdmissionCheck value
+    status: str  # an AdmissionStatus value
+    measured: float  # largest logit difference; share of zero/non-finite gradients; clean accuracy
+    expected: float  # its bound: the tolerance; the limit; the recorded clean accuracy (NaN: none recorded)
+    detail: str  # the sentence the sweep's log and the report show
+    version: str
+
+
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+ADMISSION_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AdmissionRow))
 EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ExampleRow))
 TRANSFER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferRow))
 TRANSFER_EXAMPLE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransferExampleRow))
@@ -295,6 +328,7 @@ RESULTS = Schema.of(RESULTS_FILE, "result", ResultRow, DESCRIPTIVE_COLUMNS)
 EXAMPLES = Schema.of(EXAMPLES_FILE, "per-example", ExampleRow)
 TRANSFER = Schema.of(TRANSFER_FILE, "transfer", TransferRow, TRANSFER_DESCRIPTIVE_COLUMNS)
 TRANSFER_EXAMPLES = Schema.of(TRANSFER_EXAMPLES_FILE, "per-example transfer", TransferExampleRow)
+ADMISSION = Schema.of(ADMISSION_FILE, "admission", AdmissionRow)
 _TRUE, _FALSE = {"True", "true", "1"}, {"False", "false", "0"}
 
 
@@ -353,6 +387,11 @@ def read_transfer_csv(path: str | os.PathLike) -> pd.DataFrame:
 def read_transfer_examples_csv(path: str | os.PathLike) -> pd.DataFrame:
     """``transfer_examples.csv`` (or the folder holding it), columns checked."""
     return read_table(path, TRANSFER_EXAMPLES)
+
+
+def read_admission_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """``admission.csv`` (or the folder holding it), columns checked."""
+    return read_table(path, ADMISSION)
 
 
 def accuracy_table(frame: pd.DataFrame, attack: str, value: str = "accuracy") -> pd.DataFrame:

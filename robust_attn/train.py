@@ -32,7 +32,7 @@ from torch import nn
 
 from . import __version__
 from .checkpoints import save_checkpoint
-from .data import ImageSet, Splits, load_dataset
+from .data import ImageSet, Splits, image_set_sha256, load_dataset
 from .devices import resolve_device
 from .distributed import Ranks
 from .errors import UserError, require_int
@@ -417,6 +417,7 @@ def train(
         "dataset": cfg.dataset,
         "clean_accuracy": test_accuracy,
         "n_test": len(splits.test),
+        "test_data_sha256": image_set_sha256(splits.test),  # the images clean_accuracy was measured on
         "epochs": cfg.epochs,
         "seed": cfg.seed,
         "train_config": _config_record(cfg),

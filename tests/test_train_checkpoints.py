@@ -9,6 +9,7 @@ import torch
 from filelock import FileLock
 
 from robust_attn.checkpoints import load_checkpoint, read_manifest, register_in_manifest, resolve_checkpoints, save_checkpoint
+from robust_attn.data import image_set_sha256, load_dataset
 from robust_attn.errors import UserError
 from robust_attn.models import create_model
 from robust_attn.train import TrainConfig, evaluate_accuracy, train
@@ -31,6 +32,8 @@ def test_train_cli_writes_a_checkpoint_that_reloads_into_identical_logits(synthe
     assert meta["architecture"] == "vgg-att3-concat-pc" and meta["width"] == 0.125 and meta["dataset"] == "synthetic"
     assert meta["seed"] == 3 and meta["epochs"] == 1 and 0 <= meta["clean_accuracy"] <= 1
     assert {"num_classes", "in_channels", "mean", "std", "version", "training_seconds"} <= set(meta)
+    # the images its clean accuracy was measured on, so a sweep knows when it may compare (admission check)
+    assert meta["test_data_sha256"] == image_set_sha256(load_dataset("synthetic").test)
     x = torch.rand(4, 3, 32, 32)
     again = load_checkpoint(synthetic_ckpt)
     assert torch.equal(ckpt.model(x), again.model(x))

@@ -134,7 +134,7 @@ def get_attack_cfg(name: str) -> AttackCfg:
 
 # Every int / float parameter of a registered attack is in exactly one of these (a test checks).
 _POSITIVE = {"steps", "n_queries", "restarts", "rel_stepsize", "p_init", "binary_search_steps", "stepsize",
-             "initial_const"}
+             "initial_const", "eot_iter"}
 _NON_NEGATIVE = {"overshoot", "confidence"}
 
 

@@ -170,6 +170,40 @@ class _PGDL2(torchattacks.PGDL2):
         return adv_images
 
 
+_EOT = ("expectation over transformation (Athalye, Carlini, Wagner, Obfuscated Gradients Give a False Sense of "
+        "Security, ICML 2018)")
+
+
+@register_attack(AttackCfg(
+    "eot-pgd", Norm.LINF, True,
+    paper="Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018, with " + _EOT,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
+    defaults={"steps": 10, "rel_stepsize": 0.25, "eot_iter": 20, "random_start": True},
+    randomized=True,
+    description="PGD on the gradient averaged over eot_iter forward passes: for models whose forward is random",
+))
+def eot_pgd(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Perturb:
+    r"""PGD with expectation over transformation (EOT) [arXiv:1706.06083, arXiv:1802.00420].
+
+    Distance measure: Linf. PGD whose every step follows the cross-entropy gradient averaged over
+    ``eot_iter`` forward passes, so a model with a random forward (dropout left on, input noise, a
+    stochastic defence) is attacked on its expected loss rather than on one random draw; plain PGD on
+    such a model overstates its robustness. On a deterministic model it is PGD at ``eot_iter`` times
+    the cost.
+
+    Arguments:
+        eps (float): Linf budget in pixel units, e.g. 8/255.
+        steps (int): number of steps. (Default: 10)
+        rel_stepsize (float): step size as a fraction of eps, alpha = rel_stepsize * eps. (Default: 0.25)
+        eot_iter (int): forward passes averaged per gradient. (Default: 20, AutoAttack's rand version)
+        random_start (bool): start from x plus uniform noise in [-eps, eps]. (Default: True)
+
+    Returns: the last iterate (torchattacks.EOTPGD). Random start drawn from the seeded generator. At eps 0, x.
+    """
+    return torchattacks.EOTPGD(model, eps=eps, alpha=eps * params["rel_stepsize"], steps=params["steps"],
+                               eot_iter=params["eot_iter"], random_start=params["random_start"])
+
+
 @register_attack(AttackCfg(
     "pgd-l2", Norm.L2, True,
     paper="Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks, ICLR 2018",
@@ -277,6 +311,36 @@ def autoattack(model: nn.Module, eps: float, params: Mapping[str, Any], seed: in
         torchattacks.FAB(model, multi_targeted=True, n_classes=n_classes, steps=steps, **common),
         torchattacks.Square(model, n_queries=params["n_queries"], **common),
     ])
+
+
+@register_attack(AttackCfg(
+    "autoattack-rand", Norm.LINF, True, _APGD_PAPER + ", rand version, with " + _EOT,
+    kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
+    defaults={"steps": 10, "eot_iter": 20},
+    randomized=True,
+    description="AutoAttack for randomised defences (APGD-CE, APGD-DLR, each with EOT)",
+))
+def autoattack_rand(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Perturb:
+    r"""AutoAttack, rand version, in the paper 'Reliable Evaluation of Adversarial Robustness with an
+    Ensemble of Diverse Parameter-free Attacks' [arXiv:2003.01690]: the evaluation it prescribes for
+    defences whose forward pass is random.
+
+    Distance measure: Linf. APGD-CE, then APGD-DLR on the points it left robust, each following the
+    gradient averaged over ``eot_iter`` forward passes (expectation over transformation).
+
+    Arguments:
+        eps (float): Linf budget in pixel units, e.g. 8/255.
+        steps (int): iterations of each APGD run. (Default: 10, torchattacks' AutoAttack)
+        eot_iter (int): forward passes averaged per gradient. (Default: 20, the reference's)
+
+    Returns: per point, the first stage's adversarial example that the model misclassifies, else the
+    input. With the defaults this is exactly ``torchattacks.AutoAttack(version='rand')``. Stages
+    seeded from ``seed``. At eps 0, x.
+    """
+    common: dict[str, Any] = {"norm": "Linf", "eps": eps, "seed": seed, "verbose": False, "n_restarts": 1,
+                              "steps": params["steps"], "eot_iter": params["eot_iter"]}
+    return torchattacks.MultiAttack([torchattacks.APGD(model, loss="ce", **common),
+                                     torchattacks.APGD(model, loss="dlr", **common)])
 
 
 @register_attack(AttackCfg(

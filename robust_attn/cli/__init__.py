@@ -21,7 +21,7 @@ from ..errors import UserError
 from .application import app, state
 
 # Importing a command's module registers it; this order is the order of ``--help``.
-from . import models, train, sweep, report, regress, study, transfer, data  # noqa: E402,F401,I001
+from . import models, attacks, train, sweep, report, claims, regress, study, transfer, data  # noqa: E402,F401,I001
 from .models import count_macs
 
 __all__ = ["app", "click_exceptions", "count_macs", "main"]

@@ -67,6 +67,7 @@ def sweep_cmd(
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast on CUDA (changes gradients; off by default).")] = False,
     fast_path: Annotated[bool, typer.Option("--fast-path/--no-fast-path", help="Attack only the points still robust at the previous eps where the attack allows it (pgd, bim); --no-fast-path attacks every point at every eps.")] = True,
     strict: Annotated[bool, typer.Option("--strict", help="Without --models: a manifest entry whose checkpoint file is missing is an error (default: a warning that skips it).")] = False,
+    quantize: Annotated[Optional[int], typer.Option("--quantize", help="Round every adversarial image to 8 or 16 bits per channel before scoring it, as saving it as a PNG would; the budget is kept and checked again. Rows record it in attack_params.")] = None,
 ) -> None:
     """Evaluate checkpoints under attacks over an eps grid; write OUT/results.csv.
 
@@ -81,7 +82,8 @@ def sweep_cmd(
     completed = False
     try:
         _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
-                          out, per_example, report, report_dir, models_dir, amp, fast_path, ranks.is_writer, strict)
+                          out, per_example, report, report_dir, models_dir, amp, fast_path, ranks.is_writer, strict,
+                          quantize)
         completed = True
     finally:
         shutdown(completed)
@@ -89,7 +91,7 @@ def sweep_cmd(
 
 def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_dir, n, batch_size, seed, device,
                       out, per_example, report, report_dir, models_dir, amp: bool, fast_path: bool, writer: bool,
-                      strict: bool = False) -> None:
+                      strict: bool = False, quantize: int | None = None) -> None:
     from rich.console import Console
 
     from ..attacks import parse_attack_args
@@ -111,12 +113,16 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
             bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
                      f"accuracy {100 * event.accuracy:.1f}%{resumed}")
 
+        def on_admission(row) -> None:  # RobustBench's admission checks, before the model's first attack
+            style = "bold red" if row.status == "FAIL" else None
+            bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", style=style, soft_wrap=True)
+
         frame = run_sweep(
             split_values(models), split_values(attack), eps, dataset, eps_unit=eps_unit,
             attack_args=parse_attack_args(attack_arg), data_dir=data_dir, models_dir=models_dir, n=n,
             batch_size=batch_size, seed=seed, device=device, out=out, per_example=per_example, amp=amp,
             fast_path=fast_path, on_start=on_start, on_cell=on_cell, provenance={"command": command_line()},
-            strict=strict,
+            strict=strict, on_admission=on_admission, quantize=quantize,
         )
     if not writer:  # under torchrun, rank 0 alone reports
         return

@@ -291,7 +291,7 @@ def build_report(
     write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
     summary = summary_table(frame, across_attacks(frame, inputs.examples))
     write_csv(summary, out / "summary.csv")
-    checks = run_checks(frame, inputs.examples, image_shapes(inputs))
+    checks = run_checks(frame, inputs.examples, image_shapes(inputs), inputs.admission)
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks]), out / "sanity.csv")
     decided = decide(attention_vs_baseline(frame, inputs.examples, attention))

@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..errors import UserError
 from ..results import (
-    ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS, RESULTS_FILE, RUNS_FILE, read_examples_csv, read_results_csv,
+    ADMISSION_FILE, ATTENTION_DIR, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS, RESULTS_FILE, RUNS_FILE, read_admission_csv, read_examples_csv,
+    read_results_csv,
 )
 from .kit.inputs import Run, attack_catalog, attack_defaults, read_runs_log, require_folder
 from .kit.labels import CURVE, attack_labels, with_labels
@@ -57,6 +58,7 @@ class RunInputs:
     notes: list[str]  # things the banner should say that are not sanity checks
     labels: dict[tuple[str, str], str]  # (attack, attack_params) -> display label, planned cells' too
     catalog: dict[str, dict[str, Any]]  # every attack the runs could have run (see kit.inputs.attack_catalog)
+    admission: pd.DataFrame | None = None  # ADMISSION_COLUMNS: the latest admission checks per model and images
 
     @property
     def incomplete(self) -> list[Run]:
@@ -86,7 +88,7 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
     with its per-example outcomes from that same folder."""
     if not dirs:
         raise UserError("no results directory given")
-    frames, examples, runs, artifacts, notes = [], [], [], {}, []
+    frames, examples, runs, artifacts, notes, admission = [], [], [], {}, [], []
     folders = []
     for order, d in enumerate(require_folder(d, "results directory") for d in dirs):
         folders.append(str(d))
@@ -99,6 +101,8 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
         frames.append(results.assign(_folder=order))
         if (d / EXAMPLES_FILE).is_file():
             examples.append(read_examples_csv(d / EXAMPLES_FILE).assign(_folder=order))
+        if (d / ADMISSION_FILE).is_file():
+            admission.append(read_admission_csv(d / ADMISSION_FILE))
         runs += _runs(d, results)
         if not (d / RUNS_FILE).is_file():
             notes.append(f"{d} has no run log ({RUNS_FILE}): its provenance is unknown")
@@ -121,8 +125,14 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> RunInputs:
     results = with_labels(results[COLUMNS], defaults)
     pairs = [*zip(results["attack"], results["attack_params"]),
              *((str(m.get("attack")), str(m.get("attack_params"))) for r in runs for m in r.planned)]
+    checks = None
+    if admission:  # a model's checks on the images its rows were computed on, the last folder's where several
+        checks = pd.concat(admission, ignore_index=True).drop_duplicates(
+            ["model", "checkpoint_sha256", "data_sha256", "n", "check"], keep="last")
+        evaluated = results[["model", "checkpoint_sha256", "dataset", "n"]].drop_duplicates()
+        checks = checks.merge(evaluated, on=["model", "checkpoint_sha256", "dataset", "n"]).reset_index(drop=True)
     return RunInputs(results, ex, runs, folders, list(artifacts.values()), notes, attack_labels(pairs, defaults),
-                     attack_catalog(runs, results))
+                     attack_catalog(runs, results), checks)
 
 
 def describe_missing(run: Run, labels: dict[tuple[str, str], str], limit: int = 4) -> str:

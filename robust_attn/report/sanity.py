@@ -18,6 +18,7 @@ evaluation while a real one does at any n. Without per-example outcomes: A above
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..budget import BUDGET_ABS_SLACK, BUDGET_REL_SLACK, exceeds_budget
+from ..results import AdmissionCheck, AdmissionStatus
 from .kit.labels import CURVE, ITERATIVE, MODEL, NOISE, SINGLE_STEP, attention_objective, eps_key, of_kind
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
 
@@ -353,9 +355,77 @@ def check_budget(frame: pd.DataFrame) -> Check:
                  f"{len(bounded)} cells: largest perturbation norm <= eps")
 
 
+_ADMISSION = {
+    AdmissionCheck.DETERMINISTIC: (
+        "admission: deterministic forward pass (the same batch twice gives the same logits)",
+        "a random forward pass makes a gradient attack follow one random draw of the gradient: its accuracy is an upper "
+        "bound. Attack the model with expectation over transformation (eot-pgd, autoattack-rand, --attack-arg "
+        "eot_iter=20), or remove the randomness (RobustBench admits no random model to its leaderboard).", False),
+    AdmissionCheck.GRADIENT: (
+        f"admission: input gradients non-zero and finite (for <= {ZERO_GRADIENT_LIMIT:.0%} of the points)",
+        "gradient attacks have nothing to follow where the input gradient is zero or not finite: their accuracy "
+        "overstates robustness (gradient masking).", True),
+    AdmissionCheck.CLEAN_ACCURACY: (
+        "admission: clean accuracy as the checkpoint records it for the same images (within 1 point)",
+        "the model does not see what it was trained on: wrong normalisation, channel order or resolution, or shuffled "
+        "labels. Every number of it is suspect until the clean accuracy matches.", False),
+}
+GRADIENT_KINDS = ("single-step", "iterative", "minimal-perturbation")  # AttackKind values that follow gradients
+
+
+def eot_iter(attack_params: str) -> int:
+    """The EOT samples per gradient an attack's parameters ask for (1: a single draw)."""
+    try:
+        value = json.loads(attack_params).get("eot_iter", 1)
+    except (ValueError, AttributeError):
+        return 1
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1
+
+
+def single_draw_attacks(frame: pd.DataFrame, model: str) -> list[str]:
+    """The gradient attacks a model was evaluated with that took one draw of its gradient per step."""
+    rows = frame[(frame["model"] == model) & frame["attack_kind"].astype(str).isin(GRADIENT_KINDS)]
+    label = rows["attack_label"] if "attack_label" in rows.columns else rows["attack"]
+    return sorted({str(lab) for lab, params in zip(label, rows["attack_params"]) if eot_iter(str(params)) <= 1})
+
+
+def check_admission(admission: pd.DataFrame | None, frame: pd.DataFrame, which: AdmissionCheck) -> Check:
+    """One of RobustBench's admission checks over every model, as the sweep made them before attacking."""
+    name, suggests, masking = _ADMISSION[which]
+    rows = None if admission is None else admission[(admission["check"] == which.value)
+                                                    & admission["model"].isin(set(frame["model"]))]
+    if rows is None or rows.empty:
+        return Check(name, Status.NOT_TESTED, "the sweep that wrote these results made no admission checks "
+                                              "(admission.csv is missing: written by robust-attn 0.5 and later)")
+    failed = rows[rows["status"] == AdmissionStatus.FAIL.value]
+    if len(failed):
+        texts = []
+        for r in failed.itertuples():
+            text = f"{r.model} ({r.dataset}, n={r.n}): {r.detail}"
+            if which is AdmissionCheck.DETERMINISTIC:
+                plain = single_draw_attacks(frame, r.model)
+                if plain:
+                    text += f"; upper bounds, not estimates: its accuracy under {', '.join(plain)} (no EOT)"
+            texts.append(text)
+        return Check(name, Status.FAIL, f"{len(failed)} of {len(rows)} models: " + "; ".join(texts[:3])
+                     + (" ..." if len(texts) > 3 else ""), suggests, masking, tuple(dict.fromkeys(failed["model"])))
+    untested = rows[rows["status"] == AdmissionStatus.NOT_TESTED.value]
+    passed = rows[rows["status"] == AdmissionStatus.PASS.value]
+    if passed.empty:
+        return Check(name, Status.NOT_TESTED, f"{len(untested)} models: " + "; ".join(
+            f"{r.model}: {r.detail}" for r in untested.head(3).itertuples()) + (" ..." if len(untested) > 3 else ""))
+    detail = f"{len(passed)} models: " + "; ".join(f"{r.model}: {r.detail}" for r in passed.head(3).itertuples())
+    detail += " ..." if len(passed) > 3 else ""
+    if len(untested):
+        detail += f"; not tested for {len(untested)} ({', '.join(untested['model'].head(3))}"
+        detail += ", ...)" if len(untested) > 3 else ")"
+    return Check(name, Status.PASS, detail)
+
+
 def run_checks(frame: pd.DataFrame, examples: pd.DataFrame | None = None,
-               shapes: dict[str, tuple[int, ...]] | None = None) -> list[Check]:
-    """Every check on result rows with an ``attack_label`` column (see :func:`.common.with_labels`)."""
+               shapes: dict[str, tuple[int, ...]] | None = None, admission: pd.DataFrame | None = None) -> list[Check]:
+    """Every check on result rows with an ``attack_label`` column (see :func:`.common.with_labels`), the
+    admission checks (``admission.csv``) first."""
     if "attack_label" not in frame.columns:
         frame = frame.assign(attack_label=frame["attack"])
     outcomes = Outcomes(examples)
@@ -373,6 +443,7 @@ def run_checks(frame: pd.DataFrame, examples: pd.DataFrame | None = None,
         return replace(check, detail=check.detail + note) if note else check
 
     return [
+        *(check_admission(admission, frame, which) for which in AdmissionCheck),
         label_only(check_gradients(label)),
         check_eps_zero(frame, outcomes, examples),
         label_only(check_monotone(label, outcomes)),

@@ -352,7 +352,7 @@ def member_sanity(study_dir: Path, out: Path) -> MemberSanity:
         inputs = read_runs([sweep_dir])
     except UserError as exc:
         return MemberSanity(False, f"the member sweeps are missing: {exc}", [], link, [], [], 0)
-    checks = run_checks(inputs.results, inputs.examples, image_shapes(inputs))
+    checks = run_checks(inputs.results, inputs.examples, image_shapes(inputs), inputs.admission)
     incomplete = [{"folder": r.folder, "command": r.command, "status": r.status,
                    "missing": describe_missing(r, inputs.labels)} for r in inputs.incomplete]
     return MemberSanity(True, None, checks, link, list(inputs.notes), incomplete,

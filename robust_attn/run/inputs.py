@@ -4,7 +4,6 @@ checkpoints, and the evaluation images (identified by the hash of their pixels a
 their dataset's name)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attacks import EpsGrid, EpsUnit, Norm, get_attack_cfg, params_json, parse_eps_grid, resolve_params
+from ..attacks.quantization import BITS
+from ..attacks import EpsGrid, EpsUnit, Norm, get_attack_cfg, list_attacks, params_json, parse_eps_grid, resolve_params
 from ..checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_checkpoints
-from ..data import DatasetCfg, ImageSet, get_dataset_cfg, load_dataset
+from ..data import DatasetCfg, ImageSet, get_dataset_cfg, image_set_sha256, load_dataset
 from ..devices import resolve_device
 from ..errors import UserError, require_int
 from ..user_models import UserModel, as_checkpoint, is_spec, load_spec
@@ -31,10 +31,13 @@ class AttackSpec:
 
     name: str
     params: Mapping[str, Any]
+    quantize: int | None = None  # bits per channel the run rounds the attack's output to before scoring; None: not
 
     @property
     def params_json(self) -> str:
-        return params_json(self.params)
+        """The parameters as rows record them: the attack's, and ``quantize`` where the outputs are rounded
+        (so a rounded curve is a cell of its own, never resumed from an unrounded one)."""
+        return params_json({**self.params, "quantize": self.quantize} if self.quantize else self.params)
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,12 @@ class EvalData:
 
     dataset: str
     images: ImageSet
+    split_size: int | None = None  # images in the dataset's whole test split (the run evaluates the first n)
 
     @cached_property
     def sha256(self) -> str:
         """Hash of the pixels and labels: two folders of images under one dataset name differ here."""
-        h = hashlib.sha256()
-        h.update(self.images.x.contiguous().numpy().tobytes())
-        h.update(self.images.y.contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return image_set_sha256(self.images)
 
 
 def needs_gradient(specs: Sequence[AttackSpec]) -> bool:
@@ -59,18 +60,23 @@ def needs_gradient(specs: Sequence[AttackSpec]) -> bool:
     return any(get_attack_cfg(s.name).uses_gradient for s in specs)
 
 
-def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[str, Any] | None = None) -> list[AttackSpec]:
-    """Attack names (+ shared ``KEY=VALUE`` overrides, applied to each attack that has that key)."""
+def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[str, Any] | None = None,
+                    quantize: int | None = None) -> list[AttackSpec]:
+    """Attack names (+ shared ``KEY=VALUE`` overrides, applied to each attack that has that key); ``quantize``:
+    round every attack's output to that many bits before scoring (8 or 16)."""
     if not attacks:
         raise UserError("no attack given")
+    if quantize is not None and (isinstance(quantize, bool) or quantize not in BITS):
+        raise UserError(f"--quantize must be 8 or 16 (bits per channel), got {quantize!r}")
     attack_args = dict(attack_args or {})
     specs: list[AttackSpec] = []
     for attack in attacks:
         if isinstance(attack, AttackSpec):
-            specs.append(AttackSpec(attack.name, resolve_params(attack.name, attack.params)))
+            specs.append(AttackSpec(attack.name, resolve_params(attack.name, attack.params), attack.quantize or quantize))
             continue
         cfg = get_attack_cfg(attack)
-        specs.append(AttackSpec(attack, resolve_params(attack, {k: v for k, v in attack_args.items() if k in cfg.defaults})))
+        specs.append(AttackSpec(attack, resolve_params(attack, {k: v for k, v in attack_args.items() if k in cfg.defaults}),
+                                quantize))
     unused = [k for k in attack_args if not any(k in get_attack_cfg(s.name).defaults for s in specs)]
     if unused:
         import difflib
@@ -78,6 +84,9 @@ def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[st
         known = sorted({key for s in specs for key in get_attack_cfg(s.name).defaults})
         close = difflib.get_close_matches(unused[0], known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        takers = [a for a in list_attacks() if unused[0] in get_attack_cfg(a).defaults]
+        if takers and not close:
+            hint = f"; attacks that take it: {', '.join(takers)}"
         raise UserError(f"--attack-arg {unused[0]!r} is not a parameter of {', '.join(s.name for s in specs)}{hint}")
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -104,12 +113,12 @@ class Request:
 
 def check_request(attacks: Sequence[str | AttackSpec], eps: EpsGrid | str, *, eps_unit: str | EpsUnit,
                   attack_args: Mapping[str, Any] | None, data: str | None, batch_size: int, seed: int, n: int | None,
-                  device: str, accept: Callable[[str], None] | None = None) -> Request:
+                  device: str, accept: Callable[[str], None] | None = None, quantize: int | None = None) -> Request:
     """Every check a run makes before it loads a model, in the order a user meets them: the grid, the
     attacks (``accept`` refuses an attack this kind of run cannot use), the grid against their norms, the
     numbers, the device, the dataset's name."""
     grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
-    specs = resolve_attacks(attacks, attack_args)
+    specs = resolve_attacks(attacks, attack_args, quantize)
     if accept is not None:
         for spec in specs:
             accept(spec.name)
@@ -143,10 +152,10 @@ def evaluation_data(ckpt: Checkpoint, dataset: str | None, data_dir: str | None,
         )
     if name not in cache:
         cache[name] = load_dataset(name, data_dir).test
-    images = cache[name]
+    images = split = cache[name]
     if n is not None:
         images = ImageSet(images.x[:n], images.y[:n])
-    return EvalData(name, images)
+    return EvalData(name, images, len(split))
 
 
 ModelSpec = str | os.PathLike | Checkpoint | CheckpointRef | UserModel

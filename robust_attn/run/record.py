@@ -48,7 +48,8 @@ def start_record(*, provenance: Mapping[str, Any] | None, settings: Mapping[str,
         "checkpoints": [
             {"name": c.name, "path": str(c.path), "sha256": c.sha256, "architecture": c.metadata["architecture"],
              "width": c.metadata["width"], "trained_on": c.metadata["dataset"], "evaluated_on": e.dataset,
-             "data_sha256": e.sha256, "image_shape": list(e.images.x.shape[1:])}
+             "data_sha256": e.sha256, "image_shape": list(e.images.x.shape[1:]), "n": len(e.images),
+             "split_size": e.split_size}
             for c, e in models
         ],
         **{k: v for k, v in particular.items() if k != "kind"},

@@ -30,9 +30,10 @@ from ..data import ImageSet, load_dataset
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import (
-    EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, ExampleRow, Outcome, ResultRow, rows_frame,
-    wilson_interval, write_csv,
+    ADMISSION_COLUMNS, ADMISSION_FILE, EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, AdmissionRow,
+    AdmissionStatus, ExampleRow, Outcome, ResultRow, read_admission_csv, rows_frame, wilson_interval, write_csv,
 )
+from ..run import admission
 from ..run import (
     AttackSpec, EvalData, Models, attack_facts, check_request, evaluation_data, load_models, locked, logged,
     model_facts, needs_gradient, results_folder, start_record, versions,
@@ -107,6 +108,8 @@ def run_sweep(
     on_cell: Callable[[CellEvent], None] | None = None,
     provenance: Mapping[str, Any] | None = None,
     strict: bool = False,
+    on_admission: Callable[[AdmissionRow], None] | None = None,
+    quantize: int | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``models`` under ``attacks`` at every eps of the grid; one row per cell.
 
@@ -121,9 +124,17 @@ def run_sweep(
     holds this call's cells. ``fast_path=False`` attacks every point at every eps for every attack.
     The caller's models are never modified. ``strict``: with the default model set, a manifest entry
     whose checkpoint file is missing is an error instead of a warning that skips it.
+
+    Before a model's first attack the sweep makes RobustBench's admission checks on it (deterministic
+    forward, informative input gradient, clean accuracy as the checkpoint records it for the same images;
+    :mod:`robust_attn.run.admission`): each is logged, passed to ``on_admission`` and kept in the folder's
+    ``admission.csv``. A failed check does not stop the sweep: the report says what it means for the numbers.
+    ``quantize`` (8 or 16): every adversarial image is rounded to that many bits per channel before it is
+    scored, as saving it to a PNG would (:mod:`robust_attn.attacks.quantization`); rows record it in
+    ``attack_params``.
     """
     request = check_request(attacks, eps, eps_unit=eps_unit, attack_args=attack_args, data=data,
-                            batch_size=batch_size, seed=seed, n=n, device=device)
+                            batch_size=batch_size, seed=seed, n=n, device=device, quantize=quantize)
     grid, specs, dev = request.grid, request.specs, request.device
     if amp and dev.type != "cuda":
         raise UserError("--amp needs a CUDA device (mixed precision is a GPU-only opt-in)")
@@ -153,7 +164,8 @@ def run_sweep(
             for cell_settings in plan.all_settings():
                 store.check_conflict(cell_settings)
         with logged(store.out if store else None, plan.record(provenance, data_dir, n, ranks.world)):
-            return _run(plan, store, per_example, on_start, on_cell, ranks, panels=out is not None)
+            return _run(plan, store, per_example, on_start, on_cell, ranks, panels=out is not None,
+                        on_admission=on_admission)
 
 
 @dataclass(frozen=True)
@@ -218,8 +230,31 @@ def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks, pa
     return prepare(model, net if panel else None, x, y, s.batch_size, ranks, gradient, panel)
 
 
+def _admit(ckpt: Checkpoint, ev: EvalData, p: Prepared, out_path, on_admission) -> None:
+    """The admission checks of a model just prepared, before its first attack: logged, reported, kept."""
+    rows = admission.admit(ckpt.name, ckpt.sha256, ckpt.metadata, ev, p.model, p.x, p.y, p.clean_pred, p.batch_size,
+                           p.zero_gradient_fraction if p.gradient_sign is not None else None)
+    for row in rows:
+        log.log(logging.WARNING if row.status == AdmissionStatus.FAIL else logging.INFO,
+                "admission %s: %s %s: %s", row.status, row.model, row.check, row.detail)
+        if on_admission:
+            on_admission(row)
+    if out_path is not None:
+        _save_admission(out_path, rows)
+
+
+def _save_admission(out_path, rows: Sequence[AdmissionRow]) -> None:
+    """admission.csv holds the latest checks of every (model, images) the folder evaluated."""
+    frame = rows_frame(list(rows), ADMISSION_COLUMNS)
+    path = out_path / ADMISSION_FILE
+    if path.is_file():
+        frame = pd.concat([read_admission_csv(path), frame], ignore_index=True)
+    key = ["model", "checkpoint_sha256", "data_sha256", "n", "check"]
+    write_csv(frame.drop_duplicates(key, keep="last").reset_index(drop=True), path)
+
+
 def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_cell, ranks: Ranks,
-         panels: bool) -> pd.DataFrame:
+         panels: bool, on_admission=None) -> pd.DataFrame:
     writer = ranks.is_writer
     out_path = store.out if store else None
     on_start, on_cell = (on_start, on_cell) if writer else (None, None)
@@ -248,6 +283,8 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                 if start < len(grid):
                     if prepared is None:
                         prepared = _prepare_model(ckpt, ev, plan, ranks, panels)
+                        if writer:
+                            _admit(ckpt, ev, prepared, out_path, on_admission)
                     if get_attack_cfg(spec.name).eps_bounded:
                         previous = cells[start - 1] if start > 0 else None
                         walk = walk_bounded(prepared, spec, grid, start, previous, plan.settings.seed, plan.settings.fast_path)

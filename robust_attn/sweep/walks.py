@@ -33,6 +33,7 @@ from torch import nn
 
 from ..attacks import EpsGrid, Norm, Objective, create_attack, eval_mode, get_attack_cfg
 from ..attacks.attention_shift import attention_shift
+from ..attacks.quantization import quantize
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
@@ -168,7 +169,10 @@ def attack_batch(p: Prepared, spec: AttackSpec, grid: EpsGrid, k: int, idx: torc
     else:
         attack = create_attack(spec.name, p.model, eps, seed=batch_seed(seed, k, int(idx[0])), **spec.params)
         x_adv = attack(p.x[dev_idx], p.y[dev_idx])
-    return _checked(x_adv, spec.name, grid.labels[k])
+    x_adv = _checked(x_adv, spec.name, grid.labels[k])
+    if spec.quantize:  # scored as a file would store it; the budget holds and is measured again after rounding
+        x_adv = quantize(p.x[dev_idx], x_adv, spec.quantize, eps, get_attack_cfg(spec.name).norm)
+    return x_adv
 
 
 def walk_bounded(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, previous: Cell | None, seed: int,
@@ -231,6 +235,8 @@ def walk_minimal(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, seed:
         dev_idx = idx.to(p.x.device)
         attack = create_attack(spec.name, p.model, 0.0, seed=batch_seed(seed, 0, int(idx[0])), **spec.params)
         x_adv = _checked(_failures_as_clean(attack(p.x[dev_idx], p.y[dev_idx]), p.x[dev_idx]), spec.name, "any")
+        if spec.quantize:  # no budget to keep: the norm is read after rounding
+            x_adv = quantize(p.x[dev_idx], x_adv, spec.quantize, None, cfg.norm)
         pred[idx] = predict(p.model, x_adv, p.batch_size)
         norm[idx] = perturbation_norm(x_adv - p.x[dev_idx], cfg.norm).cpu()
         touched[idx] = True
