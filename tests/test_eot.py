@@ -50,3 +50,9 @@ def test_eot_iter_on_an_attack_without_it_names_the_ones_that_take_it(tmp_path):
                     "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "attacks that take it: autoattack-rand, eot-pgd" in result.stderr
     assert invoke("attacks", "nothing*").stderr.startswith("error: no attack matches")
+
+
+def test_a_random_model_scores_the_same_for_the_same_seed(tmp_path):
+    runs = [run_sweep([FIXTURE], ["pgd"], "0,1", "cifar10-embedded", n=32, seed=5) for _ in range(2)]
+    columns = ["attack", "eps_label", "n_correct", "clean_accuracy"]
+    assert runs[0][columns].equals(runs[1][columns])

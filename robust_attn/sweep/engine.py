@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg
+from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, seeded
 from ..attacks.attention_shift import attention_model
 from ..budget import exceeds_budget
 from ..checkpoints import Checkpoint
@@ -227,13 +227,15 @@ def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks, pa
     y = ev.images.y.to(dev)
     gradient = needs_gradient(plan.specs)
     panel = PanelSpec() if panels and any(wants_panel(net, a) for a in plan.specs) else None
-    return prepare(model, net if panel else None, x, y, s.batch_size, ranks, gradient, panel)
+    with seeded(s.seed, dev):  # a model whose forward is random gives the same clean pass for the same seed
+        return prepare(model, net if panel else None, x, y, s.batch_size, ranks, gradient, panel)
 
 
-def _admit(ckpt: Checkpoint, ev: EvalData, p: Prepared, out_path, on_admission) -> None:
+def _admit(ckpt: Checkpoint, ev: EvalData, p: Prepared, out_path, on_admission, seed: int) -> None:
     """The admission checks of a model just prepared, before its first attack: logged, reported, kept."""
-    rows = admission.admit(ckpt.name, ckpt.sha256, ckpt.metadata, ev, p.model, p.x, p.y, p.clean_pred, p.batch_size,
-                           p.zero_gradient_fraction if p.gradient_sign is not None else None)
+    with seeded(seed, p.x.device):
+        rows = admission.admit(ckpt.name, ckpt.sha256, ckpt.metadata, ev, p.model, p.x, p.y, p.clean_pred,
+                               p.batch_size, p.zero_gradient_fraction if p.gradient_sign is not None else None)
     for row in rows:
         log.log(logging.WARNING if row.status == AdmissionStatus.FAIL else logging.INFO,
                 "admission %s: %s %s: %s", row.status, row.model, row.check, row.detail)
@@ -284,7 +286,7 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                     if prepared is None:
                         prepared = _prepare_model(ckpt, ev, plan, ranks, panels)
                         if writer:
-                            _admit(ckpt, ev, prepared, out_path, on_admission)
+                            _admit(ckpt, ev, prepared, out_path, on_admission, plan.settings.seed)
                     if get_attack_cfg(spec.name).eps_bounded:
                         previous = cells[start - 1] if start > 0 else None
                         walk = walk_bounded(prepared, spec, grid, start, previous, plan.settings.seed, plan.settings.fast_path)

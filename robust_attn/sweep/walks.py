@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..attacks import EpsGrid, Norm, Objective, create_attack, eval_mode, get_attack_cfg
+from ..attacks import EpsGrid, Norm, Objective, create_attack, eval_mode, get_attack_cfg, seeded
 from ..attacks.attention_shift import attention_shift
 from ..attacks.quantization import quantize
 from ..distributed import Ranks
@@ -198,7 +198,8 @@ def walk_bounded(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, previ
         for idx in p.ranks.pick(batches(todo, p.batch_size)):
             dev_idx = idx.to(p.x.device)
             x_adv = attack_batch(p, spec, grid, k, idx, seed)
-            adv_pred[idx] = predict(p.model, x_adv, p.batch_size)
+            with seeded(batch_seed(seed, k, int(idx[0])) ^ 1, p.x.device):  # a random model scores reproducibly
+                adv_pred[idx] = predict(p.model, x_adv, p.batch_size)
             norm[idx] = perturbation_norm(x_adv - p.x[dev_idx], cfg.norm).cpu()
             if shift is not None:
                 shift[idx] = attention_shift(p.model, p.x[dev_idx], x_adv)
@@ -237,7 +238,8 @@ def walk_minimal(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, seed:
         x_adv = _checked(_failures_as_clean(attack(p.x[dev_idx], p.y[dev_idx]), p.x[dev_idx]), spec.name, "any")
         if spec.quantize:  # no budget to keep: the norm is read after rounding
             x_adv = quantize(p.x[dev_idx], x_adv, spec.quantize, None, cfg.norm)
-        pred[idx] = predict(p.model, x_adv, p.batch_size)
+        with seeded(batch_seed(seed, 0, int(idx[0])) ^ 1, p.x.device):
+            pred[idx] = predict(p.model, x_adv, p.batch_size)
         norm[idx] = perturbation_norm(x_adv - p.x[dev_idx], cfg.norm).cpu()
         touched[idx] = True
     pred, norm = p.ranks.merge(pred, touched), p.ranks.merge(norm, touched)
