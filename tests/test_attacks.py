@@ -17,7 +17,7 @@ from robust_attn.errors import UserError
 from robust_attn.models import create_model
 
 # Cheap settings so every entry runs in a test; the defaults stay the published ones.
-_FAST = {"steps": 3, "n_queries": 20, "binary_search_steps": 2}
+_FAST = {"steps": 3, "n_queries": 20, "binary_search_steps": 2, "eot_iter": 2}
 _FASTER = {"autoattack": {"steps": 1, "n_queries": 10}}  # four attacks, APGD-T and FAB-T over every class
 
 # What each attack needs from the model's gradient, checked by hand (see the saturated-softmax test):
@@ -27,7 +27,7 @@ _GRADIENT_NEEDS = {
     "pgd-l2": (True, True, False), "apgd-ce": (True, True, False), "apgd-dlr": (True, False, False),
     "autoattack": (True, False, False), "cw": (True, False, False), "deepfool": (True, False, False),
     "square": (False, False, False), "noise": (False, False, False), "noise-l2": (False, False, False),
-    "attention-shift": (True, False, False),
+    "attention-shift": (True, False, False), "eot-pgd": (True, True, False), "autoattack-rand": (True, False, False),
 }
 # Label attacks: what the tests below that expect points to be broken (or a plain vgg to be attackable) run.
 LABEL_ATTACKS = [n for n in list_attacks() if get_attack_cfg(n).objective is Objective.MISCLASSIFY]
