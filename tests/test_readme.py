@@ -49,6 +49,8 @@ BLOCKS = {
     "### Your own models #1": (PARSE, "a plugin package: installs it into the environment (a reinstall)"),
     "## Studies: architectures across training seeds #0": (RUN, "the shipped study (trains nothing)"),
     "## Transfer attacks and attacks on the attention #0": (RUN, "transfer and the attention-shift sweep"),
+    "## Claims others can check: admission checks, randomised models, records #0": (
+        PARSE, "the EOT gap on the noisy fixture: tests/test_eot.py makes the same sweep (run_sweep, the same arguments)"),
     "## Scaling out with torchrun #0": (PARSE, "torchrun over GPUs (nccl) and several machines"),
 }
 # Commands of a RUN block that are not robust-attn commands: recognised (a new kind fails the test), not run.

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from robust_attn.checkpoints import load_checkpoint
+from robust_attn.checkpoints import load_checkpoint, read_manifest
 from robust_attn.report.records import ROBUSTBENCH_FIELDS, ROBUSTBENCH_OPTIONAL, export_records
 from robust_attn.sweep import run_sweep
 
-from .conftest import MODELS_DIR, invoke
+from .conftest import MODELS_DIR, ROOT, invoke
 from .fixtures.noisy_model import GaussianInputNoise
 
 ROBUSTBENCH = sorted((Path(__file__).parent / "fixtures" / "robustbench").glob("*.json"))
@@ -112,3 +112,22 @@ def test_verify_confirms_a_claim_inside_the_interval_and_refutes_one_outside(tmp
     second = invoke("verify", *common, "--claimed", f"{measured:.2f}")  # resumes the stored cell
     assert second.returncode == 0 and ": confirmed" in second.stdout, second.stdout
     assert f"measured {measured:.1f}%" in second.stdout
+
+
+SHIPPED_RECORDS = ROOT / "reports" / "records" / "model_info"
+
+
+def shipped_robust() -> list[str]:
+    """The adversarially trained checkpoints of the default model set (seed replicas aside)."""
+    return sorted(name for name, e in read_manifest(MODELS_DIR).items()
+                  if e.replica_of is None and e.training_threat is not None)
+
+
+@pytest.mark.parametrize("name", shipped_robust())
+def test_every_shipped_robust_checkpoint_has_a_current_robustbench_record(name):
+    found = sorted(SHIPPED_RECORDS.glob(f"*/Linf/{name}.json"))
+    assert found, f"no record of {name}: run bash scripts/robust_records.sh"
+    record = json.loads(found[0].read_text())
+    assert_robustbench_shaped(record)
+    assert record["provenance"]["checkpoint_sha256"] == read_manifest(MODELS_DIR)[name].sha256  # not stale
+    assert record["provenance"]["whole_test_split"] is True and "autoattack_acc" in record

@@ -91,7 +91,8 @@ def test_eps_zero_runs_the_attack_and_matches_the_clean_pass_on_a_sound_model(vg
 
     ckpt = dataclasses.replace(vgg, name="counted", model=Counting(vgg.model))
     frame = run_sweep([ckpt], ["noise"], "0", n=50)
-    assert len(calls) == 2, "a clean pass and the attack's output at eps 0 are both predicted"
+    # the clean pass, the admission checks (the same batch twice, one input gradient), the attack's output at eps 0
+    assert len(calls) == 5, "a clean pass and the attack's output at eps 0 are both predicted"
     assert frame["accuracy"].iloc[0] == frame["clean_accuracy"].iloc[0]
 
 
