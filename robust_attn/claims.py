@@ -2,12 +2,14 @@
 
 The claim is confirmed when it lies inside the Wilson 95% interval of the accuracy under standard
 AutoAttack (the point-wise worst case over APGD-CE, APGD-T, FAB-T and Square) on the evaluation images.
-The run is an ordinary sweep into a results folder (resumable, with admission checks and a report),
-followed by the folder's RobustBench-style record (:mod:`robust_attn.report.records`), so the verdict
-comes with the evidence someone else needs to check it.
+The run is an ordinary sweep into a results folder (resumable, with its admission checks in
+``admission.csv``; ``robust-attn report FOLDER`` draws its page), followed by the folder's RobustBench-style
+record (:mod:`robust_attn.report.records`), so the verdict comes with the evidence someone else needs to
+check it.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -29,6 +31,7 @@ class ClaimVerdict:
     ci_low: float  # percent, Wilson 95%
     ci_high: float
     n: int
+    attack_params: str  # the AutoAttack parameters, as the row records them
     unreliable: bool  # a sanity check of the evaluation failed
     records: list[Path]
 
@@ -42,10 +45,11 @@ class ClaimVerdict:
                  f"{'above' if self.claimed > self.ci_high else 'below'} the 95% interval [{self.ci_low:.1f}, "
                  f"{self.ci_high:.1f}]% of the measured {self.measured:.1f}% ")
         verdict = "confirmed" if self.confirmed else "not confirmed"
-        text = (f"{self.model} at eps {self.eps_label}: the claimed {self.claimed:g}% lies {where}(standard AutoAttack, "
-                f"{self.n:,} images): {verdict}")
+        params = ", ".join(f"{k}={v}" for k, v in sorted(json.loads(self.attack_params).items()))
+        text = (f"{self.model} at eps {self.eps_label}: the claimed {self.claimed:g}% lies {where}(standard AutoAttack "
+                f"as torchattacks runs it, {params}; {self.n:,} images): {verdict}")
         if self.unreliable:
-            text += "; the evaluation failed a sanity check (see the record's footnote and the report): treat it as unreliable"
+            text += "; the evaluation failed a sanity check (see the record's footnote and admission.csv): treat it as unreliable"
         return text
 
 
@@ -77,9 +81,9 @@ def verify_claim(model: str, eps: str, claimed: float, out: str | os.PathLike, *
                       out=out, per_example=True, provenance=provenance, **callbacks)
     row = frame.iloc[0]
     records = export_records([out], Path(out) / RECORDS_DIR, [grid.labels[0]])
-    import json
-
-    mine = [p for p in records if json.loads(p.read_text())["name"] == row.model]
-    unreliable = any(json.loads(p.read_text()).get("unreliable") for p in mine)
+    contents = {p: json.loads(p.read_text()) for p in records}
+    mine = [p for p, c in contents.items() if c["name"] == row.model and c["provenance"]["n"] == int(row.n)
+            and c["provenance"]["checkpoint_sha256"] == row.checkpoint_sha256]
+    unreliable = any(contents[p].get("unreliable") for p in mine)
     return ClaimVerdict(str(row.model), grid.labels[0], claimed, 100 * float(row.accuracy), 100 * float(row.ci_low),
-                        100 * float(row.ci_high), int(row.n), unreliable, mine)
+                        100 * float(row.ci_high), int(row.n), str(row.attack_params), unreliable, mine)

@@ -48,7 +48,7 @@ def test_the_eot_attacks_are_listed_by_the_attacks_command(pattern, expected):
 def test_eot_iter_on_an_attack_without_it_names_the_ones_that_take_it(tmp_path):
     result = invoke("sweep", "--models", "vgg_c10s", "--attack", "pgd", "--attack-arg", "eot_iter=20",
                     "--out", str(tmp_path / "r"))
-    assert result.returncode == 2 and "attacks that take it: autoattack-rand, eot-pgd" in result.stderr
+    assert result.returncode == 2 and "attacks that take it: apgd-ce, apgd-dlr, autoattack-rand, eot-pgd" in result.stderr
     assert invoke("attacks", "nothing*").stderr.startswith("error: no attack matches")
 
 

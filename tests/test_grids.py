@@ -57,3 +57,9 @@ def test_list_property(values):
     grid = parse_eps_grid(",".join(map(str, values)))
     assert grid.values == tuple(v / 255 for v in sorted(set(values)))
     assert all((lab == "0") == (v == 0) for lab, v in zip(grid.labels, grid.values))
+
+
+@pytest.mark.parametrize("written,plain", [("8/255", "8"), ("0:8/255:2/255", "0:8:2"), ("0.5/255,1/255", "0.5,1")])
+def test_a_budget_written_over_255_means_the_same_in_a_grid_of_255ths(written, plain):
+    assert parse_eps_grid(written) == parse_eps_grid(plain)
+    assert parse_eps_grid("4/3").values == (4 / 3 / 255,)  # other fractions stay fractions of 1/255

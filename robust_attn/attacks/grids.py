@@ -6,6 +6,8 @@ no float drift; values come out as floats in raw units, with labels such as ``8/
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -55,6 +57,8 @@ def parse_eps_grid(spec: str, unit: str | EpsUnit = EpsUnit.PER_255) -> EpsGrid:
     if not isinstance(spec, str) or not spec.strip():
         raise UserError("eps grid is empty")
     text = spec.strip()
+    if unit is EpsUnit.PER_255:  # '8/255' in a grid of 1/255 units means 8/255, as the papers write it: not 8/255**2
+        text = re.sub(r"/\s*255(?![0-9.])", "", text)
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:

@@ -238,7 +238,7 @@ _APGD_PAPER = ("Croce, Hein, Reliable Evaluation of Adversarial Robustness with 
 def _apgd(loss: str):
     def build(model: nn.Module, eps: float, params: Mapping[str, Any], seed: int) -> Perturb:
         return torchattacks.APGD(model, norm="Linf", eps=eps, steps=params["steps"], n_restarts=params["restarts"],
-                                 seed=seed, loss=loss)
+                                 seed=seed, loss=loss, eot_iter=params["eot_iter"])
 
     build.__name__ = build.__qualname__ = f"apgd_{loss}"
     build.__doc__ = rf"""APGD-{loss.upper()} in the paper 'Reliable Evaluation of Adversarial Robustness with an
@@ -253,6 +253,8 @@ def _apgd(loss: str):
         eps (float): Linf budget in pixel units, e.g. 8/255.
         steps (int): iterations per restart. (Default: 100, the paper's)
         restarts (int): random restarts; the best is kept. (Default: 1)
+        eot_iter (int): forward passes averaged per gradient, for models whose forward is random (expectation
+            over transformation). (Default: 1)
 
     Returns: the best iterate found (torchattacks.APGD, loss={loss!r}), per point; x for a point
     clean-misclassified. Random start seeded from ``seed``. At eps 0, x.
@@ -263,13 +265,13 @@ def _apgd(loss: str):
 register_attack(AttackCfg(
     "apgd-ce", Norm.LINF, True, _APGD_PAPER,
     kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=True, still_robust_fast_path=False,
-    defaults={"steps": 100, "restarts": 1}, randomized=True,
+    defaults={"steps": 100, "restarts": 1, "eot_iter": 1}, randomized=True,
     description="auto-PGD on the cross-entropy loss",
 ))(_apgd("ce"))
 register_attack(AttackCfg(
     "apgd-dlr", Norm.LINF, True, _APGD_PAPER,
     kind=AttackKind.ITERATIVE, uses_gradient=True, ce_gradient=False, still_robust_fast_path=False,
-    defaults={"steps": 100, "restarts": 1}, randomized=True,
+    defaults={"steps": 100, "restarts": 1, "eot_iter": 1}, randomized=True,
     description="auto-PGD on the difference-of-logits-ratio loss",
 ))(_apgd("dlr"))
 

@@ -2,6 +2,7 @@
 (a published robust accuracy against standard AutoAttack)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,7 +53,7 @@ def verify_cmd(
 
     check_claim(claimed)
     set_threads(threads)
-    folder = out or Path("verify") / Path(model.split(":")[0]).stem
+    folder = out or Path("verify") / re.sub(r"[^A-Za-z0-9._-]+", "_", model)
     with CommandProgress(eta=True) as bars:
         task = bars.add(f"{model} autoattack")
 
@@ -63,9 +64,9 @@ def verify_cmd(
         def on_cell(event) -> None:
             bars.update(task, completed=event.done)
 
-        def on_admission(row) -> None:
-            bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}",
-                       style="bold red" if row.status == "FAIL" else None, soft_wrap=True)
+        def on_admission(row) -> None:  # a FAIL is logged as a warning already
+            if row.status != "FAIL":
+                bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", soft_wrap=True)
 
         verdict = verify_claim(model, eps, claimed, folder, eps_unit=eps_unit, data=dataset, data_dir=data_dir, n=n,
                                attack_args=parse_attack_args(attack_arg), models_dir=models_dir, batch_size=batch_size,

@@ -114,8 +114,8 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
                      f"accuracy {100 * event.accuracy:.1f}%{resumed}")
 
         def on_admission(row) -> None:  # RobustBench's admission checks, before the model's first attack
-            style = "bold red" if row.status == "FAIL" else None
-            bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", style=style, soft_wrap=True)
+            if row.status != "FAIL":  # a FAIL is logged as a warning already
+                bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", soft_wrap=True)
 
         frame = run_sweep(
             split_values(models), split_values(attack), eps, dataset, eps_unit=eps_unit,

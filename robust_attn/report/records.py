@@ -55,9 +55,22 @@ def percent(accuracy: float) -> str:
     return f"{100 * accuracy:.2f}"
 
 
-def _file_name(model: str, eps_label: str, several: bool) -> str:
+def file_name(model: str, eps_label: str, n: int, whole: bool | None) -> str:
+    """``<model>_eps<eps>.json`` (``vgg_c10s_ffgsm_eps8-255.json``), with ``_n<n>`` when the images are not a
+    whole test split: one name per (model, eps, images), whatever else a folder holds."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-    return f"{stem}_eps{re.sub(r'[^0-9A-Za-z.]+', '-', eps_label)}.json" if several else f"{stem}.json"
+    part = "" if whole else f"_n{n}"
+    return f"{stem}_eps{re.sub(r'[^0-9A-Za-z.]+', '-', eps_label)}{part}.json"
+
+
+def chosen_autoattack(aa: pd.DataFrame) -> pd.Series:
+    """Of several AutoAttack cells at one eps (other parameters, ``--quantize``), the one a record reports: scored
+    unrounded, then with the most iterations, then with the most queries."""
+    def key(row) -> tuple:
+        params = json.loads(row.attack_params)
+        return ("quantize" in params, -int(params.get("steps", 0)), -int(params.get("n_queries", 0)))
+
+    return aa.iloc[min(range(len(aa)), key=lambda i: key(aa.iloc[i]))]
 
 
 def _run_of(runs: Sequence[Run], row) -> tuple[Run | None, dict[str, Any]]:
@@ -91,7 +104,9 @@ def model_records(inputs: RunInputs, checks: Sequence[Check], eps_labels: Sequen
     attacks = frame[(frame["eps"] > 0) & (frame["attack_kind"].astype(str) != NOISE)
                     & (frame["objective"].astype(str) != "attention")]
     if eps_labels:
-        unknown = [e for e in eps_labels if e not in set(attacks["eps_label"])]
+        have = set(attacks["eps_label"])
+        eps_labels = [e if e in have or f"{e}/255" not in have else f"{e}/255" for e in eps_labels]  # 8: 8/255
+        unknown = [e for e in eps_labels if e not in have]
         if unknown:
             raise UserError(f"no attack cell at eps {unknown[0]} (the results have eps "
                             f"{', '.join(sorted(set(attacks['eps_label']), key=lambda e: attacks.loc[attacks['eps_label'] == e, 'eps'].iloc[0]))})")
@@ -100,17 +115,19 @@ def model_records(inputs: RunInputs, checks: Sequence[Check], eps_labels: Sequen
         raise UserError("no AutoAttack cell in these results: run the sweep with --attack autoattack at the eps to "
                         "record (e.g. --eps 8) on the whole test split, then export")
     worst = across_attacks(attacks, inputs.examples)
-    records = []
+    records: dict[Path, Record] = {}
     for (model, sha, dataset, n), cells in attacks.groupby(["model", "checkpoint_sha256", "dataset", "n"], sort=True):
         first = cells.iloc[0]
         run, entry = _run_of(inputs.runs, first)
         whole = whole_split(run, entry, int(n))
         failed = _failed_checks(checks, model)
-        several = cells["eps_label"].nunique() > 1
         for eps_label, at in cells.sort_values("eps").groupby("eps_label", sort=False):
-            records.append(Record(Path("model_info") / dataset / str(first.norm) / _file_name(model, eps_label, several),
-                                  _content(first, at, worst, run, entry, whole, failed, int(n))))
-    return records
+            path = Path("model_info") / dataset / str(first.norm) / file_name(model, eps_label, int(n), whole)
+            if path in records:
+                raise UserError(f"two checkpoints named {model} were evaluated on these {dataset} images at {eps_label}: "
+                                "export their folders one at a time")
+            records[path] = Record(path, _content(first, at, worst, run, entry, whole, failed, int(n)))
+    return list(records.values())
 
 
 def _content(first, at: pd.DataFrame, worst: pd.DataFrame, run: Run | None, entry: dict[str, Any],
@@ -126,12 +143,20 @@ def _content(first, at: pd.DataFrame, worst: pd.DataFrame, run: Run | None, entr
         "eps": eps_label, "clean_acc": percent(float(first.clean_accuracy)), "reported": "",
     }
     if len(aa) and whole:
-        row = aa.iloc[0]
+        row = chosen_autoattack(aa)
         record["autoattack_acc"] = percent(float(row.accuracy))
         params = json.loads(row.attack_params)
-        if params.get("steps") != REFERENCE_AUTOATTACK_STEPS:
-            notes.append(f"AutoAttack as torchattacks runs it ({params.get('steps')} APGD/FAB iterations; the reference "
-                         f"implementation runs {REFERENCE_AUTOATTACK_STEPS})")
+        notes.append("AutoAttack as torchattacks runs it (" + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+                     + f"; the reference implementation runs {REFERENCE_AUTOATTACK_STEPS} APGD/FAB iterations and 5000 "
+                     "Square queries)" + (f", chosen of {len(aa)} AutoAttack runs at this eps as the unrounded one with the most iterations"
+                        if len(aa) > 1 else ""))
+        others = sorted(set(at.loc[at["attack"] != STANDARD_AUTOATTACK, "attack_label"].astype(str)))
+        across = worst[(worst["model"] == first.model) & (worst["dataset"] == first.dataset) & (worst["n"] == n)
+                       & (worst["eps_label"] == eps_label)]
+        if others and len(across):
+            record["external"] = percent(float(across["accuracy"].iloc[0]))
+            notes.append(f"external: the point-wise worst case over every attack run at this eps ({', '.join(others)} "
+                         "beside AutoAttack)")
     else:
         if len(aa):
             notes.append(f"AutoAttack ran on the first {n:,} images of {first.dataset}, not on the whole test split: "
@@ -152,7 +177,7 @@ def _content(first, at: pd.DataFrame, worst: pd.DataFrame, run: Run | None, entr
     if failed:
         notes.append("failed sanity checks: " + "; ".join(failed))
     notes.append(f"evaluated by robust-attn on {n:,} images of {first.dataset}")
-    record["footnote"] = ". ".join(notes) + "."
+    record["footnote"] = " ".join(note[0].upper() + note[1:] + "." for note in notes)
     versions = run.settings.get("versions", {}) if run is not None else {}
     record["provenance"] = {
         "checkpoint_sha256": str(first.checkpoint_sha256),

@@ -359,8 +359,8 @@ _ADMISSION = {
     AdmissionCheck.DETERMINISTIC: (
         "admission: deterministic forward pass (the same batch twice gives the same logits)",
         "a random forward pass makes a gradient attack follow one random draw of the gradient: its accuracy is an upper "
-        "bound. Attack the model with expectation over transformation (eot-pgd, autoattack-rand, --attack-arg "
-        "eot_iter=20), or remove the randomness (RobustBench admits no random model to its leaderboard).", False),
+        "bound. Attack the model with expectation over transformation (eot-pgd, autoattack-rand, or apgd-ce/apgd-dlr "
+        "with --attack-arg eot_iter=20), or remove the randomness (RobustBench admits no random model to its leaderboard).", False),
     AdmissionCheck.GRADIENT: (
         f"admission: input gradients non-zero and finite (for <= {ZERO_GRADIENT_LIMIT:.0%} of the points)",
         "gradient attacks have nothing to follow where the input gradient is zero or not finite: their accuracy "
@@ -407,14 +407,14 @@ def check_admission(admission: pd.DataFrame | None, frame: pd.DataFrame, which: 
                 if plain:
                     text += f"; upper bounds, not estimates: its accuracy under {', '.join(plain)} (no EOT)"
             texts.append(text)
-        return Check(name, Status.FAIL, f"{len(failed)} of {len(rows)} models: " + "; ".join(texts[:3])
+        return Check(name, Status.FAIL, f"{len(failed)} of {len(rows)} evaluations: " + "; ".join(texts[:3])
                      + (" ..." if len(texts) > 3 else ""), suggests, masking, tuple(dict.fromkeys(failed["model"])))
     untested = rows[rows["status"] == AdmissionStatus.NOT_TESTED.value]
     passed = rows[rows["status"] == AdmissionStatus.PASS.value]
     if passed.empty:
-        return Check(name, Status.NOT_TESTED, f"{len(untested)} models: " + "; ".join(
+        return Check(name, Status.NOT_TESTED, f"{len(untested)} evaluations: " + "; ".join(
             f"{r.model}: {r.detail}" for r in untested.head(3).itertuples()) + (" ..." if len(untested) > 3 else ""))
-    detail = f"{len(passed)} models: " + "; ".join(f"{r.model}: {r.detail}" for r in passed.head(3).itertuples())
+    detail = f"{len(passed)} evaluations: " + "; ".join(f"{r.model}: {r.detail}" for r in passed.head(3).itertuples())
     detail += " ..." if len(passed) > 3 else ""
     if len(untested):
         detail += f"; not tested for {len(untested)} ({', '.join(untested['model'].head(3))}"

@@ -56,8 +56,8 @@ def check_deterministic(model: nn.Module, x: torch.Tensor, batch_size: int) -> t
     return AdmissionStatus.FAIL, difference, (
         f"{what}: logits differ by up to {difference:.3g} of their scale and {changed} predictions change, so the "
         "forward pass is random (dropout left on, input noise, a stochastic defence): gradient attacks without "
-        "expectation over transformation give an upper bound on its robust accuracy (run eot-pgd, autoattack-rand "
-        "or --attack-arg eot_iter=20)")
+        "expectation over transformation give an upper bound on its robust accuracy (run eot-pgd or autoattack-rand, "
+        "or apgd-ce/apgd-dlr with --attack-arg eot_iter=20)")
 
 
 def check_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,

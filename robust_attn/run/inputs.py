@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attacks.quantization import BITS
 from ..attacks import EpsGrid, EpsUnit, Norm, get_attack_cfg, list_attacks, params_json, parse_eps_grid, resolve_params
+from ..attacks.quantization import BITS
 from ..checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_checkpoints
 from ..data import DatasetCfg, ImageSet, get_dataset_cfg, image_set_sha256, load_dataset
 from ..devices import resolve_device

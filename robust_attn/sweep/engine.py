@@ -33,11 +33,11 @@ from ..results import (
     ADMISSION_COLUMNS, ADMISSION_FILE, EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, AdmissionRow,
     AdmissionStatus, ExampleRow, Outcome, ResultRow, read_admission_csv, rows_frame, wilson_interval, write_csv,
 )
-from ..run import admission
 from ..run import (
     AttackSpec, EvalData, Models, attack_facts, check_request, evaluation_data, load_models, locked, logged,
     model_facts, needs_gradient, results_folder, start_record, versions,
 )
+from ..run.admission import admit
 from ..user_models import is_user_checkpoint, probe
 from .panels import PanelSpec, artifact_path, maps_are_distributions, wants_panel, write_artifact
 from .store import CELLS_DIR, CellStore
@@ -234,7 +234,7 @@ def _prepare_model(ckpt: Checkpoint, ev: EvalData, plan: _Plan, ranks: Ranks, pa
 def _admit(ckpt: Checkpoint, ev: EvalData, p: Prepared, out_path, on_admission, seed: int) -> None:
     """The admission checks of a model just prepared, before its first attack: logged, reported, kept."""
     with seeded(seed, p.x.device):
-        rows = admission.admit(ckpt.name, ckpt.sha256, ckpt.metadata, ev, p.model, p.x, p.y, p.clean_pred,
+        rows = admit(ckpt.name, ckpt.sha256, ckpt.metadata, ev, p.model, p.x, p.y, p.clean_pred,
                                p.batch_size, p.zero_gradient_fraction if p.gradient_sign is not None else None)
     for row in rows:
         log.log(logging.WARNING if row.status == AdmissionStatus.FAIL else logging.INFO,

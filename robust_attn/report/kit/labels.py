@@ -49,7 +49,7 @@ def attack_labels(pairs: Iterable[tuple[str, str]],
         varying = {k for k in keys if len({json.dumps(d.get(k), sort_keys=True) for d in parsed.values()}) > 1}
         base = dict((defaults or {}).get(attack, {}))
         for p, d in parsed.items():
-            shown = [k for k in keys if k in varying or (k in base and d.get(k) != base[k])]
+            shown = [k for k in keys if k in d and (k in varying or (k in base and d[k] != base[k]))]
             extra = ", ".join(f"{k}={_value(d.get(k))}" for k in shown)
             labels[(attack, p)] = f"{attack} ({extra})" if extra else attack
     return labels
