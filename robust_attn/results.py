@@ -209,7 +209,9 @@ class AdmissionCheck(StrEnum):
     CLEAN_ACCURACY = "clean accuracy as recorded"  # equals the checkpoint's record for the same images
 
 
-class AdmissionStatus(StrEnum):
+class CheckStatus(StrEnum):
+    """The outcome of a check: an admission check here, a report's sanity check (``report.sanity.Status``)."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     NOT_TESTED = "NOT TESTED"
@@ -225,7 +227,7 @@ class AdmissionRow:
     data_sha256: str
     n: int
     check: str  # an AdmissionCheck value
-    status: str  # an AdmissionStatus value
+    status: str  # an CheckStatus value
     measured: float  # largest logit difference; share of zero/non-finite gradients; clean accuracy
     expected: float  # its bound: the tolerance; the limit; the recorded clean accuracy (NaN: none recorded)
     detail: str  # the sentence the sweep's log and the report show

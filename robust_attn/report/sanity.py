@@ -22,13 +22,12 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from ..budget import BUDGET_ABS_SLACK, BUDGET_REL_SLACK, exceeds_budget
-from ..results import AdmissionCheck, AdmissionStatus
+from ..results import AdmissionCheck, CheckStatus
 from .kit.labels import CURVE, ITERATIVE, MODEL, NOISE, SINGLE_STEP, attention_objective, eps_key, of_kind
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
 
@@ -42,10 +41,7 @@ MINIMAL = "minimal"
 STILL_ROBUST = "still-robust"
 
 
-class Status(StrEnum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    NOT_TESTED = "NOT TESTED"
+Status = CheckStatus  # one enum for every check's outcome (results.py declares it for admission.csv)
 
 
 @dataclass(frozen=True)
@@ -397,7 +393,7 @@ def check_admission(admission: pd.DataFrame | None, frame: pd.DataFrame, which: 
     if rows is None or rows.empty:
         return Check(name, Status.NOT_TESTED, "the sweep that wrote these results made no admission checks "
                                               "(admission.csv is missing: written by robust-attn 0.5 and later)")
-    failed = rows[rows["status"] == AdmissionStatus.FAIL.value]
+    failed = rows[rows["status"] == CheckStatus.FAIL.value]
     if len(failed):
         texts = []
         for r in failed.itertuples():
@@ -409,8 +405,8 @@ def check_admission(admission: pd.DataFrame | None, frame: pd.DataFrame, which: 
             texts.append(text)
         return Check(name, Status.FAIL, f"{len(failed)} of {len(rows)} evaluations: " + "; ".join(texts[:3])
                      + (" ..." if len(texts) > 3 else ""), suggests, masking, tuple(dict.fromkeys(failed["model"])))
-    untested = rows[rows["status"] == AdmissionStatus.NOT_TESTED.value]
-    passed = rows[rows["status"] == AdmissionStatus.PASS.value]
+    untested = rows[rows["status"] == CheckStatus.NOT_TESTED.value]
+    passed = rows[rows["status"] == CheckStatus.PASS.value]
     if passed.empty:
         return Check(name, Status.NOT_TESTED, f"{len(untested)} evaluations: " + "; ".join(
             f"{r.model}: {r.detail}" for r in untested.head(3).itertuples()) + (" ..." if len(untested) > 3 else ""))

@@ -28,7 +28,7 @@ from .. import __version__
 from ..attacks import eval_mode
 from ..data import get_dataset_cfg
 from ..errors import UserError
-from ..results import AdmissionCheck, AdmissionRow, AdmissionStatus
+from ..results import AdmissionCheck, AdmissionRow, CheckStatus
 from .inputs import EvalData
 
 # Two passes of a deterministic model agree to float rounding; a random one differs by orders more.
@@ -37,7 +37,7 @@ GRADIENT_LIMIT = 0.10  # share of points with an all-zero or non-finite input gr
 CLEAN_ACCURACY_TOLERANCE = 0.01  # accuracy points: other hardware flips a few borderline images, never more
 
 
-def check_deterministic(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[AdmissionStatus, float, str]:
+def check_deterministic(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[CheckStatus, float, str]:
     """Two forward passes (eval mode, no gradient) of the same first batch: (status, largest logit
     difference relative to 1 + the largest |logit|, sentence)."""
     xb = x[:batch_size]
@@ -52,8 +52,8 @@ def check_deterministic(model: nn.Module, x: torch.Tensor, batch_size: int) -> t
     changed = int((a.argmax(1) != b.argmax(1)).sum())
     what = f"the same {len(xb)} images twice"
     if difference <= DETERMINISM_TOLERANCE:
-        return AdmissionStatus.PASS, difference, f"{what}: the same logits (largest difference {difference:.2g} of scale)"
-    return AdmissionStatus.FAIL, difference, (
+        return CheckStatus.PASS, difference, f"{what}: the same logits (largest difference {difference:.2g} of scale)"
+    return CheckStatus.FAIL, difference, (
         f"{what}: logits differ by up to {difference:.3g} of their scale and {changed} predictions change, so the "
         "forward pass is random (dropout left on, input noise, a stochastic defence): gradient attacks without "
         "expectation over transformation give an upper bound on its robust accuracy (run eot-pgd or autoattack-rand, "
@@ -61,7 +61,7 @@ def check_deterministic(model: nn.Module, x: torch.Tensor, batch_size: int) -> t
 
 
 def check_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                   zero_fraction: float | None = None) -> tuple[AdmissionStatus, float, str]:
+                   zero_fraction: float | None = None) -> tuple[CheckStatus, float, str]:
     """The share of points whose cross-entropy gradient with respect to the input is all zero or not
     finite: ``zero_fraction`` where the clean pass measured it over the clean-correct points (the sweep's
     gradient diagnostic), else measured here on the first batch."""
@@ -83,8 +83,8 @@ def check_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
         where = "the clean-correct points"
     text = f"{100 * zero_fraction:.1f}% of {where} have an all-zero or non-finite input gradient (limit {GRADIENT_LIMIT:.0%})"
     if zero_fraction <= GRADIENT_LIMIT:
-        return AdmissionStatus.PASS, zero_fraction, text
-    return AdmissionStatus.FAIL, zero_fraction, (
+        return CheckStatus.PASS, zero_fraction, text
+    return CheckStatus.FAIL, zero_fraction, (
         text + ": gradient attacks have nothing to follow there (a non-differentiable layer, a saturated softmax), "
         "so their accuracy overstates robustness; run attacks that need no gradient (square) or none of the CE (apgd-dlr)")
 
@@ -115,18 +115,18 @@ def recorded_clean_accuracy(metadata: Mapping[str, Any], ev: EvalData) -> tuple[
 
 
 def check_clean_accuracy(metadata: Mapping[str, Any], ev: EvalData, clean_correct: torch.Tensor
-                         ) -> tuple[AdmissionStatus, float, float, str]:
+                         ) -> tuple[CheckStatus, float, float, str]:
     """(status, measured, recorded or NaN, sentence): the clean accuracy on the evaluation images against
     the one the checkpoint records for the same images."""
     measured = float(clean_correct.double().mean())
     recorded, why_not = recorded_clean_accuracy(metadata, ev)
     here = f"{100 * measured:.1f}% on these {len(ev.images):,} images"
     if recorded is None:
-        return AdmissionStatus.NOT_TESTED, measured, math.nan, f"{here}; {why_not}"
+        return CheckStatus.NOT_TESTED, measured, math.nan, f"{here}; {why_not}"
     text = f"{here}; the checkpoint records {100 * recorded:.1f}% on the same images"
     if abs(measured - recorded) <= CLEAN_ACCURACY_TOLERANCE + 1e-12:
-        return AdmissionStatus.PASS, measured, recorded, text
-    return AdmissionStatus.FAIL, measured, recorded, (
+        return CheckStatus.PASS, measured, recorded, text
+    return CheckStatus.FAIL, measured, recorded, (
         f"{text}: more than {100 * CLEAN_ACCURACY_TOLERANCE:g} point apart, so the model does not see what it was "
         "trained on (wrong normalisation, channel order or resolution, or shuffled labels)")
 
@@ -136,7 +136,7 @@ def admit(name: str, sha256: str, metadata: Mapping[str, Any], ev: EvalData, mod
           zero_fraction: float | None = None) -> list[AdmissionRow]:
     """The three admission checks of one model on its evaluation images (``x``, ``y`` on the model's
     device, ``clean_pred`` the clean pass's predictions), in the order a report lists them."""
-    def row(check: AdmissionCheck, status: AdmissionStatus, measured: float, expected: float, detail: str) -> AdmissionRow:
+    def row(check: AdmissionCheck, status: CheckStatus, measured: float, expected: float, detail: str) -> AdmissionRow:
         return AdmissionRow(name, sha256, ev.dataset, ev.sha256, len(ev.images), check.value, status.value,
                             measured, expected, detail, __version__)
 

@@ -31,7 +31,7 @@ from ..distributed import Ranks
 from ..errors import UserError
 from ..results import (
     ADMISSION_COLUMNS, ADMISSION_FILE, EXAMPLE_COLUMNS, EXAMPLES_FILE, RESULT_COLUMNS, RESULTS_FILE, AdmissionRow,
-    AdmissionStatus, ExampleRow, Outcome, ResultRow, read_admission_csv, rows_frame, wilson_interval, write_csv,
+    CheckStatus, ExampleRow, Outcome, ResultRow, read_admission_csv, rows_frame, wilson_interval, write_csv,
 )
 from ..run import (
     AttackSpec, EvalData, Models, attack_facts, check_request, evaluation_data, load_models, locked, logged,
@@ -237,7 +237,7 @@ def _admit(ckpt: Checkpoint, ev: EvalData, p: Prepared, out_path, on_admission, 
         rows = admit(ckpt.name, ckpt.sha256, ckpt.metadata, ev, p.model, p.x, p.y, p.clean_pred,
                                p.batch_size, p.zero_gradient_fraction if p.gradient_sign is not None else None)
     for row in rows:
-        log.log(logging.WARNING if row.status == AdmissionStatus.FAIL else logging.INFO,
+        log.log(logging.WARNING if row.status == CheckStatus.FAIL else logging.INFO,
                 "admission %s: %s %s: %s", row.status, row.model, row.check, row.detail)
         if on_admission:
             on_admission(row)
