@@ -64,14 +64,10 @@ def verify_cmd(
         def on_cell(event) -> None:
             bars.update(task, completed=event.done)
 
-        def on_admission(row) -> None:  # a FAIL is logged as a warning already
-            if row.status != "FAIL":
-                bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", soft_wrap=True)
-
         verdict = verify_claim(model, eps, claimed, folder, eps_unit=eps_unit, data=dataset, data_dir=data_dir, n=n,
                                attack_args=parse_attack_args(attack_arg), models_dir=models_dir, batch_size=batch_size,
                                seed=seed, device=device, provenance={"command": command_line()}, on_start=on_start,
-                               on_cell=on_cell, on_admission=on_admission)
+                               on_cell=on_cell, on_admission=bars.admission)
     for path in verdict.records:
         typer.echo(f"wrote {path}")
     typer.echo(verdict.sentence())

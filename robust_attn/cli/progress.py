@@ -53,6 +53,11 @@ class CommandProgress:
         if not self.live:
             self.print(text, **options)
 
+    def admission(self, row: Any) -> None:
+        """One admission check's line (a sweep's ``on_admission``); a FAIL is logged as a warning already."""
+        if row.status != "FAIL":
+            self.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", soft_wrap=True)
+
     def stop(self) -> None:
         """Take the bars down (safe to call twice)."""
         self.progress.stop()

@@ -113,16 +113,12 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
             bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
                      f"accuracy {100 * event.accuracy:.1f}%{resumed}")
 
-        def on_admission(row) -> None:  # RobustBench's admission checks, before the model's first attack
-            if row.status != "FAIL":  # a FAIL is logged as a warning already
-                bars.print(f"admission {row.status}: {row.model}: {row.check}: {row.detail}", soft_wrap=True)
-
         frame = run_sweep(
             split_values(models), split_values(attack), eps, dataset, eps_unit=eps_unit,
             attack_args=parse_attack_args(attack_arg), data_dir=data_dir, models_dir=models_dir, n=n,
             batch_size=batch_size, seed=seed, device=device, out=out, per_example=per_example, amp=amp,
             fast_path=fast_path, on_start=on_start, on_cell=on_cell, provenance={"command": command_line()},
-            strict=strict, on_admission=on_admission, quantize=quantize,
+            strict=strict, on_admission=bars.admission, quantize=quantize,
         )
     if not writer:  # under torchrun, rank 0 alone reports
         return

@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..files import atomic_write_text
 from .inputs import RunInputs, image_shapes, read_runs
 from .kit.inputs import Run
-from .kit.labels import NOISE
+from .kit.labels import NOISE, attention_objective, of_kind
 from .sanity import Check, Status, run_checks
 from .tables import across_attacks
 
@@ -101,15 +101,14 @@ def _failed_checks(checks: Sequence[Check], model: str) -> list[str]:
 def model_records(inputs: RunInputs, checks: Sequence[Check], eps_labels: Sequence[str] | None = None) -> list[Record]:
     """Every (model, eps > 0) record of the folders read into ``inputs``; ``eps_labels`` limits the eps."""
     frame = inputs.results
-    attacks = frame[(frame["eps"] > 0) & (frame["attack_kind"].astype(str) != NOISE)
-                    & (frame["objective"].astype(str) != "attention")]
+    attacks = frame[(frame["eps"] > 0) & ~of_kind(frame, NOISE) & ~attention_objective(frame)]
     if eps_labels:
         have = set(attacks["eps_label"])
         eps_labels = [e if e in have or f"{e}/255" not in have else f"{e}/255" for e in eps_labels]  # 8: 8/255
         unknown = [e for e in eps_labels if e not in have]
         if unknown:
-            raise UserError(f"no attack cell at eps {unknown[0]} (the results have eps "
-                            f"{', '.join(sorted(set(attacks['eps_label']), key=lambda e: attacks.loc[attacks['eps_label'] == e, 'eps'].iloc[0]))})")
+            grid = attacks.drop_duplicates("eps_label").sort_values("eps")["eps_label"]
+            raise UserError(f"no attack cell at eps {unknown[0]} (the results have eps {', '.join(grid)})")
         attacks = attacks[attacks["eps_label"].isin(eps_labels)]
     if not (attacks["attack"] == STANDARD_AUTOATTACK).any():
         raise UserError("no AutoAttack cell in these results: run the sweep with --attack autoattack at the eps to "
@@ -142,6 +141,8 @@ def _content(first, at: pd.DataFrame, worst: pd.DataFrame, run: Run | None, entr
         else str(first.architecture),
         "eps": eps_label, "clean_acc": percent(float(first.clean_accuracy)), "reported": "",
     }
+    across = worst[(worst["model"] == first.model) & (worst["dataset"] == first.dataset) & (worst["n"] == n)
+                   & (worst["eps_label"] == eps_label)]  # the point-wise worst case over the attacks at this eps
     if len(aa) and whole:
         row = chosen_autoattack(aa)
         record["autoattack_acc"] = percent(float(row.accuracy))
@@ -151,8 +152,6 @@ def _content(first, at: pd.DataFrame, worst: pd.DataFrame, run: Run | None, entr
                      "Square queries)" + (f", chosen of {len(aa)} AutoAttack runs at this eps as the unrounded one with the most iterations"
                         if len(aa) > 1 else ""))
         others = sorted(set(at.loc[at["attack"] != STANDARD_AUTOATTACK, "attack_label"].astype(str)))
-        across = worst[(worst["model"] == first.model) & (worst["dataset"] == first.dataset) & (worst["n"] == n)
-                       & (worst["eps_label"] == eps_label)]
         if others and len(across):
             record["external"] = percent(float(across["accuracy"].iloc[0]))
             notes.append(f"external: the point-wise worst case over every attack run at this eps ({', '.join(others)} "
@@ -164,8 +163,6 @@ def _content(first, at: pd.DataFrame, worst: pd.DataFrame, run: Run | None, entr
                          "no run log says whether AutoAttack ran on the whole test split: no autoattack_acc")
         named = sorted(set(at["attack_label"].astype(str)))
         record["attacks"] = named
-        across = worst[(worst["model"] == first.model) & (worst["dataset"] == first.dataset) & (worst["n"] == n)
-                       & (worst["eps_label"] == eps_label)]
         if len(named) > 1 and len(across):
             record["robust_acc"] = percent(float(across["accuracy"].iloc[0]))
         else:  # without per-example outcomes the lowest accuracy of one attack: at least the point-wise worst case

@@ -366,7 +366,7 @@ _ADMISSION = {
         "the model does not see what it was trained on: wrong normalisation, channel order or resolution, or shuffled "
         "labels. Every number of it is suspect until the clean accuracy matches.", False),
 }
-GRADIENT_KINDS = ("single-step", "iterative", "minimal-perturbation")  # AttackKind values that follow gradients
+GRADIENT_KINDS = (SINGLE_STEP, ITERATIVE, "minimal-perturbation")  # AttackKind values that follow gradients
 
 
 def eot_iter(attack_params: str) -> int:

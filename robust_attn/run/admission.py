@@ -60,6 +60,13 @@ def check_deterministic(model: nn.Module, x: torch.Tensor, batch_size: int) -> t
         "or apgd-ce/apgd-dlr with --attack-arg eot_iter=20)")
 
 
+def dead_gradients(grad: torch.Tensor) -> torch.Tensor:
+    """Per point (the first dimension): is its input gradient all zero or not finite anywhere? The masking
+    symptom of a saturated softmax or a non-differentiable layer; the sweep's clean pass counts it too."""
+    flat = grad.flatten(1)
+    return ~(flat != 0).any(1) | ~torch.isfinite(flat).all(1)
+
+
 def check_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
                    zero_fraction: float | None = None) -> tuple[CheckStatus, float, str]:
     """The share of points whose cross-entropy gradient with respect to the input is all zero or not
@@ -76,8 +83,7 @@ def check_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
         if grad is None:
             zero_fraction, where = 1.0, f"the first {len(xb)} points (the logits do not depend on the input)"
         else:
-            flat = grad.flatten(1)
-            zero_fraction = float((~(flat != 0).any(1) | ~torch.isfinite(flat).all(1)).float().mean())
+            zero_fraction = float(dead_gradients(grad).float().mean())
             where = f"the first {len(xb)} points"
     else:
         where = "the clean-correct points"

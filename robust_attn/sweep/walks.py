@@ -37,6 +37,7 @@ from ..attacks.quantization import quantize
 from ..distributed import Ranks
 from ..errors import UserError
 from ..results import AccuracyMethod
+from ..run.admission import dead_gradients
 from ..run.inputs import AttackSpec
 from .panels import Panel, PanelSpec
 
@@ -121,8 +122,7 @@ def prepare(model: nn.Module, attention_model: nn.Module | None, x: torch.Tensor
             logits = model(xb)
             (grad,) = torch.autograd.grad(nn.functional.cross_entropy(logits, y[idx]), xb)
             pred[idx] = logits.detach().argmax(1).cpu()
-            flat = grad.flatten(1)
-            dead[idx] = (~(flat != 0).any(1) | ~torch.isfinite(flat).all(1)).float().cpu()
+            dead[idx] = dead_gradients(grad).float().cpu()
             sign[idx.to(x.device)] = grad.sign()
             touched[idx] = True
     pred, dead, sign = ranks.merge(pred, touched), ranks.merge(dead, touched), ranks.merge(sign, touched)
