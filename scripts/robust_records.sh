@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 OUT=reports/records
 common=(--attack autoattack --batch-size 1024 --threads 1 --no-report)
 robust-attn sweep --models vgg_c10s_ffgsm,vgg-att3-concat-pc_c10s_ffgsm --eps 8 "${common[@]}" --out "$OUT/runs/cifar10" &
-robust-attn sweep --models vgg_fmnist_ffgsm --eps 0.1 --eps-unit raw "${common[@]}" --out "$OUT/runs/fashion-mnist-vgg" &
-robust-attn sweep --models vgg-att3-concat-pc_fmnist_ffgsm --eps 0.1 --eps-unit raw "${common[@]}" \
+robust-attn sweep --models vgg_fmnist_pgd --eps 0.1 --eps-unit raw "${common[@]}" --out "$OUT/runs/fashion-mnist-vgg" &
+robust-attn sweep --models vgg-att3-concat-pc_fmnist_pgd --eps 0.1 --eps-unit raw "${common[@]}" \
   --out "$OUT/runs/fashion-mnist-att" &
 wait -n && wait -n && wait -n  # a failed sweep fails the script
 robust-attn export "$OUT"/runs/* --out "$OUT"

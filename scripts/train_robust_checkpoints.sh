@@ -29,10 +29,11 @@ train_cifar() {  # architecture seed
   register "models/$name.pt" "${cmd[*]}" "$replica"
 }
 train_fmnist() {  # architecture
-  local cmd=(robust-attn train "$1" --dataset fashion-mnist --data-dir "$FMNIST" --threat fast-fgsm --threat-eps 0.1
-             --epochs 1 --width 0.125 --seed 0 --threads 1 --out "models/$1_fmnist_ffgsm.pt" --force)
+  local cmd=(robust-attn train "$1" --dataset fashion-mnist --data-dir "$FMNIST" --threat pgd --threat-eps 0.1
+             --threat-steps 3 --threat-step-size 0.04 --epochs 1 --width 0.125 --seed 0 --threads 1
+             --out "models/$1_fmnist_pgd.pt" --force)
   "${cmd[@]}"
-  register "models/$1_fmnist_ffgsm.pt" "${cmd[*]}"
+  register "models/$1_fmnist_pgd.pt" "${cmd[*]}"
 }
 what="${1:-all}"
 if [[ $what == cifar || $what == all ]]; then
