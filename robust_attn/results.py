@@ -38,6 +38,7 @@ RESULTS_FILE = "results.csv"  # every finished cell the folder holds
 EXAMPLES_FILE = "per_example.csv"  # every example of every cell
 RUNS_FILE = "runs.jsonl"  # append-only log: a start and an end record per command that wrote here
 ATTENTION_DIR = "attention"  # panel artifacts: attention maps clean and under attack (see robust_attn.sweep.panels)
+CORRUPTIONS_DIR = "corruptions"  # one evaluation image under each common corruption at each severity (robust_attn.sweep.corrupted)
 ADMISSION_FILE = "admission.csv"  # the admission checks each model passed or failed before it was attacked
 # The files of a transfer folder (it has a runs.jsonl too).
 TRANSFER_FILE = "transfer.csv"  # one row per source x target x attack x eps

@@ -29,6 +29,12 @@ TEST_THREADS = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
 torch.set_num_threads(int(TEST_THREADS))
 if os.environ.get("PYTEST_XDIST_WORKER"):  # commands started without --threads take torch's default: one, too
     os.environ.setdefault("OMP_NUM_THREADS", TEST_THREADS)
+# Corrupted images (common corruptions) are cached per user; the tests keep theirs in one folder of this run, shared
+# by the workers and the commands they start, never in the home folder.
+if "ROBUST_ATTN_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ROBUST_ATTN_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"robust-attn-test-cache-{os.getppid() if os.environ.get('PYTEST_XDIST_WORKER') else os.getpid()}")
 
 def interruptible_sweep_cmd(out: Path, n: int, *extra: str) -> list[str]:
     """The sweep the interruption tests stop: PGD on the shipped vgg_c10s over eps 0:0.8:0.1, one thread.

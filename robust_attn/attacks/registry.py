@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -29,8 +29,12 @@ from .layout import StandardLayout, memory_format_of
 
 
 class Norm(StrEnum):
+    """The distance an attack's budget bounds; ``NONE`` for common corruptions, whose grid is a severity
+    (1-5), not a distance."""
+
     LINF = "Linf"
     L2 = "L2"
+    NONE = "none"
 
 
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -44,6 +48,7 @@ class Objective(StrEnum):
 
     MISCLASSIFY = "misclassify"
     ATTENTION = "attention"
+    NATURAL = "natural"  # common corruptions: a natural distribution shift that maximises nothing
 
 
 class AttackKind(StrEnum):
@@ -56,6 +61,7 @@ class AttackKind(StrEnum):
     MINIMAL_PERTURBATION = "minimal-perturbation"  # the smallest perturbation that flips the label (CW, DeepFool)
     SCORE_BASED = "score-based"  # random search on the model's scores, no gradient (Square)
     NOISE = "noise"  # random noise of norm eps: the floor every attack should beat
+    CORRUPTION = "corruption"  # a common corruption at a severity (Hendrycks & Dietterich 2019), no adversary
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class AttackCfg:
         how it searches (:class:`AttackKind`).
 
     ``objective`` (default: misclassify) says what the attack maximises (:class:`Objective`).
+
+    ``group`` (common corruptions only): the corruption's group (noise, blur, weather, digital), which
+    run logs record in their attack catalog so a report can average by group without knowing names.
     """
 
     name: str
@@ -99,6 +108,7 @@ class AttackCfg:
     randomized: bool = False
     description: str = ""
     objective: Objective = Objective.MISCLASSIFY
+    group: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
@@ -111,6 +121,10 @@ class AttackCfg:
             raise ValueError(f"attack {self.name!r}: ce_gradient requires uses_gradient")
         if self.still_robust_fast_path and not self.eps_bounded:
             raise ValueError(f"attack {self.name!r}: still_robust_fast_path requires an eps-bounded attack")
+        corruption = (self.kind is AttackKind.CORRUPTION, self.norm is Norm.NONE, self.objective is Objective.NATURAL)
+        if any(corruption) and not all(corruption):
+            raise ValueError(f"attack {self.name!r}: a corruption has kind corruption, norm none and objective "
+                             "natural, and only a corruption has any of them")
 
 
 _REGISTRY: Registry[AttackCfg, Builder] = Registry("attack")
@@ -124,6 +138,29 @@ def register_attack(cfg: AttackCfg) -> Callable[[Builder], Builder]:
 def list_attacks(pattern: str = "*") -> list[str]:
     """Registered attack names matching a shell-style ``pattern``, sorted."""
     return _REGISTRY.names(pattern)
+
+
+# Names that stand for several registered entries on the command line and in study files.
+CORRUPTIONS = "corruptions"  # every common corruption (robust_attn.corruptions), in Hendrycks & Dietterich's order
+
+
+def expand_attack_names(names: Sequence[str]) -> list[str]:
+    """``names`` with ``corruptions`` replaced by every registered corruption (in the order the corruptions
+    package lists them), so ``--attack corruptions`` reads like one threat next to the attacks."""
+    out: list[str] = []
+    for name in names:
+        if name == CORRUPTIONS:
+            from ..corruptions import list_corruptions
+
+            out += [c for c in list_corruptions() if c in _REGISTRY.names()]
+        else:
+            out.append(name)
+    return out
+
+
+def is_corruption(name: str) -> bool:
+    """Whether a registered entry is a common corruption (its grid is a severity, not an eps)."""
+    return get_attack_cfg(name).kind is AttackKind.CORRUPTION
 
 
 def get_attack_cfg(name: str) -> AttackCfg:

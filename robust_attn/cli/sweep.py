@@ -13,7 +13,6 @@ from .options import (
     BatchSize,
     DataDir,
     Device,
-    Eps,
     EpsUnit,
     EvalDataset,
     ModelsDir,
@@ -47,8 +46,8 @@ def _print_tables(frame, console) -> None:
 
 @app.command("sweep")
 def sweep_cmd(
-    attack: Annotated[list[str], typer.Option("--attack", "-a", help="Attack name(s); repeat or comma-separate.")],
-    eps: Eps = "0:8:1",
+    attack: Annotated[list[str], typer.Option("--attack", "-a", help="Attack name(s); repeat or comma-separate. Common corruptions too: a name such as fog, or 'corruptions' for all 15 (`robust-attn attacks` lists them).")],
+    eps: Annotated[Optional[str], typer.Option("--eps", help="Grid: START:STOP:STEP (stop included) or a list 0,1,2,4,8 (default 0:8:1). For corruptions: the severities 1-5, 0 the clean images (default 0:5:1).")] = None,
     eps_unit: EpsUnit = "255",
     models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Manifest names, checkpoint paths or globs (default: all of --models-dir); or your own model as package.module:function or path/to/file.py:function (a function returning a torch.nn.Module; needs --dataset).")] = None,
     attack_arg: AttackArgs = None,

@@ -12,17 +12,20 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..errors import require_int
+from ..errors import UserError, require_int
 from ..files import ensure_dir
-from ..results import STANDARD_TRAINING, write_csv
-from . import plots
+from ..results import STANDARD_TRAINING, AdmissionCheck, write_csv
+from . import corruption_plots, plots
 from .attention import attention_section, robustness_section
+from .corruption import FULL_BENCHMARK, is_corruption_row, read_strips, severity_curves, with_groups, write_tables
+from .corruption import attention_vs_baseline as corruption_differences
+from .corruption import summary as corruption_summary
 from .inputs import COLUMNS, RunInputs, describe_missing, image_shapes, read_runs
 from .kit.inputs import NO_END, non_ce_gradient_attacks
 from ..files import slug
@@ -31,7 +34,7 @@ from .kit.pairing import is_variant
 from .kit.labels import NOISE, attention_objective
 from .kit.provenance import human, page_header, run_rows
 from .kit.render import Section, absent, build_sections, write_page
-from .sanity import Check, Status, run_checks
+from .sanity import Check, Status, check_admission, run_checks
 from .tables import (across_attacks, ambiguous_baselines, attention_vs_baseline, baseline_candidates, html_tables,
                      shown_models, summary_table)
 from .kit.verdicts import SWEEP_VERDICT_RULE, answers, decide
@@ -118,6 +121,9 @@ class SweepPage:
     shift_images: int
     panel_attack: str | None
     panel_eps: float | None
+    corruptions: pd.DataFrame | None = None  # the rows of common corruptions (with group, severity); None: none ran
+    corruption_examples: pd.DataFrame | None = None
+    corruption_baseline: str | None = None  # the model every mCE is relative to; None: each variant's own baseline
 
 
 MODEL_KEY = ["model", "dataset", "n"]
@@ -230,6 +236,26 @@ def robustness_of_attention_section(page: SweepPage) -> dict[str, Any]:
             "robustness_missing": robustness.missing, "robustness_command": robustness.command}
 
 
+def corruptions_section(page: SweepPage) -> dict[str, Any]:
+    """Common corruptions: the mean corruption accuracy and mCE per model, accuracy vs severity per group,
+    attention variants against their baselines, and one image under every corruption at every severity."""
+    rows = page.corruptions
+    if rows is None or rows.empty:
+        return {"corruptions": None}
+    table = corruption_summary(rows, page.corruption_baseline)
+    diffs = corruption_differences(rows, page.corruption_examples)
+    write_tables(page.out, table, diffs)
+    _, roles = backbone_panels(rows)
+    strips = [(strip, corruption_plots.strip_figure(strip, page.out, f"corruption_strip_{slug(strip.dataset)}"))
+              for strip in read_strips(page.inputs.folders)]
+    return {"corruptions": {
+        "table": table.to_dict("records"), "diffs": diffs.to_dict("records"), "full": FULL_BENCHMARK,
+        "figure": corruption_plots.severity_figure(severity_curves(rows), roles, page.out, "corruption_severity"),
+        "strips": [{"dataset": s.dataset, "label": s.label, "png": png} for s, png in strips],
+        "baseline": page.corruption_baseline, "has_examples": page.corruption_examples is not None,
+    }}
+
+
 def sanity_section(page: SweepPage) -> dict[str, Any]:
     return {"checks": page.checks}
 
@@ -240,6 +266,7 @@ SECTIONS: tuple[Section[SweepPage], ...] = (
     Section("accuracy", "Accuracy vs eps", accuracy_section),
     Section("attention-vs-baseline", "Attention vs baseline", baseline_section),
     Section("sanity", "Sanity checks", sanity_section),
+    Section("corruptions", "Common corruptions", corruptions_section),
     Section("summary", "Per-eps tables", summary_section, folded=True),
     Section("attention-under-attack", "Attention maps, clean vs adversarial", under_attack_section, folded=True),
     Section("attention-robustness", "Is the attention itself robust?", robustness_of_attention_section, folded=True),
@@ -278,6 +305,7 @@ def build_report(
     panel_attack: str | None = None,
     panel_eps: float | None = None,
     command: str | None = None,
+    corruption_baseline: str | None = None,
 ) -> Path:
     """Write ``index.html``, ``summary.csv``, ``results.csv``, ``sanity.csv``, ``attention_vs_baseline.csv``,
     ``attention_shift.csv``, ``attention_robustness.csv`` and the plots (PNG + SVG) into ``out_dir``; return the path of ``index.html``."""
@@ -286,6 +314,17 @@ def build_report(
     require_int("shift_images", shift_images, 0)
     inputs = read_runs(result_dirs)
     out = ensure_dir(out_dir, "report directory")
+    natural = is_corruption_row(inputs.results)
+    corruptions = with_groups(inputs.results[natural], inputs.catalog) if natural.any() else None
+    if corruption_baseline is not None and (corruptions is None or corruption_baseline not in set(corruptions["model"])):
+        raise UserError(f"--corruption-baseline {corruption_baseline!r}: no model of that name ran common corruptions "
+                        f"in these folders")
+    corruption_examples = None
+    if natural.any() and inputs.examples is not None:
+        corruption_examples = inputs.examples[inputs.examples["attack"].isin(set(corruptions["attack"]))]
+    if natural.all():  # corruptions only: the page shows their section and where they came from
+        return _corruption_page(inputs, out, corruptions, corruption_examples, corruption_baseline, command, started)
+    inputs = split_off(inputs, natural)
     frame = inputs.results
     attention = attention_models(frame, (a.model for a in inputs.artifacts))
     write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
@@ -297,8 +336,42 @@ def build_report(
     decided = decide(attention_vs_baseline(frame, inputs.examples, attention))
     panels, roles = backbone_panels(frame)
     page = SweepPage(inputs, out, attention, attention | variant_models(frame), summary, checks, decided, panels, roles,
-                     panel_images, shift_images, panel_attack, panel_eps)
+                     panel_images, shift_images, panel_attack, panel_eps, corruptions, corruption_examples,
+                     corruption_baseline)
     context = {**page_header(command), **banner(page), **verdict_context(page), **build_sections("sweep", SECTIONS, page)}
+    return write_page(out / "index.html", "sweep.html.j2", context, started, Status=Status)
+
+
+def split_off(inputs: RunInputs, natural: pd.Series) -> RunInputs:
+    """``inputs`` without the rows (and per-example outcomes) of common corruptions: the accuracy, attention and
+    sanity sections are about attacks, whose eps is a distance."""
+    results = inputs.results[~natural.to_numpy()].reset_index(drop=True)
+    examples = inputs.examples
+    if examples is not None:
+        examples = examples[examples["attack"].isin(set(results["attack"]))].reset_index(drop=True)
+    return replace(inputs, results=results, examples=examples)
+
+
+# A page of common corruptions alone: no attack ran, so no eps curve, attention under attack or label-attack check.
+CORRUPTION_SECTIONS: tuple[Section[SweepPage], ...] = (
+    Section("corruptions", "Common corruptions", corruptions_section),
+    Section("sanity", "Sanity checks", sanity_section),
+    Section("provenance", "Provenance", provenance_section, folded=True),
+)
+
+
+def _corruption_page(inputs: RunInputs, out: Path, corruptions: pd.DataFrame, examples: pd.DataFrame | None,
+                     baseline: str | None, command: str | None, started: float) -> Path:
+    frame = inputs.results
+    write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
+    checks = [check_admission(inputs.admission, frame, which) for which in AdmissionCheck]
+    write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
+                            for c in checks], columns=["check", "status", "detail", "suggests"]), out / "sanity.csv")
+    page = SweepPage(inputs, out, set(), set(), pd.DataFrame(), checks, pd.DataFrame(), {}, {}, 0, 0, None, None,
+                     corruptions, examples, baseline)
+    context = {**page_header(command), **banner(page), "answers": [], "verdict_rule": SWEEP_VERDICT_RULE, "corruption_only": True,
+               "has_examples": examples is not None, "variant_count": 0,
+               **build_sections("sweep", CORRUPTION_SECTIONS, page)}
     return write_page(out / "index.html", "sweep.html.j2", context, started, Status=Status)
 
 

@@ -80,5 +80,5 @@ def attack_catalog() -> dict[str, dict[str, Any]]:
         cfg = get_attack_cfg(name)
         catalog[name] = {"kind": cfg.kind.value, "norm": cfg.norm.value, "eps_bounded": cfg.eps_bounded,
                          "uses_gradient": cfg.uses_gradient, "ce_gradient": cfg.ce_gradient,
-                         "objective": cfg.objective.value}
+                         "objective": cfg.objective.value, **({"group": cfg.group} if cfg.group else {})}
     return catalog

@@ -14,7 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attacks import EpsGrid, EpsUnit, Norm, get_attack_cfg, list_attacks, params_json, parse_eps_grid, resolve_params
+from ..attacks import (
+    EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, params_json, parse_eps_grid,
+    resolve_params,
+)
 from ..attacks.quantization import BITS
 from ..checkpoints import Checkpoint, CheckpointRef, load_checkpoint, resolve_checkpoints
 from ..data import DatasetCfg, ImageSet, get_dataset_cfg, image_set_sha256, load_dataset
@@ -70,6 +73,7 @@ def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[st
         raise UserError(f"--quantize must be 8 or 16 (bits per channel), got {quantize!r}")
     attack_args = dict(attack_args or {})
     specs: list[AttackSpec] = []
+    attacks = [a for group in attacks for a in ([group] if isinstance(group, AttackSpec) else expand_attack_names([group]))]
     for attack in attacks:
         if isinstance(attack, AttackSpec):
             specs.append(AttackSpec(attack.name, resolve_params(attack.name, attack.params), attack.quantize or quantize))
@@ -102,6 +106,41 @@ def check_grid_norms(grid: EpsGrid, specs: Sequence[AttackSpec]) -> None:
         raise UserError(f"Linf eps above 1 exceeds the [0, 1] pixel range (largest: {grid.labels[-1]})")
 
 
+DEFAULT_EPS = "0:8:1"  # the eps grid of a run that names none: 0 to 8/255
+DEFAULT_SEVERITIES = "0:5:1"  # the grid of a run of common corruptions that names none: clean, then severities 1-5
+SEVERITIES = range(0, 6)  # Hendrycks & Dietterich's severities 1-5; 0: the clean images (the clean cell)
+
+
+def severity_grid(grid: EpsGrid) -> EpsGrid:
+    """A grid read as corruption severities: ``--eps 1:5:1`` means severities 1 to 5 whatever ``--eps-unit``
+    says (a grid in 1/255 is read back in its own numbers); each must be an integer from 0 to 5."""
+    severities = []
+    for value, label in zip(grid.values, grid.labels):
+        number = value * 255 if grid.unit is EpsUnit.PER_255 else value
+        severity = round(number)
+        if abs(number - severity) > 1e-9 or severity not in SEVERITIES:
+            shown = label.split("/")[0] if grid.unit is EpsUnit.PER_255 else label
+            raise UserError(f"severity must be an integer from 1 to 5 (0: the clean images), got {shown}")
+        severities.append(severity)
+    return EpsGrid(tuple(float(s) for s in severities), tuple(str(s) for s in severities), EpsUnit.RAW)
+
+
+def check_corruptions(grid: EpsGrid, specs: Sequence[AttackSpec]) -> EpsGrid:
+    """A run of common corruptions reads its grid as severities; corruptions and attacks do not share a run
+    (one grid cannot be both an eps and a severity)."""
+    corruptions = [s.name for s in specs if is_corruption(s.name)]
+    if not corruptions:
+        return grid
+    if len(corruptions) != len(specs):
+        attacks = [s.name for s in specs if not is_corruption(s.name)]
+        raise UserError(f"corruptions ({', '.join(corruptions[:3])}{', ...' if len(corruptions) > 3 else ''}) take a "
+                        f"severity grid and attacks ({', '.join(attacks)}) an eps grid: run them as two sweeps "
+                        f"(two --out folders; one report reads both)")
+    if any(s.quantize for s in specs):
+        raise UserError("--quantize rounds adversarial images; corrupted images are 8-bit already")
+    return severity_grid(grid)
+
+
 @dataclass(frozen=True)
 class Request:
     """A run's checked request: the eps grid, the attacks with their parameters, the device."""
@@ -111,17 +150,23 @@ class Request:
     device: torch.device
 
 
-def check_request(attacks: Sequence[str | AttackSpec], eps: EpsGrid | str, *, eps_unit: str | EpsUnit,
+def check_request(attacks: Sequence[str | AttackSpec], eps: EpsGrid | str | None, *, eps_unit: str | EpsUnit,
                   attack_args: Mapping[str, Any] | None, data: str | None, batch_size: int, seed: int, n: int | None,
                   device: str, accept: Callable[[str], None] | None = None, quantize: int | None = None) -> Request:
     """Every check a run makes before it loads a model, in the order a user meets them: the grid, the
     attacks (``accept`` refuses an attack this kind of run cannot use), the grid against their norms, the
-    numbers, the device, the dataset's name."""
-    grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
+    numbers, the device, the dataset's name. ``eps`` None: :data:`DEFAULT_EPS`, or for common corruptions
+    :data:`DEFAULT_SEVERITIES` (a grid of corruptions is read as severities, :func:`severity_grid`)."""
+    if eps is not None:
+        grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
     specs = resolve_attacks(attacks, attack_args, quantize)
     if accept is not None:
         for spec in specs:
             accept(spec.name)
+    if eps is None:
+        natural = any(is_corruption(s.name) for s in specs)
+        grid = parse_eps_grid(DEFAULT_SEVERITIES if natural else DEFAULT_EPS, EpsUnit.RAW if natural else EpsUnit.PER_255)
+    grid = check_corruptions(grid, specs)
     check_grid_norms(grid, specs)
     require_int("batch_size", batch_size, 1)
     require_int("seed", seed, 0)

@@ -52,13 +52,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..attacks import get_attack_cfg, parse_eps_grid, resolve_params
+from ..attacks import expand_attack_names, get_attack_cfg, is_corruption, parse_eps_grid, resolve_params
 from ..attacks.grids import EpsGrid
 from ..data import get_dataset_cfg
 from ..errors import UserError, require_int
 from ..models import get_model_cfg, list_models
 from ..sweep import AttackSpec
-from ..run.inputs import check_grid_norms
+from ..run.inputs import DEFAULT_EPS, DEFAULT_SEVERITIES, check_corruptions, check_grid_norms
 from ..threat_models import resolve_threat
 from ..train import TrainConfig
 from ..train_defaults import TRAIN_DEFAULTS, OnOverfit, Schedule, parse_on_overfit
@@ -302,7 +302,7 @@ def _model_args(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _attacks(raw: dict[str, Any]) -> tuple[AttackSpec, ...]:
-    names = _names(raw["attacks"], "[evaluate] attacks")
+    names = tuple(expand_attack_names(_names(raw["attacks"], "[evaluate] attacks")))  # "corruptions": all 15
     args = _table(raw, "attack_args", "[evaluate]")
     for name in args:
         if name not in names:
@@ -325,7 +325,12 @@ def _attacks(raw: dict[str, Any]) -> tuple[AttackSpec, ...]:
 def _evaluation(raw: dict[str, Any], base: Path) -> Evaluation:
     _check_keys(raw, EVALUATE_KEYS, "[evaluate]", ("attacks",))
     attacks = _attacks(raw)
-    grid = parse_eps_grid(_string(raw.get("eps", "0:8:1"), "[evaluate] eps"), str(raw.get("eps_unit", "255")))
+    default = DEFAULT_SEVERITIES if any(is_corruption(a.name) for a in attacks) else DEFAULT_EPS
+    grid = parse_eps_grid(_string(raw.get("eps", default), "[evaluate] eps"), str(raw.get("eps_unit", "255")))
+    try:
+        grid = check_corruptions(grid, attacks)  # a grid of corruptions is their severities
+    except UserError as exc:
+        raise UserError(f"[evaluate]: {exc}") from None
     check_grid_norms(grid, attacks)
     dataset = raw.get("dataset")
     if dataset is not None:

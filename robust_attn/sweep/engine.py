@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg, seeded
+from ..attacks import AttackKind, EpsGrid, EpsUnit, Objective, get_attack_cfg, seeded
 from ..attacks.attention_shift import attention_model
 from ..budget import exceeds_budget
 from ..checkpoints import Checkpoint
@@ -41,7 +41,8 @@ from ..run.admission import admit
 from ..user_models import is_user_checkpoint, probe
 from .panels import PanelSpec, artifact_path, maps_are_distributions, wants_panel, write_artifact
 from .store import CELLS_DIR, CellStore
-from .walks import Cell, Prepared, prepare, walk_bounded, walk_minimal
+from .corrupted import corrupted_sets, strip_path, write_strip
+from .walks import Cell, Prepared, prepare, walk_bounded, walk_corruption, walk_minimal
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class _Autocast(nn.Module):
 def run_sweep(
     models: Models | None,
     attacks: Sequence[str | AttackSpec],
-    eps: EpsGrid | str,
+    eps: EpsGrid | str | None,
     data: str | None = None,
     *,
     eps_unit: str | EpsUnit = EpsUnit.PER_255,
@@ -112,6 +113,9 @@ def run_sweep(
     quantize: int | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``models`` under ``attacks`` at every eps of the grid; one row per cell.
+
+    ``attacks`` may name common corruptions instead (``fog``, or ``corruptions`` for all 15): the grid is then
+    their severities (``0:5:1``, 0 the clean images; ``eps`` None gives that, or 0:8:1 for attacks).
 
     ``models``: checkpoints, manifest names, paths or globs (None: the whole manifest in
     ``models_dir``; with ``data`` given, those that fit it), and your own models: a ``{name: module}``
@@ -287,8 +291,12 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                         prepared = _prepare_model(ckpt, ev, plan, ranks, panels)
                         if writer:
                             _admit(ckpt, ev, prepared, out_path, on_admission, plan.settings.seed)
-                    if get_attack_cfg(spec.name).eps_bounded:
-                        previous = cells[start - 1] if start > 0 else None
+                    corruption = get_attack_cfg(spec.name).kind is AttackKind.CORRUPTION
+                    previous = cells[start - 1] if start > 0 else None
+                    if corruption:
+                        images = corrupted_sets(ev, spec.name, grid, plan.settings.seed, prepared.x)
+                        walk = walk_corruption(prepared, grid, start, previous, plan.settings.seed, images)
+                    elif get_attack_cfg(spec.name).eps_bounded:
                         walk = walk_bounded(prepared, spec, grid, start, previous, plan.settings.seed, plan.settings.fast_path)
                     else:
                         walk = walk_minimal(prepared, spec, grid, start, plan.settings.seed)
@@ -307,6 +315,9 @@ def _run(plan: _Plan, store: CellStore | None, per_example: bool, on_start, on_c
                         done += 1
                         if on_cell:
                             on_cell(CellEvent(done, total, skipped, ckpt.name, spec.name, grid.labels[k], row.accuracy, False))
+                if store and get_attack_cfg(spec.name).kind is AttackKind.CORRUPTION and \
+                        (start < len(grid) or not strip_path(out_path, ev, spec.name, plan.settings.seed).is_file()):
+                    write_strip(out_path, ev, spec.name, grid, plan.settings.seed)
                 if store and prepared is not None and prepared.panel and wants_panel(prepared.attention_model, spec) \
                         and all(c.panel is not None for c in cells):
                     clean = prepared.panel.clean_panel(prepared.attention_model, prepared.x, prepared.clean_pred)

@@ -19,13 +19,16 @@ Ways of computing the per-eps number (:class:`~robust_attn.results.AccuracyMetho
 * ``minimal``: a minimal-perturbation attack (CW, DeepFool) runs once; a point is broken at eps when
   the attack made it adversarial with a perturbation norm <= eps.
 
+A common corruption (:func:`walk_corruption`) is walked over severities instead: every point at every
+severity (``per-eps``), on images that depend on the image, the severity and the seed only.
+
 Every attacked example is checked: its pixels must be finite and in [0, 1], and for eps-bounded
 attacks its perturbation norm is reported (``max_perturbation``) so the budget can be enforced.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -91,8 +94,9 @@ def batch_seed(seed: int, eps_index: int, first_example: int) -> int:
 
 
 def perturbation_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """Per example: the L2 norm for L2 attacks, else the Linf norm (a corruption's largest pixel change)."""
     flat = delta.flatten(1)
-    return flat.abs().amax(1) if norm is Norm.LINF else flat.norm(dim=1)
+    return flat.norm(dim=1) if norm is Norm.L2 else flat.abs().amax(1)
 
 
 @torch.inference_mode()
@@ -254,5 +258,39 @@ def walk_minimal(p: Prepared, spec: AttackSpec, grid: EpsGrid, start: int, seed:
                       float(norm[broken & correct].max()) if (broken & correct).any() else 0.0, AccuracyMethod.MINIMAL)
 
 
+def walk_corruption(p: Prepared, grid: EpsGrid, start: int, previous: Cell | None, seed: int,
+                    corrupted: Callable[[int], torch.Tensor]) -> Iterator[tuple[int, Cell]]:
+    """A common corruption at each severity of the grid from ``start`` on; yield (severity index, cell).
+
+    ``corrupted(k)`` gives the whole evaluation set corrupted at ``grid.values[k]`` (on the device, in the
+    layout of ``p.x``): the corruption does not look at the model, so one set serves every model. Every
+    point is scored at every severity; the worst case is robust at every severity <= s of the grid (and
+    clean), continued from ``previous``. ``norm`` records each image's largest pixel change (Linf)."""
+    state = previous if previous is not None else _clean_cell(p, AccuracyMethod.PER_EPS)
+    y_cpu = p.y.cpu()
+    for k in range(start, len(grid)):
+        if grid.values[k] == 0:  # severity 0 is the clean images: the clean pass scored them
+            state = Cell(p.clean_pred.clone(), torch.zeros(len(y_cpu)), p.clean_correct.clone(),
+                         state.worst_case & p.clean_correct, torch.zeros(len(y_cpu), dtype=torch.bool), 0.0,
+                         AccuracyMethod.PER_EPS)
+            yield k, state
+            continue
+        x_c = corrupted(k)
+        pred = torch.zeros(len(y_cpu), dtype=torch.long)
+        norm = torch.zeros(len(y_cpu))
+        touched = torch.zeros(len(y_cpu), dtype=torch.bool)
+        for idx in p.ranks.pick(batches(torch.arange(len(y_cpu)), p.batch_size)):
+            dev_idx = idx.to(p.x.device)
+            with seeded(batch_seed(seed, k, int(idx[0])) ^ 1, p.x.device):  # a random model scores reproducibly
+                pred[idx] = predict(p.model, x_c[dev_idx], p.batch_size)
+            norm[idx] = perturbation_norm(x_c[dev_idx] - p.x[dev_idx], Norm.LINF).cpu()
+            touched[idx] = True
+        pred, norm = p.ranks.merge(pred, touched), p.ranks.merge(norm, touched)
+        robust = pred == y_cpu
+        state = Cell(pred, norm, robust, state.worst_case & robust, torch.zeros(len(y_cpu), dtype=torch.bool),
+                     float(norm.max()) if len(norm) else 0.0, AccuracyMethod.PER_EPS)
+        yield k, state
+
+
 __all__ = ["Cell", "Prepared", "attack_batch", "batch_seed", "batches", "perturbation_norm",
-           "predict", "prepare", "walk_bounded", "walk_minimal"]
+           "predict", "prepare", "walk_bounded", "walk_corruption", "walk_minimal"]

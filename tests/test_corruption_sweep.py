@@ -1,0 +1,145 @@
+"""Common corruptions as threats of the sweep: severity grids, rows, the cache, the strip, the report section
+(mean corruption accuracy, mCE), studies, and one-line errors for bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from robust_attn.attacks import expand_attack_names, get_attack_cfg, list_attacks
+from robust_attn.corruptions import list_corruptions
+from robust_attn.corruptions.cache import cache_path
+from robust_attn.errors import UserError
+from robust_attn.report import build_report
+from robust_attn.report.corruption import mce, with_groups
+from robust_attn.run.inputs import check_request
+from robust_attn.sweep import run_sweep
+
+from .conftest import invoke
+
+PAIR = ["vgg_c10s", "vgg-att3-concat-pc_c10s"]
+
+
+@pytest.fixture(scope="module")
+def corrupted(tmp_path_factory):
+    """Two corruptions at severities 0-2 on the first 48 embedded CIFAR-10 images, both models of a pair."""
+    out = tmp_path_factory.mktemp("corruptions")
+    frame = run_sweep(PAIR, ["gaussian-noise", "contrast"], "0:2:1", out=out, n=48, per_example=True)
+    return out, frame
+
+
+def test_every_corruption_is_a_threat_of_the_sweep():
+    assert expand_attack_names(["corruptions"]) == list_corruptions()
+    assert set(list_corruptions()) <= set(list_attacks())
+    for name in list_corruptions():
+        cfg = get_attack_cfg(name)
+        assert (cfg.kind.value, cfg.norm.value, cfg.objective.value) == ("corruption", "none", "natural")
+        assert cfg.group in {"noise", "blur", "weather", "digital"} and not cfg.uses_gradient
+
+
+def test_rows_say_what_a_corruption_is(corrupted):
+    out, frame = corrupted
+    assert len(frame) == 2 * 2 * 3
+    assert set(frame["norm"]) == {"none"} and set(frame["attack_kind"]) == {"corruption"}
+    assert set(frame["objective"]) == {"natural"} and sorted(set(frame["eps_label"])) == ["0", "1", "2"]
+    clean = frame[frame["eps"] == 0]
+    assert (clean["accuracy"] == clean["clean_accuracy"]).all()  # severity 0 is the clean cell
+    severe = frame[frame["eps"] == 2]
+    assert (severe["max_perturbation"] > 0).all()
+    assert (frame["worst_case_accuracy"] <= frame["accuracy"] + 1e-12).all()
+    contrast = frame[(frame["attack"] == "contrast") & (frame["model"] == PAIR[0])].sort_values("eps")
+    assert contrast["accuracy"].iloc[-1] < contrast["accuracy"].iloc[0]  # severity 2 contrast costs this model
+
+
+def test_corrupted_images_are_cached_and_reused(corrupted, monkeypatch, tmp_path):
+    out, frame = corrupted
+    from robust_attn.run import EvalData
+    from robust_attn.data import load_dataset
+    from robust_attn.data import ImageSet
+
+    test = load_dataset("cifar10-embedded").test
+    ev = EvalData("cifar10-embedded", ImageSet(test.x[:48], test.y[:48]))
+    for name in ("gaussian-noise", "contrast"):
+        for severity in (1, 2):
+            assert cache_path(ev.sha256, name, severity, 0).is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed a cached corruption")
+
+    monkeypatch.setattr("robust_attn.sweep.corrupted.corrupt", refuse)
+    again = run_sweep([PAIR[0]], ["gaussian-noise", "contrast"], "0:2:1", out=tmp_path / "again", n=48)
+    first = frame[frame["model"] == PAIR[0]].set_index(["attack", "eps_label"])["n_correct"]
+    assert again.set_index(["attack", "eps_label"])["n_correct"].sort_index().equals(first.sort_index())
+
+
+def test_the_strip_and_the_report_section(corrupted, tmp_path):
+    out, _ = corrupted
+    strips = sorted((out / "corruptions").glob("*/*.npz"))
+    assert [p.stem for p in strips] == ["contrast-seed0", "gaussian-noise-seed0"]
+    with np.load(strips[0]) as z:
+        assert z["images"].shape == (3, 3, 32, 32) and z["images"].dtype == np.uint8
+        assert list(z["severities"]) == [0, 1, 2] and str(z["group"]) == "digital"
+    index = build_report([out], tmp_path / "report")
+    html = index.read_text()
+    assert 'id="corruptions"' in html and "corruption_strip_cifar10-embedded.png" in html
+    table = pd.read_csv(tmp_path / "report" / "corruptions.csv")
+    baseline = table.set_index("model").loc[PAIR[0]]
+    assert baseline["mce"] == pytest.approx(1.0) and baseline["mce_baseline"] == PAIR[0]
+    assert table.set_index("model").loc[PAIR[1], "mce_baseline"] == PAIR[0]
+    assert baseline["cells"] == 4  # severities 1-2 of two corruptions; severity 0 is clean
+    rows = pd.read_csv(out / "results.csv")
+    expected = rows[(rows["model"] == PAIR[0]) & (rows["eps"] >= 1)]["accuracy"].mean()
+    assert baseline["mean_corruption_accuracy"] == pytest.approx(expected)
+    diffs = pd.read_csv(tmp_path / "report" / "corruptions_attention_vs_baseline.csv")
+    assert list(diffs["model"]) == [PAIR[1]] and 0 <= diffs["p_value"].iloc[0] <= 1
+
+
+def test_mce_is_hendrycks_ratio_of_summed_errors():
+    rows = []
+    for model, errors in (("base", {"fog": [0.1, 0.3], "snow": [0.2, 0.2]}), ("att", {"fog": [0.2, 0.6], "snow": [0.1, 0.1]})):
+        for attack, errs in errors.items():
+            for severity, e in enumerate(errs, start=1):
+                rows.append({"model": model, "dataset": "d", "n": 10, "attack": attack, "eps": float(severity),
+                             "accuracy": 1 - e})
+    frame = with_groups(pd.DataFrame(rows), {"fog": {"group": "weather"}, "snow": {"group": "weather"}})
+    assert mce(frame, "att", "base", "d", 10) == pytest.approx((0.8 / 0.4 + 0.2 / 0.4) / 2)
+    assert mce(frame, "base", "base", "d", 10) == pytest.approx(1.0)
+
+
+def test_the_grid_of_corruptions_is_their_severities():
+    request = check_request(["fog"], "1:5:1", eps_unit="255", attack_args=None, data=None, batch_size=8, seed=0,
+                            n=None, device="cpu")
+    assert request.grid.values == (1.0, 2.0, 3.0, 4.0, 5.0) and request.grid.labels == ("1", "2", "3", "4", "5")
+    default = check_request(["corruptions"], None, eps_unit="255", attack_args=None, data=None, batch_size=8, seed=0,
+                            n=None, device="cpu")
+    assert default.grid.labels == ("0", "1", "2", "3", "4", "5") and len(default.specs) == 15
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack", "fog", "--eps", "1:6:1"], "severity must be an integer from 1 to 5"),
+    (["--attack", "fog", "--eps", "2.5"], "severity must be an integer from 1 to 5"),
+    (["--attack", "gausian-noise"], "gaussian-noise"),
+    (["--attack", "fog,pgd"], "run them as two sweeps"),
+    (["--attack", "fog", "--quantize", "8"], "8-bit already"),
+])
+def test_bad_corruption_input_is_one_error_line(args, message, tmp_path):
+    result = invoke("sweep", "--models", "vgg_c10s", "--n", "8", "--out", str(tmp_path / "out"), *args)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_study_can_evaluate_corruptions(tmp_path):
+    from robust_attn.study import load_study
+
+    path = tmp_path / "study.toml"
+    path.write_text('name = "c"\narchitectures = ["vgg", "vgg-att3-concat-pc"]\nseeds = [0]\n'
+                    '[train]\ndataset = "synthetic"\nepochs = 1\n[evaluate]\nattacks = ["corruptions"]\n')
+    study = load_study(path)
+    assert len(study.evaluation.attacks) == 15 and study.evaluation.grid.labels == ("0", "1", "2", "3", "4", "5")
+    path.write_text(path.read_text() + 'eps = "0:7:1"\n')
+    with pytest.raises(UserError, match="severity must be an integer"):
+        load_study(path)
