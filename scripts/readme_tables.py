@@ -1,7 +1,8 @@
 """Regenerate the README's measured tables: run the sweeps they come from, time them, and write the
 Markdown between the README's ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers of each block
 (``--write``) or print it: ``measured`` (the default sweep), ``measured-linf`` (PGD and noise on the CIFAR
-checkpoints), ``measured-robust`` (the adversarially trained pairs under APGD and Square).
+checkpoints), ``measured-robust`` and ``measured-robust-fmnist`` (the adversarially trained pairs under APGD and
+Square), ``measured-corruptions`` (the default checkpoints under the 15 common corruptions).
 
     python scripts/readme_tables.py [--write] [--threads 2] [--blocks measured,measured-robust]
 
@@ -149,8 +150,33 @@ Under random sign noise of the same Linf size (`noise`, the baseline every attac
 {markdown(linf, "noise", "accuracy", False)}"""
 
 
+def corruptions_block(threads: int) -> str:
+    """The default checkpoints under the 15 common corruptions at severities 1-5 (the default sweep's models and
+    images): mean corruption accuracy, per group, and mCE against each attention model's own baseline."""
+    from robust_attn.report.corruption import summary, with_groups
+    from robust_attn.run import attack_catalog
+
+    frame, seconds, _ = timed_sweep(None, ["corruptions"], None)
+    table = summary(with_groups(frame, attack_catalog()))
+    lines = ["| model (evaluated on) | clean | mean corruption accuracy | noise | blur | weather | digital "
+             "| mCE (%) vs |", "| --- |" + " ---: |" * 7 + " --- |"]
+    for r in table.sort_values("model").itertuples():
+        mce = f"{100 * r.mce:.1f} vs `{r.mce_baseline}`" if r.mce_baseline and r.mce_baseline != r.model else "-"
+        cells = [r.clean_accuracy, r.mean_corruption_accuracy, r.noise_accuracy, r.blur_accuracy, r.weather_accuracy,
+                 r.digital_accuracy]
+        lines.append(f"| `{r.model}` ({r.dataset}) | " + " | ".join(f"{100 * v:.1f}" for v in cells) + f" | {mce} |")
+    return f"""`robust-attn sweep --attack corruptions` ({seconds:.0f} s of sweep): every checkpoint of the default sweep on its
+embedded test images, under the 15 common corruptions at severities 1-5 (and 0, the clean images). Accuracy (%):
+clean, the **mean corruption accuracy** over the 75 (corruption, severity) cells (RobustBench's corruptions
+number), the mean of each group, and the mCE of each attention model relative to its own baseline model (100%:
+as corruption-robust as the baseline; lower is better):
+
+{chr(10).join(lines)}"""
+
+
 # README blocks, each between <!-- NAME:start --> and <!-- NAME:end -->, each regenerated on its own
-BLOCKS = {"measured": default_block, "measured-linf": linf_block} | {name: robust_block for name in ROBUST}
+BLOCKS = {"measured": default_block, "measured-linf": linf_block, "measured-corruptions": corruptions_block} | \
+    {name: robust_block for name in ROBUST}
 
 
 def main() -> None:
