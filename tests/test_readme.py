@@ -51,6 +51,8 @@ BLOCKS = {
     "## Transfer attacks and attacks on the attention #0": (RUN, "transfer and the attention-shift sweep"),
     "## Claims others can check: admission checks, randomised models, records #0": (
         PARSE, "the EOT gap on the noisy fixture: tests/test_eot.py makes the same sweep (run_sweep, the same arguments)"),
+    "## Common corruptions #0": (RUN, "two corruptions at severities 1-5 (every corruption's sweep and its report: "
+                                      "-m thorough, see REPEATS)"),
     "## Scaling out with torchrun #0": (PARSE, "torchrun over GPUs (nccl) and several machines"),
 }
 # Commands of a RUN block that are not robust-attn commands: recognised (a new kind fails the test), not run.
@@ -308,6 +310,11 @@ REPEATS = {
                                                  "verdict rows"),
     "study studies/cct-sequence-pooling.toml": ("a shipped study: tests/test_study.py runs it end to end and checks its "
                                                 "verdict rows"),
+    "results/study-corruptions": ("a shipped study: tests/test_study.py runs it end to end "
+                                                       "(-m thorough) and tests/test_corruption_sweep.py a study "
+                                                       "file of corruptions"),
+    "results/corruptions": ("every corruption on two shipped checkpoints: the README's results/fog sweep runs two "
+                            "through the CLI and tests/test_corruption_sweep.py two through the sweep and report"),
 }
 
 
