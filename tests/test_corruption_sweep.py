@@ -143,3 +143,25 @@ def test_a_study_can_evaluate_corruptions(tmp_path):
     path.write_text(path.read_text() + 'eps = "0:7:1"\n')
     with pytest.raises(UserError, match="severity must be an integer"):
         load_study(path)
+
+
+def test_one_report_reads_an_attack_folder_and_a_corruption_folder(corrupted, tmp_path):
+    """Attacks and corruptions run as two sweeps; one report shows both, each in its own sections: the corruption
+    rows never reach the eps curves or the label-attack sanity checks."""
+    out, _ = corrupted
+    attacks = tmp_path / "fgsm"
+    run_sweep(PAIR, ["fgsm"], "0,2", out=attacks, n=48, per_example=True)
+    index = build_report([attacks, out], tmp_path / "report")
+    html = index.read_text()
+    assert 'id="corruptions"' in html and 'id="accuracy"' in html
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert "gaussian-noise" not in set(summary["attack"]) and "fgsm" in set(summary["attack"])
+    sanity = pd.read_csv(tmp_path / "report" / "sanity.csv")
+    assert "gaussian-noise" not in " ".join(sanity["detail"].astype(str))
+    assert (tmp_path / "report" / "corruptions.csv").is_file()
+
+
+def test_a_bad_corruption_baseline_is_one_error(corrupted, tmp_path):
+    out, _ = corrupted
+    result = invoke("report", str(out), "--out", str(tmp_path / "r"), "--corruption-baseline", "vgg")
+    assert result.returncode != 0 and result.stderr.startswith("error:") and result.stderr.count("\n") == 1
