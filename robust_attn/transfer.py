@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .attacks import EpsGrid, EpsUnit, Objective, get_attack_cfg
+from .attacks import AttackKind, EpsGrid, EpsUnit, Objective, get_attack_cfg
 from .budget import exceeds_budget
 from .checkpoints import Checkpoint
 from .data import ImageSet, get_dataset_cfg
@@ -128,6 +128,9 @@ def run_transfer(
 
 def _check_transferable(name: str) -> None:
     cfg = get_attack_cfg(name)
+    if cfg.kind is AttackKind.CORRUPTION:
+        raise UserError(f"{name} cannot transfer: a common corruption does not look at any model, so every model "
+                        f"sees the same images; sweep it (robust-attn sweep --attack {name})")
     if not cfg.eps_bounded:
         raise UserError(f"attack {name} cannot transfer: it is a minimal-perturbation attack (no eps budget); "
                         f"use an eps-bounded attack such as fgsm or pgd")

@@ -165,3 +165,10 @@ def test_a_bad_corruption_baseline_is_one_error(corrupted, tmp_path):
     out, _ = corrupted
     result = invoke("report", str(out), "--out", str(tmp_path / "r"), "--corruption-baseline", "vgg")
     assert result.returncode != 0 and result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+
+
+def test_a_corruption_does_not_transfer(tmp_path):
+    result = invoke("transfer", "--sources", "vgg_c10s", "--targets", "vgg-att3-concat-pc_c10s", "--attack", "fog",
+                    "--out", str(tmp_path / "t"))
+    assert result.returncode != 0 and result.stderr.startswith("error:") and "does not look at any model" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "t").exists()
