@@ -34,7 +34,7 @@ from .kit.pairing import is_variant
 from .kit.labels import NOISE, attention_objective
 from .kit.provenance import human, page_header, run_rows
 from .kit.render import Section, absent, build_sections, write_page
-from .sanity import Check, Status, check_admission, run_checks
+from .sanity import Check, Outcomes, Status, check_admission, check_eps_zero, run_checks
 from .tables import (across_attacks, ambiguous_baselines, attention_vs_baseline, baseline_candidates, html_tables,
                      shown_models, summary_table)
 from .kit.verdicts import SWEEP_VERDICT_RULE, answers, decide
@@ -364,7 +364,9 @@ def _corruption_page(inputs: RunInputs, out: Path, corruptions: pd.DataFrame, ex
                      baseline: str | None, command: str | None, started: float) -> Path:
     frame = inputs.results
     write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
-    checks = [check_admission(inputs.admission, frame, which) for which in AdmissionCheck]
+    # the checks that apply to corruptions: the admission checks, and severity 0 equals the clean pass
+    checks = [*(check_admission(inputs.admission, frame, which) for which in AdmissionCheck),
+              check_eps_zero(frame, Outcomes(inputs.examples), inputs.examples)]
     write_csv(pd.DataFrame([{"check": c.name, "status": c.status.value, "detail": c.detail, "suggests": c.suggests}
                             for c in checks], columns=["check", "status", "detail", "suggests"]), out / "sanity.csv")
     page = SweepPage(inputs, out, set(), set(), pd.DataFrame(), checks, pd.DataFrame(), {}, {}, 0, 0, None, None,

@@ -24,17 +24,12 @@ import pandas as pd
 
 from ..results import CORRUPTIONS_DIR, write_csv
 from .kit.labels import MODEL
+from .kit.labels import natural_objective as is_corruption_row
 from .kit.pairing import match_baselines
 
-NATURAL = "natural"  # the objective a corruption's rows record
 GROUPS = ("noise", "blur", "weather", "digital")  # Hendrycks & Dietterich's groups, in their order
 FULL_BENCHMARK = 15 * 5  # CIFAR-10-C's cells: 15 corruptions at 5 severities
 PAIR_MATCH = ("width", "trained_on", "training_threat_model", "model_args")
-
-
-def is_corruption_row(frame: pd.DataFrame) -> pd.Series:
-    """Per row: is it a common corruption's cell (``objective`` natural)?"""
-    return frame["objective"].astype(str).str.strip() == NATURAL
 
 
 def with_groups(frame: pd.DataFrame, catalog: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -110,8 +105,6 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None) ->
     group, and, with per-example results, the two-sided Wilcoxon signed-rank p-value over the images of the
     per-image accuracy averaged over every corruption cell (one seed: the images are the unit, so a verdict
     about architectures still needs a study across training seeds)."""
-    from scipy.stats import wilcoxon
-
     pairs = {k: v[0] for k, v in match_baselines(frame, MODEL, PAIR_MATCH).items() if len(v) == 1}
     cells = frame[frame["severity"] >= 1]
     records = []

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..budget import BUDGET_ABS_SLACK, BUDGET_REL_SLACK, exceeds_budget
 from ..results import AdmissionCheck, CheckStatus
-from .kit.labels import CURVE, ITERATIVE, MODEL, NOISE, SINGLE_STEP, attention_objective, eps_key, of_kind
+from .kit.labels import CURVE, ITERATIVE, MODEL, NOISE, SINGLE_STEP, attention_objective, eps_key, natural_objective, of_kind
 from .kit.stats import discordant, holm, mcnemar_exact, p_text
 
 ALPHA = 0.01  # family-wise error rate of one check's paired tests
@@ -429,11 +429,18 @@ def run_checks(frame: pd.DataFrame, examples: pd.DataFrame | None = None,
     # (gradient diagnostic, monotone, iterative vs single step, noise weaker, large eps) do not apply
     # to them. eps 0 and the budget do.
     aimed = attention_objective(frame).to_numpy()
-    label = frame[~aimed]
+    # Common corruptions (a study of them, a folder read as one) are no attack: a severity is no budget, and
+    # whether accuracy falls with it is the corruption's property, not a check on an evaluation. eps 0 (the
+    # clean images) and the admission checks apply to them.
+    natural = natural_objective(frame).to_numpy()
+    label = frame[~aimed & ~natural]
     skipped = frame[aimed].drop_duplicates(CURVE)
+    corrupted = frame[natural].drop_duplicates(CURVE)
     note = (f"; {len(skipped)} curve{'s' if len(skipped) != 1 else ''} of attacks on the attention maps "
             f"({', '.join(sorted(set(skipped['attack_label'].astype(str))))}) left out: they keep labels by design"
             if len(skipped) else "")
+    note += (f"; {len(corrupted)} curve{'s' if len(corrupted) != 1 else ''} of common corruptions left out: a "
+             "severity is no attack budget" if len(corrupted) else "")
 
     def label_only(check: Check) -> Check:
         return replace(check, detail=check.detail + note) if note else check
@@ -446,5 +453,5 @@ def run_checks(frame: pd.DataFrame, examples: pd.DataFrame | None = None,
         label_only(check_iterative_vs_single_step(label, outcomes)),
         label_only(check_noise_weaker(label, outcomes)),
         label_only(check_large_eps(label, shapes)),
-        check_budget(frame),
+        check_budget(frame[~natural]),
     ]

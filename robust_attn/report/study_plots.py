@@ -33,7 +33,7 @@ def eps_scale(labels: Iterable[str]) -> tuple[float, str]:
     labels = [str(v) for v in labels]
     if any(v.endswith("/255") for v in labels) and all(v == "0" or v.endswith("/255") for v in labels):
         return 255.0, "eps (/255)"
-    return 1.0, "eps (raw)"
+    return 1.0, "eps (raw), or severity for common corruptions"
 
 
 def plain(text: str) -> str:

@@ -24,6 +24,8 @@ ITERATIVE = "iterative"
 NOISE = "noise"
 # An attack that aims at the attention maps, not the label (the registry's ``objective="attention"``).
 ATTENTION_OBJECTIVE = "attention"
+# A common corruption: a natural shift on a severity grid that maximises nothing (``objective="natural"``).
+NATURAL_OBJECTIVE = "natural"
 
 
 def _value(v: Any) -> str:
@@ -84,10 +86,19 @@ def attention_objective(frame: pd.DataFrame) -> pd.Series:
     return (objective == ATTENTION_OBJECTIVE).fillna(False).astype(bool)
 
 
+def natural_objective(frame: pd.DataFrame) -> pd.Series:
+    """Per row: is it a common corruption's cell (``objective`` natural)? Its grid is a severity, not an eps:
+    no label-attack expectation and no budget applies to it; severity 0 is the clean pass."""
+    if "objective" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    objective = frame["objective"].astype("string").str.strip().str.lower()
+    return (objective == NATURAL_OBJECTIVE).fillna(False).astype(bool)
+
+
 def of_kind(frame: pd.DataFrame, kind: str) -> pd.Series:
     """Per row: is the attack of this recorded ``attack_kind``?"""
     return frame["attack_kind"].astype(str) == kind
 
 
-__all__ = ["ATTENTION_OBJECTIVE", "CURVE", "ITERATIVE", "MODEL", "NOISE", "SINGLE_STEP", "attack_labels",
-           "attention_objective", "eps_key", "of_kind", "with_labels"]
+__all__ = ["ATTENTION_OBJECTIVE", "NATURAL_OBJECTIVE", "CURVE", "ITERATIVE", "MODEL", "NOISE", "SINGLE_STEP", "attack_labels",
+           "attention_objective", "eps_key", "natural_objective", "of_kind", "with_labels"]
