@@ -159,7 +159,7 @@ def corruptions_block(threads: int) -> str:
     frame, seconds, _ = timed_sweep(None, ["corruptions"], None)
     table = summary(with_groups(frame, attack_catalog()))
     lines = ["| model (evaluated on) | clean | mean corruption accuracy | noise | blur | weather | digital "
-             "| mCE (%) vs |", "| --- |" + " ---: |" * 7 + " --- |"]
+             "| mCE (%) vs |", "| --- |" + " ---: |" * 6 + " --- |"]
     for r in table.sort_values("model").itertuples():
         mce = f"{100 * r.mce:.1f} vs `{r.mce_baseline}`" if r.mce_baseline and r.mce_baseline != r.model else "-"
         cells = [r.clean_accuracy, r.mean_corruption_accuracy, r.noise_accuracy, r.blur_accuracy, r.weather_accuracy,

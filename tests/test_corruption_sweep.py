@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from robust_attn.attacks import expand_attack_names, get_attack_cfg, list_attacks
-from robust_attn.corruptions import list_corruptions
+import torch
+
+from robust_attn.corruptions import corrupt, list_corruptions
 from robust_attn.corruptions.cache import cache_path
 from robust_attn.errors import UserError
 from robust_attn.report import build_report
@@ -172,3 +174,19 @@ def test_a_corruption_does_not_transfer(tmp_path):
                     "--out", str(tmp_path / "t"))
     assert result.returncode != 0 and result.stderr.startswith("error:") and "does not look at any model" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "t").exists()
+
+
+def test_the_api_takes_integer_severities_only_and_the_default_grid_keeps_its_unit():
+    from robust_attn.attacks import create_attack
+    from robust_attn.models import create_model
+
+    model = create_model("vgg", num_classes=10, width=0.125)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(create_attack("fog", model, 3)(x, torch.zeros(2, dtype=torch.long)),
+                       corrupt("fog", x, 3, 0))
+    for bad in (2.5, 3 / 255, 6):
+        with pytest.raises(UserError, match="severity must be an integer"):
+            create_attack("fog", model, bad)(x, torch.zeros(2, dtype=torch.long))
+    raw = check_request(["pgd-l2"], None, eps_unit="raw", attack_args=None, data=None, batch_size=8, seed=0,
+                        n=None, device="cpu")
+    assert raw.grid.unit.value == "raw" and raw.grid.labels[-1] == "8"

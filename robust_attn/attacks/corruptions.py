@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..corruptions import corrupt, get_corruption_cfg, list_corruptions
 from .registry import AttackCfg, AttackKind, Norm, Objective, Perturb, register_attack
 
@@ -29,7 +30,9 @@ def _builder(name: str):
         Does not query the model. ``perturb(x, y)`` returns ``x`` corrupted as CIFAR-10-C is, in [0, 1],
         from ``seed``: the same image, severity and seed give the same corrupted image.
         """
-        severity = int(round(eps))
+        if eps != int(eps) or not 0 <= eps <= 5:
+            raise UserError(f"{name}: severity must be an integer from 1 to 5 (0: the clean images), got {eps!r}")
+        severity = int(eps)
 
         def perturb(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return corrupt(name, x, severity, seed)

@@ -1,7 +1,6 @@
 """Corrupted evaluation sets, computed once: a file per (images' hash, corruption, severity, seed).
 
-A corruption of a whole evaluation set costs seconds to minutes on a CPU (glass blur shuffles pixels in a
-Python loop); every model of every sweep on those images sees the same corrupted images, so they are kept
+A corruption of a whole evaluation set costs a fraction of a second to seconds on a CPU; every model of every sweep on those images sees the same corrupted images, so they are kept
 as uint8 arrays in the cache folder: ``$ROBUST_ATTN_CACHE_DIR``, else ``$XDG_CACHE_HOME/robust-attn``, else
 ``~/.cache/robust-attn``. The key holds :data:`VERSION`, raised whenever a corruption's output changes, so
 a stale file is never read. Files are written atomically (a crash leaves no half file); an unreadable or
@@ -39,7 +38,8 @@ def cache_path(data_sha256: str, name: str, severity: int, seed: int) -> Path:
 def cached_corruption(data_sha256: str, name: str, severity: int, seed: int, shape: tuple[int, ...],
                       compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """The corrupted images as uint8 (N x C x H x W, CPU): read from the cache, or ``compute()`` (floats in
-    [0, 1] that are multiples of 1/255) and stored."""
+    [0, 1]) rounded to the nearest 1/255 and stored. Colour images come out of ``corrupt`` on that grid already;
+    grey ones (the mean of three corrupted channels) are rounded to it, as a stored grey image would be."""
     path = cache_path(data_sha256, name, severity, seed)
     if path.is_file():
         try:

@@ -322,12 +322,12 @@ def build_report(
     corruption_examples = None
     if natural.any() and inputs.examples is not None:
         corruption_examples = inputs.examples[inputs.examples["attack"].isin(set(corruptions["attack"]))]
+    write_csv(inputs.results[[*COLUMNS, "attack_label"]], out / "results.csv")  # every row read, corruptions too
     if natural.all():  # corruptions only: the page shows their section and where they came from
         return _corruption_page(inputs, out, corruptions, corruption_examples, corruption_baseline, command, started)
     inputs = split_off(inputs, natural)
     frame = inputs.results
     attention = attention_models(frame, (a.model for a in inputs.artifacts))
-    write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
     summary = summary_table(frame, across_attacks(frame, inputs.examples))
     write_csv(summary, out / "summary.csv")
     checks = run_checks(frame, inputs.examples, image_shapes(inputs), inputs.admission)
@@ -363,7 +363,6 @@ CORRUPTION_SECTIONS: tuple[Section[SweepPage], ...] = (
 def _corruption_page(inputs: RunInputs, out: Path, corruptions: pd.DataFrame, examples: pd.DataFrame | None,
                      baseline: str | None, command: str | None, started: float) -> Path:
     frame = inputs.results
-    write_csv(frame[[*COLUMNS, "attack_label"]], out / "results.csv")
     # the checks that apply to corruptions: the admission checks, and severity 0 equals the clean pass
     checks = [*(check_admission(inputs.admission, frame, which) for which in AdmissionCheck),
               check_eps_zero(frame, Outcomes(inputs.examples), inputs.examples)]

@@ -165,7 +165,7 @@ def check_request(attacks: Sequence[str | AttackSpec], eps: EpsGrid | str | None
             accept(spec.name)
     if eps is None:
         natural = any(is_corruption(s.name) for s in specs)
-        grid = parse_eps_grid(DEFAULT_SEVERITIES if natural else DEFAULT_EPS, EpsUnit.RAW if natural else EpsUnit.PER_255)
+        grid = parse_eps_grid(DEFAULT_SEVERITIES if natural else DEFAULT_EPS, EpsUnit.RAW if natural else eps_unit)
     grid = check_corruptions(grid, specs)
     check_grid_norms(grid, specs)
     require_int("batch_size", batch_size, 1)
