@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchattacks
 
+from robust_attn.corruptions import list_corruptions
 from robust_attn.attacks import (
     AttackCfg, AttackKind, Norm, Objective, create_attack, get_attack_cfg, list_attacks, parse_attack_args, register_attack,
     resolve_params,
@@ -28,6 +29,8 @@ _GRADIENT_NEEDS = {
     "autoattack": (True, False, False), "cw": (True, False, False), "deepfool": (True, False, False),
     "square": (False, False, False), "noise": (False, False, False), "noise-l2": (False, False, False),
     "attention-shift": (True, False, False), "eot-pgd": (True, True, False), "autoattack-rand": (True, False, False),
+    # common corruptions never look at the model (robust_attn.attacks.corruptions)
+    **{name: (False, False, False) for name in list_corruptions()},
 }
 # Label attacks: what the tests below that expect points to be broken (or a plain vgg to be attackable) run.
 LABEL_ATTACKS = [n for n in list_attacks() if get_attack_cfg(n).objective is Objective.MISCLASSIFY]

@@ -147,7 +147,7 @@ def test_a_missing_manifest_checkpoint_is_a_warning_that_skips_it(files, tmp_pat
 
 def test_a_user_error_from_a_real_process_is_one_line():
     result = run_cli("sweep", "--attack", "fgsn")
-    assert result.returncode == 2 and result.stderr.strip() == "error: unknown attack 'fgsn'; did you mean 'fgsm'?"
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: unknown attack 'fgsn'; did you mean 'fgsm'")
 
 
 def test_help_is_fast_and_lists_the_commands():
