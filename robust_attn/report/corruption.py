@@ -25,11 +25,10 @@ import pandas as pd
 from ..results import CORRUPTIONS_DIR, write_csv
 from .kit.labels import MODEL
 from .kit.labels import natural_objective as is_corruption_row
-from .kit.pairing import match_baselines
+from .tables import baseline_candidates
 
 GROUPS = ("noise", "blur", "weather", "digital")  # Hendrycks & Dietterich's groups, in their order
 FULL_BENCHMARK = 15 * 5  # CIFAR-10-C's cells: 15 corruptions at 5 severities
-PAIR_MATCH = ("width", "trained_on", "training_threat_model", "model_args")
 
 
 def with_groups(frame: pd.DataFrame, catalog: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -39,16 +38,21 @@ def with_groups(frame: pd.DataFrame, catalog: Mapping[str, Mapping[str, Any]]) -
     return frame.assign(group=groups, severity=frame["eps"].round().astype(int))
 
 
+def single_baselines(frame: pd.DataFrame) -> dict[tuple, str]:
+    """Per variant (model, dataset, n) with exactly one candidate baseline model on the same images, that model."""
+    return {k: v[0] for k, v in baseline_candidates(frame).items() if len(v) == 1}
+
+
 def baselines(frame: pd.DataFrame, baseline: str | None) -> dict[tuple, str]:
     """Per model as evaluated, the model its mCE is relative to: ``baseline`` for every model of the same
     evaluation set when given, else a variant's own baseline model (one candidate only; see
-    :mod:`.kit.pairing`), and a baseline model itself."""
+    :func:`.tables.baseline_candidates`, the pairing of the attack sections), and a baseline model itself."""
     if baseline is not None:
         evaluated = frame.drop_duplicates(MODEL)
         sets = set(zip(evaluated.loc[evaluated["model"] == baseline, "dataset"],
                        evaluated.loc[evaluated["model"] == baseline, "n"]))
         return {tuple(k): baseline for k in evaluated[MODEL].itertuples(index=False) if (k[1], k[2]) in sets}
-    pairs = {k: v[0] for k, v in match_baselines(frame, MODEL, PAIR_MATCH).items() if len(v) == 1}
+    pairs = single_baselines(frame)
     out = dict(pairs)
     for (_, dataset, n), base in pairs.items():
         out[(base, dataset, n)] = base
@@ -105,7 +109,7 @@ def attention_vs_baseline(frame: pd.DataFrame, examples: pd.DataFrame | None) ->
     group, and, with per-example results, the two-sided Wilcoxon signed-rank p-value over the images of the
     per-image accuracy averaged over every corruption cell (one seed: the images are the unit, so a verdict
     about architectures still needs a study across training seeds)."""
-    pairs = {k: v[0] for k, v in match_baselines(frame, MODEL, PAIR_MATCH).items() if len(v) == 1}
+    pairs = single_baselines(frame)
     cells = frame[frame["severity"] >= 1]
     records = []
     for (model, dataset, n), base in sorted(pairs.items()):
