@@ -125,6 +125,8 @@ def test_the_grid_of_corruptions_is_their_severities():
     (["--attack", "gausian-noise"], "gaussian-noise"),
     (["--attack", "fog,pgd"], "run them as two sweeps"),
     (["--attack", "fog", "--quantize", "8"], "8-bit already"),
+    (["--attack", "corruption"], "did you mean 'corruptions'"),
+    (["--attack", "corruptions,fog"], "attack listed twice: fog ('corruptions' already runs every corruption)"),
 ])
 def test_bad_corruption_input_is_one_error_line(args, message, tmp_path):
     result = invoke("sweep", "--models", "vgg_c10s", "--n", "8", "--out", str(tmp_path / "out"), *args)
@@ -145,6 +147,16 @@ def test_a_study_can_evaluate_corruptions(tmp_path):
     path.write_text(path.read_text() + 'eps = "0:7:1"\n')
     with pytest.raises(UserError, match="severity must be an integer"):
         load_study(path)
+    path.write_text(path.read_text().replace('attacks = ["corruptions"]', 'attacks = ["fog", "fgsm"]')
+                    .replace('eps = "0:7:1"', 'eps = "0:2:1"'))
+    with pytest.raises(UserError, match=r"an eps grid: write them as two studies"):
+        load_study(path)
+
+
+def test_the_attacks_command_lists_the_corruptions_by_their_group_name():
+    result = invoke("attacks", "corruptions")
+    assert result.returncode == 0 and "gaussian-noise" in result.stdout and "jpeg-compression" in result.stdout
+    assert " fgsm " not in result.stdout
 
 
 def test_one_report_reads_an_attack_folder_and_a_corruption_folder(corrupted, tmp_path):

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, unknown_name
 from ..key_values import parse_bool, split_key_values
 from ..registry import Registry
 from .layout import StandardLayout, memory_format_of
@@ -153,6 +153,8 @@ def expand_attack_names(names: Sequence[str]) -> list[str]:
             from ..corruptions import list_corruptions
 
             out += [c for c in list_corruptions() if c in _REGISTRY.names()]
+        elif name not in _REGISTRY.names():  # the close matches include the group name ('corruption')
+            raise unknown_name("attack", name, [*_REGISTRY.names(), CORRUPTIONS])
         else:
             out.append(name)
     return out

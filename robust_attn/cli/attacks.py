@@ -12,15 +12,15 @@ from .application import app
 
 @app.command("attacks")
 def attacks_cmd(
-    pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'apgd-*' or '*eot*'.")] = "*",
+    pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'apgd-*' or '*eot*', or 'corruptions'.")] = "*",
 ) -> None:
     """List registered attacks: norm, kind, whether they follow gradients or randomness, parameters with defaults."""
     from rich.console import Console
     from rich.table import Column, Table
 
-    from ..attacks import get_attack_cfg, list_attacks
+    from ..attacks import CORRUPTIONS, expand_attack_names, get_attack_cfg, list_attacks
 
-    names = list_attacks(pattern)
+    names = expand_attack_names([CORRUPTIONS]) if pattern == CORRUPTIONS else list_attacks(pattern)
     if not names:
         raise UserError(f"no attack matches {pattern!r} (attacks: {', '.join(list_attacks())})")
     table = Table(Column("attack", no_wrap=True), "norm", "kind", "gradient", "parameters (defaults)", "what it does")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..attacks import (
-    EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, params_json, parse_eps_grid,
+    CORRUPTIONS, EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, params_json, parse_eps_grid,
     resolve_params,
 )
 from ..attacks.quantization import BITS
@@ -73,6 +73,7 @@ def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[st
         raise UserError(f"--quantize must be 8 or 16 (bits per channel), got {quantize!r}")
     attack_args = dict(attack_args or {})
     specs: list[AttackSpec] = []
+    requested = list(attacks)
     attacks = [a for group in attacks for a in ([group] if isinstance(group, AttackSpec) else expand_attack_names([group]))]
     for attack in attacks:
         if isinstance(attack, AttackSpec):
@@ -93,8 +94,11 @@ def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[st
             hint = f"; attacks that take it: {', '.join(takers)}"
         raise UserError(f"--attack-arg {unused[0]!r} is not a parameter of {', '.join(s.name for s in specs)}{hint}")
     names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise UserError(f"attack listed twice: {names}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        grouped = any(a == CORRUPTIONS for a in requested) and any(is_corruption(n) for n in twice)
+        raise UserError(f"attack listed twice: {', '.join(twice)}"
+                        + (f" ({CORRUPTIONS!r} already runs every corruption)" if grouped else ""))
     return specs
 
 
@@ -125,17 +129,20 @@ def severity_grid(grid: EpsGrid) -> EpsGrid:
     return EpsGrid(tuple(float(s) for s in severities), tuple(str(s) for s in severities), EpsUnit.RAW)
 
 
-def check_corruptions(grid: EpsGrid, specs: Sequence[AttackSpec]) -> EpsGrid:
+SPLIT_SWEEPS = "run them as two sweeps (two --out folders; one report reads both)"
+
+
+def check_corruptions(grid: EpsGrid, specs: Sequence[AttackSpec], split: str = SPLIT_SWEEPS) -> EpsGrid:
     """A run of common corruptions reads its grid as severities; corruptions and attacks do not share a run
-    (one grid cannot be both an eps and a severity)."""
+    (one grid cannot be both an eps and a severity); ``split`` says what to do instead (a sweep and a study
+    are split differently)."""
     corruptions = [s.name for s in specs if is_corruption(s.name)]
     if not corruptions:
         return grid
     if len(corruptions) != len(specs):
         attacks = [s.name for s in specs if not is_corruption(s.name)]
         raise UserError(f"corruptions ({', '.join(corruptions[:3])}{', ...' if len(corruptions) > 3 else ''}) take a "
-                        f"severity grid and attacks ({', '.join(attacks)}) an eps grid: run them as two sweeps "
-                        f"(two --out folders; one report reads both)")
+                        f"severity grid and attacks ({', '.join(attacks)}) an eps grid: {split}")
     if any(s.quantize for s in specs):
         raise UserError("--quantize rounds adversarial images; corrupted images are 8-bit already")
     return severity_grid(grid)

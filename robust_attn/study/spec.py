@@ -328,7 +328,7 @@ def _evaluation(raw: dict[str, Any], base: Path) -> Evaluation:
     default = DEFAULT_SEVERITIES if any(is_corruption(a.name) for a in attacks) else DEFAULT_EPS
     grid = parse_eps_grid(_string(raw.get("eps", default), "[evaluate] eps"), str(raw.get("eps_unit", "255")))
     try:
-        grid = check_corruptions(grid, attacks)  # a grid of corruptions is their severities
+        grid = check_corruptions(grid, attacks, "write them as two studies (two study files)")  # severities
     except UserError as exc:
         raise UserError(f"[evaluate]: {exc}") from None
     check_grid_norms(grid, attacks)
