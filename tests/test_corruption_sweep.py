@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from robust_attn.attacks import expand_attack_names, get_attack_cfg, list_attacks
 import torch
 
+from robust_attn.attacks import expand_attack_names, get_attack_cfg, list_attacks
 from robust_attn.corruptions import corrupt, list_corruptions
 from robust_attn.corruptions.cache import cache_path
 from robust_attn.errors import UserError
@@ -74,6 +74,29 @@ def test_corrupted_images_are_cached_and_reused(corrupted, monkeypatch, tmp_path
     again = run_sweep([PAIR[0]], ["gaussian-noise", "contrast"], "0:2:1", out=tmp_path / "again", n=48)
     first = frame[frame["model"] == PAIR[0]].set_index(["attack", "eps_label"])["n_correct"]
     assert again.set_index(["attack", "eps_label"])["n_correct"].sort_index().equals(first.sort_index())
+
+
+def test_an_altered_cache_file_is_recomputed_and_files_are_readable_by_all(monkeypatch, tmp_path, caplog):
+    from robust_attn.corruptions.cache import cached_corruption
+
+    monkeypatch.setenv("ROBUST_ATTN_CACHE_DIR", str(tmp_path))
+    images = torch.rand(4, 3, 8, 8)
+    first = cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), lambda: images)
+    path = cache_path("ab" * 32, "fog", 1, 0)
+    assert path.stat().st_mode & 0o044 == 0o044 & ~_umask() and not list(tmp_path.rglob("*.tmp"))
+    with np.load(path) as stored:  # zero the images, keep the shape and the stored sha256
+        np.savez(path.with_suffix(".tmp.npz"), images=np.zeros_like(stored["images"]), sha256=stored["sha256"])
+    path.with_suffix(".tmp.npz").replace(path)
+    assert cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), lambda: images).equal(first)  # recomputed
+    assert "altered" in caplog.text
+    refuse = lambda: (_ for _ in ()).throw(AssertionError("recomputed a whole file"))  # noqa: E731
+    assert cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), refuse).equal(first)  # the rewritten file is read
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_the_strip_and_the_report_section(corrupted, tmp_path):

@@ -3,11 +3,13 @@
 A corruption of a whole evaluation set costs a fraction of a second to seconds on a CPU; every model of every sweep on those images sees the same corrupted images, so they are kept
 as uint8 arrays in the cache folder: ``$ROBUST_ATTN_CACHE_DIR``, else ``$XDG_CACHE_HOME/robust-attn``, else
 ``~/.cache/robust-attn``. The key holds :data:`VERSION`, raised whenever a corruption's output changes, so
-a stale file is never read. Files are written atomically (a crash leaves no half file); an unreadable or
-mis-shaped file is recomputed.
+a stale file is never read. Files are written atomically (a crash leaves no half file), readable by all
+(as the umask allows: a shared cache folder serves every user), and hold the images' sha256 beside them: an
+unreadable, mis-shaped or altered file (a zeroed or truncated copy) is recomputed, with a warning.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -32,7 +34,33 @@ def cache_dir() -> Path:
 
 def cache_path(data_sha256: str, name: str, severity: int, seed: int) -> Path:
     """Where the corrupted images of one evaluation set (identified by its pixels' and labels' hash) live."""
-    return cache_dir() / "corruptions" / data_sha256[:16] / f"{name}-s{severity}-seed{seed}-v{VERSION}.npy"
+    return cache_dir() / "corruptions" / data_sha256[:16] / f"{name}-s{severity}-seed{seed}-v{VERSION}.npz"
+
+
+def _digest(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+
+
+def _read(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The stored images if the file is whole: readable, of ``shape``, uint8, and matching its own sha256."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            images, digest = stored["images"], str(stored["sha256"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if images.shape != tuple(shape) or images.dtype != np.uint8 or _digest(images) != digest:
+        return None
+    return images
+
+
+def _write(path: Path, images: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, images=images, sha256=np.array(_digest(images)))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # NamedTemporaryFile makes 0600 files
+    os.replace(tmp.name, path)
 
 
 def cached_corruption(data_sha256: str, name: str, severity: int, seed: int, shape: tuple[int, ...],
@@ -42,19 +70,13 @@ def cached_corruption(data_sha256: str, name: str, severity: int, seed: int, sha
     grey ones (the mean of three corrupted channels) are rounded to it, as a stored grey image would be."""
     path = cache_path(data_sha256, name, severity, seed)
     if path.is_file():
-        try:
-            stored = np.load(path, allow_pickle=False)
-            if stored.shape == tuple(shape) and stored.dtype == np.uint8:
-                return torch.from_numpy(stored)
-        except (OSError, ValueError):
-            pass
-        log.warning("recomputing %s: the cached file is unreadable or of another shape", path)
+        stored = _read(path, shape)
+        if stored is not None:
+            return torch.from_numpy(stored)
+        log.warning("recomputing %s: the cached file is unreadable, of another shape or altered", path)
     images = compute().detach().cpu().mul(255).round_().clamp_(0, 255).to(torch.uint8).contiguous()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            np.save(tmp, images.numpy(), allow_pickle=False)
-        os.replace(tmp.name, path)
+        _write(path, images.numpy())
     except OSError as e:  # a read-only or full cache folder costs the time, not the run
         log.warning("could not cache corrupted images in %s: %s", path.parent, e)
     return images
