@@ -176,6 +176,14 @@ def test_a_study_can_evaluate_corruptions(tmp_path):
         load_study(path)
 
 
+def test_the_cli_calls_a_corruptions_grid_its_severities(tmp_path):
+    result = invoke("sweep", "--models", "vgg_c10s", "--n", "8", "--attack", "fog", "--eps", "0,1", "--no-report",
+                    "--out", str(tmp_path / "out"))
+    said = result.stdout + result.stderr
+    assert result.returncode == 0 and "fog severity=1 accuracy" in said and "eps=" not in said
+    assert "at each severity" in " ".join(said.split()) and "at each eps" not in " ".join(said.split())
+
+
 def test_the_attacks_command_lists_the_corruptions_by_their_group_name():
     result = invoke("attacks", "corruptions")
     assert result.returncode == 0 and "gaussian-noise" in result.stdout and "jpeg-compression" in result.stdout

@@ -165,6 +165,12 @@ def is_corruption(name: str) -> bool:
     return get_attack_cfg(name).kind is AttackKind.CORRUPTION
 
 
+def grid_name(name: str) -> str:
+    """What a grid value of this entry is called in messages and tables: ``severity`` for a corruption,
+    ``eps`` for an attack."""
+    return "severity" if is_corruption(name) else "eps"
+
+
 def get_attack_cfg(name: str) -> AttackCfg:
     return _REGISTRY.cfg(name)
 

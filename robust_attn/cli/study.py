@@ -52,6 +52,7 @@ def study_cmd(
 
     from rich.console import Console
 
+    from ..attacks import grid_name
     from ..study import EFFECTS_FILE, STUDY_FILE, load_study
     from ..study.run import run_study
     from .progress import CommandProgress
@@ -83,8 +84,8 @@ def study_cmd(
 
         def on_cell(event) -> None:
             bars.update(sweep_task[0], completed=event.done,
-                        description=f"sweep {event.model} {event.attack} eps={event.eps_label}")
-            bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
+                        description=f"sweep {event.model} {event.attack} {grid_name(event.attack)}={event.eps_label}")
+            bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} {grid_name(event.attack)}={event.eps_label} "
                      f"accuracy {100 * event.accuracy:.1f}%{' (stored)' if event.stored else ''}")
 
         result = run_study(spec, out, jobs=jobs, device=device, report=report, command=command_line(),

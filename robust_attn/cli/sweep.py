@@ -29,11 +29,13 @@ def _print_tables(frame, console) -> None:
     every eps' <= eps it tried; where they differ, the second is the stronger claim."""
     from rich.table import Table
 
+    from ..attacks import grid_name
     from ..results import accuracy_table
 
     for attack in frame["attack"].unique():
-        for value, title in (("accuracy", f"accuracy (%) under {attack} at each eps"),
-                             ("worst_case_accuracy", f"worst case (%): robust to {attack} at every eps' <= eps")):
+        grid = grid_name(attack)
+        for value, title in (("accuracy", f"accuracy (%) under {attack} at each {grid}"),
+                             ("worst_case_accuracy", f"worst case (%): robust to {attack} at every {grid}' <= {grid}")):
             wide = accuracy_table(frame, attack, value)
             table = Table(title=title, title_justify="left")
             table.add_column("model", no_wrap=True)
@@ -93,7 +95,7 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
                       strict: bool = False, quantize: int | None = None) -> None:
     from rich.console import Console
 
-    from ..attacks import parse_attack_args
+    from ..attacks import grid_name, parse_attack_args
     from ..sweep import RESULTS_FILE, run_sweep
     from .progress import CommandProgress
 
@@ -107,9 +109,9 @@ def _sweep_and_report(attack, eps, eps_unit, models, attack_arg, dataset, data_d
 
         def on_cell(event) -> None:
             bars.update(task, completed=event.done, total=event.total,
-                        description=f"{event.model} {event.attack} eps={event.eps_label}")
+                        description=f"{event.model} {event.attack} {grid_name(event.attack)}={event.eps_label}")
             resumed = " (stored)" if event.stored else ""
-            bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} eps={event.eps_label} "
+            bars.log(f"cell {event.done}/{event.total}: {event.model} {event.attack} {grid_name(event.attack)}={event.eps_label} "
                      f"accuracy {100 * event.accuracy:.1f}%{resumed}")
 
         frame = run_sweep(
