@@ -109,6 +109,8 @@ def test_the_strip_and_the_report_section(corrupted, tmp_path):
     index = build_report([out], tmp_path / "report")
     html = index.read_text()
     assert 'id="corruptions"' in html and "corruption_strip_cifar10-embedded.png" in html
+    with np.load(strips[0]) as z:
+        assert f"image {int(z['index'])} of cifar10-embedded (label {int(z['label'])})" in html
     table = pd.read_csv(tmp_path / "report" / "corruptions.csv")
     baseline = table.set_index("model").loc[PAIR[0]]
     assert baseline["mce"] == pytest.approx(1.0) and baseline["mce_baseline"] == PAIR[0]
@@ -119,6 +121,17 @@ def test_the_strip_and_the_report_section(corrupted, tmp_path):
     assert baseline["mean_corruption_accuracy"] == pytest.approx(expected)
     diffs = pd.read_csv(tmp_path / "report" / "corruptions_attention_vs_baseline.csv")
     assert list(diffs["model"]) == [PAIR[1]] and 0 <= diffs["p_value"].iloc[0] <= 1
+
+
+def test_a_corruption_on_another_grid_is_left_out_of_the_strip_with_a_warning(corrupted, tmp_path, caplog):
+    from robust_attn.report.corruption import read_strips
+
+    out, _ = corrupted
+    other = tmp_path / "other"
+    run_sweep([PAIR[0]], ["fog"], "0,3", out=other, n=48)
+    (strip,) = read_strips([out, other])
+    assert [name for name, _, _ in strip.rows] == ["gaussian-noise", "contrast"] and strip.severities == [0, 1, 2]
+    assert "fog (severities [0, 3]" in caplog.text and strip.index == 0
 
 
 def test_mce_is_hendrycks_ratio_of_summed_errors():

@@ -251,7 +251,7 @@ def corruptions_section(page: SweepPage) -> dict[str, Any]:
     return {"corruptions": {
         "table": table.to_dict("records"), "diffs": diffs.to_dict("records"), "full": FULL_BENCHMARK,
         "figure": corruption_plots.severity_figure(severity_curves(rows), roles, page.out, "corruption_severity"),
-        "strips": [{"dataset": s.dataset, "label": s.label, "png": png} for s, png in strips],
+        "strips": [{"dataset": s.dataset, "index": s.index, "label": s.label, "png": png} for s, png in strips],
         "baseline": page.corruption_baseline, "has_examples": page.corruption_examples is not None,
     }}
 

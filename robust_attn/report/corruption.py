@@ -14,6 +14,7 @@ every (corruption, severity >= 1) cell, what RobustBench's corruptions board rep
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from ..results import CORRUPTIONS_DIR, write_csv
 from .kit.labels import MODEL
 from .kit.labels import natural_objective as is_corruption_row
 from .tables import baseline_candidates
+
+log = logging.getLogger(__name__)
 
 GROUPS = ("noise", "blur", "weather", "digital")  # Hendrycks & Dietterich's groups, in their order
 FULL_BENCHMARK = 15 * 5  # CIFAR-10-C's cells: 15 corruptions at 5 severities
@@ -149,24 +152,32 @@ class Strip:
     """One evaluation image under every corruption at every severity, as the sweep kept it."""
 
     dataset: str
+    index: int  # of the image in the evaluation set
     label: int
     severities: list[int]
     rows: list[tuple[str, str, np.ndarray]]  # (corruption, group, uint8 S x C x H x W)
 
 
 def read_strips(folders: Sequence[str | Path]) -> list[Strip]:
-    """The strips of the folders' ``corruptions/`` artifacts, one per evaluation set (first seed found)."""
+    """The strips of the folders' ``corruptions/`` artifacts, one per evaluation set (first seed found). A
+    strip has one grid of severities, the first one read: a corruption swept on another grid is left out of
+    it, with a warning."""
     by_set: dict[str, dict[str, Any]] = {}
     for folder in folders:
         for path in sorted(Path(folder, CORRUPTIONS_DIR).glob("*/*.npz")):
             with np.load(path, allow_pickle=False) as z:
                 key = str(path.parent.name)
-                entry = by_set.setdefault(key, {"dataset": str(z["dataset"]), "label": int(z["label"]),
+                entry = by_set.setdefault(key, {"dataset": str(z["dataset"]), "index": int(z["index"]),
+                                                "label": int(z["label"]),
                                                 "severities": [int(s) for s in z["severities"]], "rows": {}})
                 if [int(s) for s in z["severities"]] == entry["severities"]:
                     entry["rows"].setdefault(str(z["corruption"]), (str(z["group"]), z["images"].copy()))
+                elif str(z["corruption"]) not in entry["rows"]:
+                    log.warning("the %s strip shows severities %s; %s (severities %s, %s) is left out of it",
+                                entry["dataset"], entry["severities"], z["corruption"],
+                                [int(s) for s in z["severities"]], path)
     order = {g: i for i, g in enumerate(GROUPS)}
-    return [Strip(e["dataset"], e["label"], e["severities"],
+    return [Strip(e["dataset"], e["index"], e["label"], e["severities"],
                   [(name, group, images) for name, (group, images) in
                    sorted(e["rows"].items(), key=lambda kv: order.get(kv[1][0], len(order)))])
             for e in by_set.values()]

@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from .corruption import GROUPS, Strip
-from .plots import BASELINE_COLOUR, plt, save_figure
+from .plots import BASELINE_COLOUR, model_colours, plt, save_figure
 
 
 def severity_figure(curves: pd.DataFrame, roles: dict[str, str], out_dir: Path, stem: str) -> str:
@@ -20,7 +20,7 @@ def severity_figure(curves: pd.DataFrame, roles: dict[str, str], out_dir: Path, 
                                 for m, d, n in zip(curves["model"], curves["dataset"], curves["n"])])
     groups = [g for g in GROUPS if g in set(data["group"])] + sorted(set(data["group"]) - set(GROUPS))
     coloured = sorted({c for c, m in zip(data["curve"], data["model"]) if roles.get(m) != "baseline"})
-    palette = dict(zip(coloured, sns.color_palette("tab10" if len(coloured) <= 10 else "husl", max(len(coloured), 1))))
+    palette = model_colours(coloured)
     palette.update({c: BASELINE_COLOUR for c, m in zip(data["curve"], data["model"]) if roles.get(m) == "baseline"})
     markers = {c: "s" if palette[c] == BASELINE_COLOUR else "o" for c in palette}
     grid = sns.relplot(data=data, x="severity", y="accuracy", hue="curve", style="curve", markers=markers, dashes=False,

@@ -38,6 +38,12 @@ def _eps_axis(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
 BASELINE_COLOUR = "black"
 
 
+def model_colours(names: list[str]) -> dict[str, object]:
+    """One distinct colour per model drawn in colour (tab10 up to ten, evenly spaced husl hues beyond), so a
+    model keeps its colour on every panel of a figure; baselines are drawn in BASELINE_COLOUR instead."""
+    return dict(zip(names, sns.color_palette("tab10" if len(names) <= 10 else "husl", max(len(names), 1))))
+
+
 def accuracy_grid(rows: pd.DataFrame, panels: dict[tuple, str], roles: dict[str, str], metric: str, heading: str,
                   out_dir: Path, stem: str) -> str:
     """Accuracy vs eps as a grid of panels (seaborn ``FacetGrid``), one per evaluation set and backbone:
@@ -51,8 +57,7 @@ def accuracy_grid(rows: pd.DataFrame, panels: dict[tuple, str], roles: dict[str,
     x, xlabel = _eps_axis(data)
     data = data.assign(eps_axis=x)
     coloured = sorted({m for m in data["model"] if roles.get(m) != "baseline"})
-    colours = dict(zip(coloured, sns.color_palette("tab10", max(len(coloured), 1)))) if len(coloured) <= 10 else \
-        dict(zip(coloured, sns.color_palette("husl", len(coloured))))
+    colours = model_colours(coloured)
     low, high = ("ci_low", "ci_high") if metric == "accuracy" else ("worst_case_ci_low", "worst_case_ci_high")
     order = sorted(data["panel"].unique(), key=lambda t: (t == "other models", t))
     columns = min(len(order), 3)
