@@ -73,6 +73,10 @@ def test_duplicate_and_unknown_names():
                                   still_robust_fast_path=False))(lambda *a: None)
     with pytest.raises(UserError, match="did you mean 'pgd'"):
         get_attack_cfg("pgdd")
+    with pytest.raises(ValueError, match="'corruptions' is reserved"):  # the command line's group name
+        register_attack(AttackCfg("corruptions", Norm.LINF, True, "x", kind=AttackKind.SINGLE_STEP, uses_gradient=True,
+                                  ce_gradient=True, still_robust_fast_path=False))(lambda *a: None)
+    assert "corruptions" not in list_attacks()
 
 
 @pytest.mark.parametrize("name", list_attacks())

@@ -2,8 +2,8 @@
 (mean corruption accuracy, mCE), studies, and one-line errors for bad input."""
 from __future__ import annotations
 
-import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -76,17 +76,42 @@ def test_corrupted_images_are_cached_and_reused(corrupted, monkeypatch, tmp_path
     assert again.set_index(["attack", "eps_label"])["n_correct"].sort_index().equals(first.sort_index())
 
 
-def test_an_altered_cache_file_is_recomputed_and_files_are_readable_by_all(monkeypatch, tmp_path, caplog):
+def _zeroed(path):  # zero the images, keep the shape and the stored sha256
+    with np.load(path) as stored:
+        images, digest = np.zeros_like(stored["images"]), stored["sha256"]
+    with path.open("wb") as f:
+        np.savez(f, images=images, sha256=digest)
+
+
+def _byte_flipped(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _plain_npy(path):
+    with np.load(path) as stored:
+        images = stored["images"]
+    with path.open("wb") as f:
+        np.save(f, images)
+
+
+@pytest.mark.parametrize("damage", [_zeroed, _byte_flipped, _truncated, _plain_npy],
+                         ids=["zeroed", "byte-flipped", "truncated", "plain-npy"])
+def test_a_damaged_cache_file_is_recomputed_and_files_are_readable_by_all(monkeypatch, tmp_path, caplog, damage):
     from robust_attn.corruptions.cache import cached_corruption
 
     monkeypatch.setenv("ROBUST_ATTN_CACHE_DIR", str(tmp_path))
     images = torch.rand(4, 3, 8, 8)
     first = cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), lambda: images)
     path = cache_path("ab" * 32, "fog", 1, 0)
-    assert path.stat().st_mode & 0o044 == 0o044 & ~_umask() and not list(tmp_path.rglob("*.tmp"))
-    with np.load(path) as stored:  # zero the images, keep the shape and the stored sha256
-        np.savez(path.with_suffix(".tmp.npz"), images=np.zeros_like(stored["images"]), sha256=stored["sha256"])
-    path.with_suffix(".tmp.npz").replace(path)
+    assert path.stat().st_mode & 0o044 == 0o044 & ~_umask()
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [path.name]  # no temporary left beside it
+    damage(path)
     assert cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), lambda: images).equal(first)  # recomputed
     assert "altered" in caplog.text
     refuse = lambda: (_ for _ in ()).throw(AssertionError("recomputed a whole file"))  # noqa: E731
@@ -111,6 +136,14 @@ def test_the_strip_and_the_report_section(corrupted, tmp_path):
     assert 'id="corruptions"' in html and "corruption_strip_cifar10-embedded.png" in html
     with np.load(strips[0]) as z:
         assert f"image {int(z['index'])} of cifar10-embedded (label {int(z['label'])})" in html
+    moved = tmp_path / "moved"  # the caption reads the image's place from the strip files, whatever the sweep kept
+    shutil.copytree(out, moved)
+    for strip in sorted((moved / "corruptions").glob("*/*.npz")):
+        with np.load(strip) as z:
+            fields = {**z, "index": np.array(17), "label": np.array(4)}
+        with strip.open("wb") as f:
+            np.savez(f, **fields)
+    assert "image 17 of cifar10-embedded (label 4)" in build_report([moved], tmp_path / "moved-report").read_text()
     table = pd.read_csv(tmp_path / "report" / "corruptions.csv")
     baseline = table.set_index("model").loc[PAIR[0]]
     assert baseline["mce"] == pytest.approx(1.0) and baseline["mce_baseline"] == PAIR[0]
@@ -163,6 +196,7 @@ def test_the_grid_of_corruptions_is_their_severities():
     (["--attack", "fog", "--quantize", "8"], "8-bit already"),
     (["--attack", "corruption"], "did you mean 'corruptions'"),
     (["--attack", "corruptions,fog"], "attack listed twice: fog ('corruptions' already runs every corruption)"),
+    (["--attack", "corruptions,corruptions"], "attack listed twice: corruptions"),
 ])
 def test_bad_corruption_input_is_one_error_line(args, message, tmp_path):
     result = invoke("sweep", "--models", "vgg_c10s", "--n", "8", "--out", str(tmp_path / "out"), *args)
@@ -187,6 +221,9 @@ def test_a_study_can_evaluate_corruptions(tmp_path):
                     .replace('eps = "0:7:1"', 'eps = "0:2:1"'))
     with pytest.raises(UserError, match=r"an eps grid: write them as two studies"):
         load_study(path)
+    path.write_text(path.read_text().replace('attacks = ["fog", "fgsm"]', 'attacks = ["corruptions", "fog"]'))
+    with pytest.raises(UserError, match=r"^\[evaluate\] attacks lists a name twice: fog \('corruptions' already"):
+        load_study(path)  # at load, before anything trains
 
 
 def test_the_cli_calls_a_corruptions_grid_its_severities(tmp_path):
@@ -201,6 +238,9 @@ def test_the_attacks_command_lists_the_corruptions_by_their_group_name():
     result = invoke("attacks", "corruptions")
     assert result.returncode == 0 and "gaussian-noise" in result.stdout and "jpeg-compression" in result.stdout
     assert " fgsm " not in result.stdout
+    for typo in ("corruption", "corr*"):
+        result = invoke("attacks", typo)
+        assert result.returncode != 0 and "did you mean 'corruptions', the common corruptions?" in result.stderr
 
 
 def test_one_report_reads_an_attack_folder_and_a_corruption_folder(corrupted, tmp_path):

@@ -10,11 +10,11 @@ from .grids import EpsGrid, EpsUnit, parse_eps_grid
 from .layout import StandardLayout
 from .registry import (
     CORRUPTIONS, AttackCfg, AttackKind, Norm, Objective, check_images, create_attack, eval_mode, expand_attack_names,
-    get_attack_cfg, grid_name, is_corruption, list_attacks, params_json, parse_attack_args, register_attack, resolve_params, seeded,
+    get_attack_cfg, grid_name, is_corruption, list_attacks, listed_twice, params_json, parse_attack_args, register_attack, resolve_params, seeded,
 )
 
 __all__ = [
-    "CORRUPTIONS", "expand_attack_names", "grid_name", "is_corruption",
+    "CORRUPTIONS", "expand_attack_names", "grid_name", "is_corruption", "listed_twice",
     "AttackCfg", "AttackKind", "EpsGrid", "EpsUnit", "Norm", "Objective", "StandardLayout", "check_images",
     "create_attack", "eval_mode", "get_attack_cfg", "list_attacks", "params_json", "parse_attack_args", "parse_eps_grid", "register_attack",
     "resolve_params", "seeded",

@@ -131,7 +131,10 @@ _REGISTRY: Registry[AttackCfg, Builder] = Registry("attack")
 
 
 def register_attack(cfg: AttackCfg) -> Callable[[Builder], Builder]:
-    """Register ``builder(model, eps, params, seed) -> perturb`` under ``cfg.name``."""
+    """Register ``builder(model, eps, params, seed) -> perturb`` under ``cfg.name``; a group name
+    (:data:`CORRUPTIONS`) is refused, since the command line would read it as the group."""
+    if cfg.name == CORRUPTIONS:
+        raise ValueError(f"attack name {cfg.name!r} is reserved: it names every common corruption")
     return _REGISTRY.register(cfg.name, cfg)
 
 
@@ -158,6 +161,18 @@ def expand_attack_names(names: Sequence[str]) -> list[str]:
         else:
             out.append(name)
     return out
+
+
+def listed_twice(requested: Sequence[str]) -> str | None:
+    """What ``requested`` (names as the user wrote them, before :func:`expand_attack_names`) lists twice, as
+    the end of an error line, or None: a name written twice is named alone (not the 15 corruptions that
+    ``corruptions, corruptions`` would expand to), and a corruption written beside the group is said to be in it."""
+    twice = sorted({n for n in requested if requested.count(n) > 1})
+    if twice:
+        return ", ".join(twice)
+    grouped = set(expand_attack_names([CORRUPTIONS])) if CORRUPTIONS in requested else set()
+    inside = sorted(n for n in requested if n in grouped)
+    return f"{', '.join(inside)} ({CORRUPTIONS!r} already runs every corruption)" if inside else None
 
 
 def is_corruption(name: str) -> bool:

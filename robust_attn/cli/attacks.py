@@ -22,7 +22,12 @@ def attacks_cmd(
 
     names = expand_attack_names([CORRUPTIONS]) if pattern == CORRUPTIONS else list_attacks(pattern)
     if not names:
-        raise UserError(f"no attack matches {pattern!r} (attacks: {', '.join(list_attacks())})")
+        import difflib
+        import fnmatch
+
+        group = fnmatch.fnmatchcase(CORRUPTIONS, pattern) or difflib.get_close_matches(pattern, [CORRUPTIONS], 1, 0.6)
+        hint = f"; did you mean {CORRUPTIONS!r}, the common corruptions?" if group else ""
+        raise UserError(f"no attack matches {pattern!r}{hint} (attacks: {', '.join(list_attacks())})")
     table = Table(Column("attack", no_wrap=True), "norm", "kind", "gradient", "parameters (defaults)", "what it does")
     for name in names:
         cfg = get_attack_cfg(name)

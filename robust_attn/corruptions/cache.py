@@ -10,14 +10,16 @@ unreadable, mis-shaped or altered file (a zeroed or truncated copy) is recompute
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +44,15 @@ def _digest(images: np.ndarray) -> str:
 
 
 def _read(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The stored images if the file is whole: readable, of ``shape``, uint8, and matching its own sha256."""
+    """The stored images if the file is whole: readable, of ``shape``, uint8, and matching its own sha256.
+
+    Any failure to read counts as "not whole": a byte-flipped or truncated zip raises zipfile's, zlib's or
+    numpy's errors (BadZipFile, zlib.error, ValueError, EOFError...), a plain .npy under the name a TypeError;
+    the caller recomputes, and a cache must never cost the run."""
     try:
         with np.load(path, allow_pickle=False) as stored:
             images, digest = stored["images"], str(stored["sha256"])
-    except (OSError, ValueError, KeyError, EOFError):
+    except Exception:  # noqa: BLE001 (see the docstring)
         return None
     if images.shape != tuple(shape) or images.dtype != np.uint8 or _digest(images) != digest:
         return None
@@ -54,13 +60,9 @@ def _read(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _write(path: Path, images: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        np.savez(tmp, images=images, sha256=np.array(_digest(images)))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp.name, 0o666 & ~umask)  # NamedTemporaryFile makes 0600 files
-    os.replace(tmp.name, path)
+    buf = io.BytesIO()
+    np.savez(buf, images=images, sha256=np.array(_digest(images)))
+    atomic_write_bytes(path, buf.getvalue())  # fsynced, renamed into place, mode as the umask allows
 
 
 def cached_corruption(data_sha256: str, name: str, severity: int, seed: int, shape: tuple[int, ...],

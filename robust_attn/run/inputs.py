@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..attacks import (
-    CORRUPTIONS, EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, params_json, parse_eps_grid,
+    EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, listed_twice, params_json, parse_eps_grid,
     resolve_params,
 )
 from ..attacks.quantization import BITS
@@ -93,12 +93,9 @@ def resolve_attacks(attacks: Sequence[str | AttackSpec], attack_args: Mapping[st
         if takers and not close:
             hint = f"; attacks that take it: {', '.join(takers)}"
         raise UserError(f"--attack-arg {unused[0]!r} is not a parameter of {', '.join(s.name for s in specs)}{hint}")
-    names = [s.name for s in specs]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = listed_twice([a.name if isinstance(a, AttackSpec) else a for a in requested])
     if twice:
-        grouped = any(a == CORRUPTIONS for a in requested) and any(is_corruption(n) for n in twice)
-        raise UserError(f"attack listed twice: {', '.join(twice)}"
-                        + (f" ({CORRUPTIONS!r} already runs every corruption)" if grouped else ""))
+        raise UserError(f"attack listed twice: {twice}")
     return specs
 
 

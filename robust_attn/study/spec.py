@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..attacks import expand_attack_names, get_attack_cfg, is_corruption, parse_eps_grid, resolve_params
+from ..attacks import expand_attack_names, get_attack_cfg, is_corruption, listed_twice, parse_eps_grid, resolve_params
 from ..attacks.grids import EpsGrid
 from ..data import get_dataset_cfg
 from ..errors import UserError, require_int
@@ -302,7 +302,11 @@ def _model_args(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _attacks(raw: dict[str, Any]) -> tuple[AttackSpec, ...]:
-    names = tuple(expand_attack_names(_names(raw["attacks"], "[evaluate] attacks")))  # "corruptions": all 15
+    requested = _names(raw["attacks"], "[evaluate] attacks")
+    names = tuple(expand_attack_names(requested))  # "corruptions": all 15
+    twice = listed_twice(requested)
+    if twice:  # before anything trains
+        raise UserError(f"[evaluate] attacks lists a name twice: {twice}")
     args = _table(raw, "attack_args", "[evaluate]")
     for name in args:
         if name not in names:
