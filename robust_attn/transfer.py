@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .attacks import AttackKind, EpsGrid, EpsUnit, Objective, get_attack_cfg
+from .attacks import CORRUPTIONS, AttackKind, EpsGrid, EpsUnit, Objective, get_attack_cfg
 from .budget import exceeds_budget
 from .checkpoints import Checkpoint
 from .data import ImageSet, get_dataset_cfg
@@ -108,7 +108,10 @@ def run_transfer(
     == target) equals ``sweep(..., fast_path=False)``'s ``accuracy`` for the same grid, seed, n and
     batch size. The caller's models are never modified.
     """
-    request = check_request([attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks), eps,
+    attacks = [attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks)
+    if CORRUPTIONS in attacks:  # the group, before it expands into its first member's refusal
+        _check_transferable(CORRUPTIONS)
+    request = check_request(attacks, eps,
                             eps_unit=eps_unit, attack_args=attack_args, data=data, batch_size=batch_size, seed=seed,
                             n=n, device=device, accept=_check_transferable)
     plan = _plan(sources, targets, request.specs, request.grid, data, data_dir, models_dir, n, strict, seed,
@@ -127,10 +130,10 @@ def run_transfer(
 
 
 def _check_transferable(name: str) -> None:
-    cfg = get_attack_cfg(name)
-    if cfg.kind is AttackKind.CORRUPTION:
+    if name == CORRUPTIONS or get_attack_cfg(name).kind is AttackKind.CORRUPTION:
         raise UserError(f"{name} cannot transfer: a common corruption does not look at any model, so every model "
                         f"sees the same images; sweep it (robust-attn sweep --attack {name})")
+    cfg = get_attack_cfg(name)
     if not cfg.eps_bounded:
         raise UserError(f"attack {name} cannot transfer: it is a minimal-perturbation attack (no eps budget); "
                         f"use an eps-bounded attack such as fgsm or pgd")

@@ -155,6 +155,8 @@ def test_other_settings_on_the_same_folder_are_refused_in_one_line(run):
     ({"attacks": "cw"}, "cw cannot transfer: it is a minimal-perturbation attack"),
     ({"attacks": "deepfool"}, "deepfool cannot transfer"),
     ({"attacks": "attention-shift"}, "attention-shift cannot transfer: it aims at the attention maps"),
+    ({"attacks": ["fgsm", "corruptions"]}, "^corruptions cannot transfer: a common corruption does not look at any model"),
+    ({"attacks": "fog"}, "^fog cannot transfer: a common corruption"),
     ({"attacks": "pgd", "attack_args": {"stepz": "3"}}, "did you mean 'steps'"),
 ])
 def test_bad_inputs_are_one_line_errors(kwargs, message, tmp_path):
