@@ -118,6 +118,24 @@ def test_a_damaged_cache_file_is_recomputed_and_files_are_readable_by_all(monkey
     assert cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), refuse).equal(first)  # the rewritten file is read
 
 
+def test_a_cache_folder_this_user_may_not_search_costs_the_time_not_the_run(monkeypatch, tmp_path):
+    """Another user's cache folder made under umask 077: every look inside it is EACCES (faked here: root
+    ignores permissions)."""
+    from pathlib import Path
+
+    from robust_attn.corruptions import cache
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setenv("ROBUST_ATTN_CACHE_DIR", str(tmp_path))
+    for target, attr in [(Path, "is_file"), (Path, "stat"), (Path, "mkdir"), (cache.np, "load")]:
+        monkeypatch.setattr(target, attr, denied)
+    images = torch.rand(4, 3, 8, 8)
+    got = cache.cached_corruption("ab" * 32, "fog", 1, 0, (4, 3, 8, 8), lambda: images)
+    assert got.equal(images.mul(255).round().to(torch.uint8))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -71,10 +71,10 @@ def cached_corruption(data_sha256: str, name: str, severity: int, seed: int, sha
     [0, 1]) rounded to the nearest 1/255 and stored. Colour images come out of ``corrupt`` on that grid already;
     grey ones (the mean of three corrupted channels) are rounded to it, as a stored grey image would be."""
     path = cache_path(data_sha256, name, severity, seed)
-    if path.is_file():
-        stored = _read(path, shape)
-        if stored is not None:
-            return torch.from_numpy(stored)
+    stored = _read(path, shape)  # not Path.is_file(): it raises on a folder this user may not search
+    if stored is not None:
+        return torch.from_numpy(stored)
+    if os.path.exists(path):  # False, not an error, where the path cannot be looked at
         log.warning("recomputing %s: the cached file is unreadable, of another shape or altered", path)
     images = compute().detach().cpu().mul(255).round_().clamp_(0, 255).to(torch.uint8).contiguous()
     try:
