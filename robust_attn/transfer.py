@@ -108,10 +108,7 @@ def run_transfer(
     == target) equals ``sweep(..., fast_path=False)``'s ``accuracy`` for the same grid, seed, n and
     batch size. The caller's models are never modified.
     """
-    attacks = [attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks)
-    if CORRUPTIONS in attacks:  # the group, before it expands into its first member's refusal
-        _check_transferable(CORRUPTIONS)
-    request = check_request(attacks, eps,
+    request = check_request([attacks] if isinstance(attacks, (str, AttackSpec)) else list(attacks), eps,
                             eps_unit=eps_unit, attack_args=attack_args, data=data, batch_size=batch_size, seed=seed,
                             n=n, device=device, accept=_check_transferable)
     plan = _plan(sources, targets, request.specs, request.grid, data, data_dir, models_dir, n, strict, seed,

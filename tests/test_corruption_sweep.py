@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,8 +122,6 @@ def test_a_damaged_cache_file_is_recomputed_and_files_are_readable_by_all(monkey
 def test_a_cache_folder_this_user_may_not_search_costs_the_time_not_the_run(monkeypatch, tmp_path):
     """Another user's cache folder made under umask 077: every look inside it is EACCES (faked here: root
     ignores permissions)."""
-    from pathlib import Path
-
     from robust_attn.corruptions import cache
 
     def denied(*args, **kwargs):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..attacks import (
-    EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, listed_twice, params_json, parse_eps_grid,
+    CORRUPTIONS, EpsGrid, EpsUnit, Norm, expand_attack_names, get_attack_cfg, is_corruption, list_attacks, listed_twice, params_json, parse_eps_grid,
     resolve_params,
 )
 from ..attacks.quantization import BITS
@@ -158,15 +158,16 @@ def check_request(attacks: Sequence[str | AttackSpec], eps: EpsGrid | str | None
                   attack_args: Mapping[str, Any] | None, data: str | None, batch_size: int, seed: int, n: int | None,
                   device: str, accept: Callable[[str], None] | None = None, quantize: int | None = None) -> Request:
     """Every check a run makes before it loads a model, in the order a user meets them: the grid, the
-    attacks (``accept`` refuses an attack this kind of run cannot use), the grid against their norms, the
+    attacks (``accept`` refuses an attack this kind of run cannot use; it sees the group ``corruptions``, where
+    written, before its members), the grid against their norms, the
     numbers, the device, the dataset's name. ``eps`` None: :data:`DEFAULT_EPS`, or for common corruptions
     :data:`DEFAULT_SEVERITIES` (a grid of corruptions is read as severities, :func:`severity_grid`)."""
     if eps is not None:
         grid = eps if isinstance(eps, EpsGrid) else parse_eps_grid(eps, eps_unit)
     specs = resolve_attacks(attacks, attack_args, quantize)
-    if accept is not None:
-        for spec in specs:
-            accept(spec.name)
+    if accept is not None:  # the group as written first: a refusal of it must not name its first member
+        for name in ([CORRUPTIONS] if CORRUPTIONS in attacks else []) + [s.name for s in specs]:
+            accept(name)
     if eps is None:
         natural = any(is_corruption(s.name) for s in specs)
         grid = parse_eps_grid(DEFAULT_SEVERITIES if natural else DEFAULT_EPS, EpsUnit.RAW if natural else eps_unit)
